@@ -1,0 +1,149 @@
+//! `ChatProcessor`: turns a user's message into the assistant's reply, and
+//! feedback into adjusted recommendations. Crisis detection runs on every
+//! message here; the words come from the personalization engine.
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+
+use crate::crisis::{detect_anxiety_in, detect_crisis_in};
+use crate::engine::{FeedbackInput, PersonalizationEngine, Turn};
+use crate::exercises::Catalogue;
+use crate::ids::{ClientRef, PlayerId, SessionId};
+use crate::metrics::Metrics;
+use crate::protocol::{
+    AssistantMetadata, ChatMessage, Element, FeedbackMetadata, MessageContent, MessageMetadata,
+    Role, Safety,
+};
+use crate::resources::{resources_for, CrisisResource};
+use crate::text::NormalizedText;
+
+/// A validated `user_message`; answered with the assistant's reply.
+#[derive(Message)]
+#[rtype(result = "ChatMessage")]
+pub struct HandleUserMessage {
+    pub player: PlayerId,
+    pub session_id: SessionId,
+    pub text: String,
+    pub reply_to: Option<ClientRef>,
+}
+
+/// A validated `feedback`; answered with a system message.
+#[derive(Message)]
+#[rtype(result = "ChatMessage")]
+pub struct HandleFeedback {
+    pub player: PlayerId,
+    pub session_id: SessionId,
+    pub rating: Option<u8>,
+    pub text: Option<String>,
+    pub reply_to: Option<ClientRef>,
+}
+
+pub struct ChatProcessor {
+    engine: Box<dyn PersonalizationEngine>,
+    resources: Vec<CrisisResource>,
+    exercises: Arc<Catalogue>,
+    metrics: Arc<Metrics>,
+}
+
+impl ChatProcessor {
+    pub fn new(
+        engine: Box<dyn PersonalizationEngine>,
+        resources: Vec<CrisisResource>,
+        exercises: Arc<Catalogue>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        ChatProcessor {
+            engine,
+            resources,
+            exercises,
+            metrics,
+        }
+    }
+}
+
+impl Actor for ChatProcessor {
+    type Context = Context<Self>;
+}
+
+impl Handler<HandleUserMessage> for ChatProcessor {
+    type Result = MessageResult<HandleUserMessage>;
+
+    fn handle(&mut self, msg: HandleUserMessage, _: &mut Context<Self>) -> Self::Result {
+        let text = NormalizedText::new(&msg.text);
+        let crisis = detect_crisis_in(&text);
+        let anxious = detect_anxiety_in(&text);
+        let reply = self.engine.respond(&Turn {
+            player: &msg.player,
+            text: &text,
+            crisis: &crisis,
+            anxious,
+        });
+
+        let mut elements: Vec<Element> = Vec::new();
+        if crisis.is_crisis() {
+            self.metrics.crisis_detected();
+            let types: Vec<&str> = crisis.types.iter().map(|t| t.as_str()).collect();
+            log::info!(
+                "crisis_detected player_id={} session_id={} types={}",
+                msg.player,
+                msg.session_id,
+                types.join(",")
+            );
+            elements.extend(resources_for(&self.resources, &crisis.types));
+        }
+        if anxious || crisis.is_crisis() {
+            elements.extend(self.exercises.offer_buttons());
+        }
+        let safety = Safety {
+            crisis: crisis.is_crisis(),
+            types: crisis.types,
+        };
+        MessageResult(ChatMessage::new(
+            Role::Assistant,
+            Some(msg.session_id),
+            msg.reply_to,
+            MessageContent::new(reply.text, elements),
+            MessageMetadata::Assistant(AssistantMetadata {
+                recommendations: reply.recommendations,
+                safety,
+            }),
+        ))
+    }
+}
+
+impl Handler<HandleFeedback> for ChatProcessor {
+    type Result = MessageResult<HandleFeedback>;
+
+    fn handle(&mut self, msg: HandleFeedback, _: &mut Context<Self>) -> Self::Result {
+        let outcome = self.engine.feedback(&FeedbackInput {
+            player: &msg.player,
+            rating: msg.rating,
+            text: msg.text.as_deref(),
+        });
+        let elements = outcome
+            .recommendations
+            .iter()
+            .map(|r| Element::Recommendation {
+                id: r.recommendation_id.into(),
+                label: r.title.into(),
+            })
+            .collect();
+        let text = if outcome.recommendations.is_empty() {
+            "Feedback processed. Thank you: it helps shape your sessions."
+        } else {
+            "Feedback processed. Thank you: here is what we suggest next."
+        };
+        MessageResult(ChatMessage::new(
+            Role::System,
+            Some(msg.session_id),
+            msg.reply_to,
+            MessageContent::new(text, elements),
+            MessageMetadata::Feedback(FeedbackMetadata {
+                event: "feedback_processed",
+                adjustments: outcome.adjustments,
+                recommendations: outcome.recommendations,
+            }),
+        ))
+    }
+}

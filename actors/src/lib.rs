@@ -1,0 +1,16 @@
+//! Hearth's transport-free core: the wire types, the actors and the
+//! therapeutic domain. Nothing here opens a socket; the server crate adapts
+//! these actors to HTTP and WebSocket.
+
+pub mod chat_processor;
+pub mod chat_server;
+pub mod crisis;
+pub mod engine;
+pub mod exercise_flow;
+pub mod exercises;
+pub mod ids;
+pub mod metrics;
+pub mod progress;
+pub mod protocol;
+pub mod resources;
+pub mod text;

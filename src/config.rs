@@ -1,0 +1,292 @@
+//! Configuration: `config.toml` (every setting, with defaults when a key is
+//! absent) plus `HEARTH_*` environment overrides for secrets and the bind
+//! address.
+
+use std::path::{Path, PathBuf};
+
+use hearth_actors::exercises::{default_exercises, Exercise};
+use hearth_actors::resources::{default_crisis_resources, CrisisResource};
+use serde::Deserialize;
+use thiserror::Error;
+
+/// The secret shipped in config.toml so that a new user can try Hearth at
+/// once. Running with it logs a loud warning.
+pub const DEV_JWT_SECRET: &str = "hearth-dev-secret-change-me";
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub auth: AuthConfig,
+    pub api: ApiConfig,
+    pub limits: LimitsConfig,
+    pub chat: ChatConfig,
+    pub exercises: ExercisesConfig,
+    pub progress: ProgressConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    pub bind: String,
+    /// HTTP worker threads; 0 means one per core.
+    pub workers: usize,
+    pub heartbeat_interval_s: u64,
+    pub client_timeout_s: u64,
+    pub shutdown_timeout_s: u64,
+    /// When non-empty, a WebSocket upgrade from any other Origin gets 403.
+    pub allowed_origins: Vec<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            bind: "127.0.0.1:8080".into(),
+            workers: 0,
+            heartbeat_interval_s: 10,
+            client_timeout_s: 30,
+            shutdown_timeout_s: 10,
+            allowed_origins: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// HS256 (shared secret), RS256 or ES256 (public key PEM file).
+    pub algorithm: String,
+    pub secret: String,
+    pub public_key_file: String,
+    pub leeway_s: u64,
+    /// Checked when non-empty.
+    pub issuer: String,
+    pub audience: String,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            algorithm: "HS256".into(),
+            secret: DEV_JWT_SECRET.into(),
+            public_key_file: String::new(),
+            leeway_s: 5,
+            issuer: String::new(),
+            audience: String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Bearer key of the server API; empty turns the server API off (403).
+    pub key: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest frame, and largest message after reassembly; over it: close 1009.
+    pub max_message_bytes: usize,
+    pub max_text_chars: usize,
+    pub max_publish_bytes: usize,
+    pub max_connections_per_player: usize,
+    pub max_connections: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_message_bytes: 64 * 1024,
+            max_text_chars: 4000,
+            max_publish_bytes: 32 * 1024,
+            max_connections_per_player: 16,
+            max_connections: 100_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChatConfig {
+    /// Players whose feedback and exercise runs are kept in memory at once.
+    pub max_tracked_players: usize,
+    pub crisis_resources: Vec<CrisisResource>,
+}
+
+impl Default for ChatConfig {
+    fn default() -> Self {
+        ChatConfig {
+            max_tracked_players: 100_000,
+            crisis_resources: default_crisis_resources(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExercisesConfig {
+    pub catalogue: Vec<Exercise>,
+}
+
+impl Default for ExercisesConfig {
+    fn default() -> Self {
+        ExercisesConfig {
+            catalogue: default_exercises(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProgressConfig {
+    pub kind: String,
+    pub path: PathBuf,
+}
+
+impl Default for ProgressConfig {
+    fn default() -> Self {
+        ProgressConfig {
+            kind: "sqlite".into(),
+            path: PathBuf::from("data/progress.db"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// env_logger filter syntax; `RUST_LOG` wins when set.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".into(),
+        }
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path} is not valid: {source}")]
+    Parse {
+        path: String,
+        source: toml::de::Error,
+    },
+    #[error("invalid setting: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Reads `path`. A missing file is an error only when `required` (the
+    /// user named it); otherwise the built-in defaults apply.
+    pub fn load(path: &Path, required: bool) -> Result<Config, ConfigError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(err) if !required && err.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Config::default())
+            }
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: path.display().to_string(),
+                    source,
+                })
+            }
+        };
+        Config::parse(&text).map_err(|source| ConfigError::Parse {
+            path: path.display().to_string(),
+            source,
+        })
+    }
+
+    pub fn parse(text: &str) -> Result<Config, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    /// `HEARTH_BIND`, `HEARTH_JWT_SECRET`, `HEARTH_API_KEY`,
+    /// `HEARTH_PROGRESS_PATH`: so secrets need not live in a file.
+    pub fn apply_env(&mut self, lookup: impl Fn(&str) -> Option<String>) {
+        if let Some(bind) = lookup("HEARTH_BIND") {
+            self.server.bind = bind;
+        }
+        if let Some(secret) = lookup("HEARTH_JWT_SECRET") {
+            self.auth.secret = secret;
+        }
+        if let Some(key) = lookup("HEARTH_API_KEY") {
+            self.api.key = key;
+        }
+        if let Some(path) = lookup("HEARTH_PROGRESS_PATH") {
+            self.progress.path = PathBuf::from(path);
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |why: &str| Err(ConfigError::Invalid(why.into()));
+        if self.server.heartbeat_interval_s == 0 {
+            return invalid("server.heartbeat_interval_s must be at least 1");
+        }
+        if self.server.client_timeout_s <= self.server.heartbeat_interval_s {
+            return invalid("server.client_timeout_s must exceed server.heartbeat_interval_s");
+        }
+        if self.limits.max_message_bytes < 1024 {
+            return invalid("limits.max_message_bytes must be at least 1024");
+        }
+        if self.progress.kind != "sqlite" {
+            return invalid("progress.kind must be \"sqlite\"");
+        }
+        if self.exercises.catalogue.iter().any(|e| e.id.ends_with("_complete")) {
+            return invalid("an exercise id may not end in _complete");
+        }
+        Ok(())
+    }
+
+    pub fn uses_dev_secret(&self) -> bool {
+        self.auth.algorithm.eq_ignore_ascii_case("HS256") && self.auth.secret == DEV_JWT_SECRET
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_config_parses_and_equals_the_defaults() {
+        let shipped = include_str!("../config.toml");
+        let config = Config::parse(shipped).expect("config.toml parses");
+        config.validate().expect("config.toml is valid");
+        let defaults = Config::default();
+        assert_eq!(config.server.bind, defaults.server.bind);
+        assert_eq!(config.auth.secret, defaults.auth.secret);
+        assert_eq!(config.limits.max_message_bytes, defaults.limits.max_message_bytes);
+        assert_eq!(config.chat.crisis_resources, defaults.chat.crisis_resources);
+        assert_eq!(config.exercises.catalogue.len(), defaults.exercises.catalogue.len());
+        assert_eq!(config.progress.path, defaults.progress.path);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        assert!(Config::parse("[server]\nbnid = \"x\"").is_err());
+    }
+
+    #[test]
+    fn env_overrides_secrets_and_bind() {
+        let mut config = Config::default();
+        config.apply_env(|key| match key {
+            "HEARTH_BIND" => Some("0.0.0.0:9000".into()),
+            "HEARTH_API_KEY" => Some("k".into()),
+            _ => None,
+        });
+        assert_eq!(config.server.bind, "0.0.0.0:9000");
+        assert_eq!(config.api.key, "k");
+        assert!(config.uses_dev_secret());
+    }
+}

@@ -1,0 +1,165 @@
+//! HTTP routes: the WebSocket upgrade, health and readiness, metrics and the
+//! server API (PROTOCOL.md sections 1, 2 and 7).
+
+use std::collections::HashMap;
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web_actors::ws;
+use hearth_actors::ids::PlayerId;
+use serde_json::json;
+
+use crate::rejected::RejectedSession;
+use crate::session::{ConnOptions, WsSession};
+use crate::state::AppState;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/ws/chat", web::get().to(ws_chat))
+        .route("/healthz", web::get().to(healthz))
+        .route("/readyz", web::get().to(readyz))
+        .route("/api/metrics", web::get().to(metrics_json))
+        .route(
+            "/api/players/{player_id}/progress",
+            web::get().to(player_progress),
+        );
+}
+
+fn flag(value: Option<&String>) -> bool {
+    value.is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes"))
+}
+
+fn bearer(req: &HttpRequest) -> Option<&str> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+}
+
+async fn ws_chat(
+    req: HttpRequest,
+    stream: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, actix_web::Error> {
+    if !state.allowed_origins.is_empty() {
+        let origin = req
+            .headers()
+            .get(header::ORIGIN)
+            .and_then(|o| o.to_str().ok());
+        if !origin.is_some_and(|o| state.allowed_origins.iter().any(|allowed| allowed == o)) {
+            log::info!("ws_refused reason=origin origin={:?}", origin.unwrap_or(""));
+            return Ok(HttpResponse::Forbidden().json(json!({"error": "origin not allowed"})));
+        }
+    }
+    // A malformed query string is treated as an empty one: the client then
+    // gets the `missing token` close rather than an HTTP error.
+    let query = web::Query::<HashMap<String, String>>::from_query(req.query_string())
+        .map(web::Query::into_inner)
+        .unwrap_or_default();
+    let options = ConnOptions {
+        typing: flag(query.get("typing")),
+        stream: flag(query.get("stream")),
+    };
+    let token = query.get("token").map(String::as_str).or_else(|| bearer(&req));
+    let max_frame = state.session.max_message_bytes;
+
+    if state.metrics.snapshot().connections >= state.max_connections as i64 {
+        log::warn!("ws_refused reason=server_full");
+        let rejected = RejectedSession::new(ws::CloseCode::Again, "try again later");
+        return ws::WsResponseBuilder::new(rejected, &req, stream).start();
+    }
+    match state.auth.verify(token) {
+        Ok(identity) => {
+            let session = WsSession::new(identity, options, state.into_inner());
+            ws::WsResponseBuilder::new(session, &req, stream)
+                .frame_size(max_frame)
+                .start()
+        }
+        Err(err) => {
+            log::info!("ws_refused reason={:?}", err.close_reason());
+            log::debug!("ws_refused detail={err:?}");
+            let rejected = RejectedSession::new(ws::CloseCode::Policy, err.close_reason());
+            ws::WsResponseBuilder::new(rejected, &req, stream).start()
+        }
+    }
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+async fn readyz() -> HttpResponse {
+    // The embedded in-memory broker is always usable.
+    HttpResponse::Ok().json(json!({"status": "ready", "broker": "memory"}))
+}
+
+async fn metrics_json(state: web::Data<AppState>) -> HttpResponse {
+    let counters = state.metrics.snapshot();
+    HttpResponse::Ok().json(json!({
+        "connections": counters.connections,
+        "connections_total": counters.connections_total,
+        "messages_in": counters.messages_in,
+        "messages_out": counters.messages_out,
+        "crisis_detected": counters.crisis_detected,
+        "actors": {},
+    }))
+}
+
+/// The server API's key check: 403 when no key is configured, 401 when the
+/// request's key is missing or wrong.
+fn check_api_key(req: &HttpRequest, state: &AppState) -> Result<(), HttpResponse> {
+    let Some(expected) = state.api_key.as_deref() else {
+        return Err(HttpResponse::Forbidden().json(json!({"error": "the server API is disabled"})));
+    };
+    match bearer(req) {
+        Some(given) if constant_time_eq(given.as_bytes(), expected.as_bytes()) => Ok(()),
+        _ => Err(HttpResponse::Unauthorized().json(json!({"error": "missing or bad API key"}))),
+    }
+}
+
+/// Compares without an early exit, so response time does not leak how much
+/// of a guessed key was right.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn player_progress(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    if let Err(denied) = check_api_key(&req, &state) {
+        return denied;
+    }
+    let player = match PlayerId::parse(&path.into_inner()) {
+        Ok(player) => player,
+        Err(err) => return HttpResponse::BadRequest().json(json!({"error": err.to_string()})),
+    };
+    let store = state.progress.clone();
+    match web::block(move || store.markers(&player)).await {
+        Ok(Ok(markers)) => HttpResponse::Ok().json(json!({ "markers": markers })),
+        Ok(Err(err)) => {
+            log::error!("progress_read_failed error={err}");
+            HttpResponse::InternalServerError().json(json!({"error": "progress store unavailable"}))
+        }
+        Err(err) => {
+            log::error!("progress_read_failed error={err}");
+            HttpResponse::InternalServerError().json(json!({"error": "progress store unavailable"}))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::constant_time_eq;
+
+    #[test]
+    fn keys_compare_exactly() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+    }
+}

@@ -1,0 +1,687 @@
+//! `WsSession`: one actix actor per WebSocket connection. It owns the
+//! socket: it reassembles and parses frames, answers what it can itself
+//! (`ping`, `refresh`, errors), forwards the rest to the actor that owns it,
+//! and writes every reply. It holds no domain rules.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use actix_http::ws::Item;
+use actix_web_actors::ws::{self, CloseCode, CloseReason, ProtocolError};
+use hearth_actors::chat_processor::{HandleFeedback, HandleUserMessage};
+use hearth_actors::chat_server::{ConnectRefused, Connect, Deliver, Disconnect, ResolveSession};
+use hearth_actors::exercise_flow::HandleInteraction;
+use hearth_actors::ids::{ClientRef, ConnId, SessionId};
+use hearth_actors::protocol::{
+    parse_request, ChatMessage, Chunk, EncodedFrame, ErrorCode, ErrorFrame, MessageContent,
+    MessageMetadata, Pong, RefreshResult, Request, RequestBody, Response, ResponseResult, Role,
+    Safety, ServerFrame, Timestamp, TypingStatus, WelcomeMetadata,
+};
+
+use crate::auth::{AuthError, Identity};
+use crate::state::AppState;
+
+type Ctx = ws::WebsocketContext<WsSession>;
+
+/// What the client asked for in the query string.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ConnOptions {
+    pub typing: bool,
+    pub stream: bool,
+}
+
+/// The server's capabilities, announced in the welcome.
+const FEATURES: &[&str] = &[
+    "chat",
+    "crisis_detection",
+    "exercises",
+    "feedback",
+    "typing",
+    "streaming",
+    "refresh",
+];
+
+pub struct WsSession {
+    conn: ConnId,
+    identity: Identity,
+    options: ConnOptions,
+    state: Arc<AppState>,
+    opened_at: Instant,
+    last_heard: Instant,
+    /// The therapeutic session used when a frame names none.
+    active_session: Option<SessionId>,
+    partial: Option<PartialMessage>,
+    registered: bool,
+    expiry: Option<SpawnHandle>,
+    /// Why the connection ended, for the disconnect log line.
+    close: Option<(u16, String)>,
+}
+
+/// A fragmented message being reassembled.
+struct PartialMessage {
+    is_text: bool,
+    bytes: Vec<u8>,
+}
+
+/// Enough about a frame to log it once its reply is written.
+#[derive(Clone, Copy)]
+struct FrameLog {
+    kind: &'static str,
+    bytes: usize,
+    received: Instant,
+}
+
+impl WsSession {
+    pub fn new(identity: Identity, options: ConnOptions, state: Arc<AppState>) -> Self {
+        let now = Instant::now();
+        WsSession {
+            conn: ConnId::generate(),
+            identity,
+            options,
+            state,
+            opened_at: now,
+            last_heard: now,
+            active_session: None,
+            partial: None,
+            registered: false,
+            expiry: None,
+            close: None,
+        }
+    }
+
+    fn write(&mut self, ctx: &mut Ctx, frame: EncodedFrame) {
+        self.state.metrics.message_out();
+        ctx.text(frame.into_inner());
+    }
+
+    fn send(&mut self, ctx: &mut Ctx, frame: &ServerFrame) {
+        self.write(ctx, EncodedFrame::encode(frame));
+    }
+
+    fn send_error(&mut self, ctx: &mut Ctx, error: ErrorFrame) {
+        self.send(ctx, &ServerFrame::Error(error));
+    }
+
+    fn close(&mut self, ctx: &mut Ctx, code: CloseCode, reason: &str) {
+        if self.close.is_none() {
+            self.close = Some((u16::from(code), reason.to_string()));
+        }
+        ctx.close(Some(CloseReason {
+            code,
+            description: Some(reason.to_string()),
+        }));
+        ctx.stop();
+    }
+
+    fn log_frame(&self, frame: FrameLog, outcome: &str) {
+        log::info!(
+            target: "hearth::frame",
+            "ws_frame player_id={} conn_id={} type={} bytes={} latency_us={} outcome={}",
+            self.identity.player,
+            self.conn,
+            frame.kind,
+            frame.bytes,
+            frame.received.elapsed().as_micros(),
+            outcome
+        );
+    }
+
+    fn send_welcome(&mut self, ctx: &mut Ctx) {
+        let welcome = ChatMessage::new(
+            Role::System,
+            None,
+            None,
+            MessageContent::new(
+                "Connected to therapeutic chat. You're safe here.",
+                Vec::new(),
+            ),
+            MessageMetadata::Welcome(WelcomeMetadata {
+                event: "connected",
+                player_id: self.identity.player.clone(),
+                connection_id: self.conn,
+                server_time: Timestamp::now(),
+                heartbeat_interval_s: self.state.session.heartbeat_interval.as_secs(),
+                features: FEATURES.to_vec(),
+                safety: Safety::default(),
+            }),
+        );
+        self.send(ctx, &ServerFrame::Message(welcome));
+    }
+
+    fn start_heartbeat(&self, ctx: &mut Ctx) {
+        let settings = &self.state.session;
+        let timeout = settings.client_timeout;
+        ctx.run_interval(settings.heartbeat_interval, move |act, ctx| {
+            if act.last_heard.elapsed() > timeout {
+                log::info!(
+                    "ws_idle_timeout player_id={} conn_id={} silent_ms={}",
+                    act.identity.player,
+                    act.conn,
+                    act.last_heard.elapsed().as_millis()
+                );
+                act.close(ctx, CloseCode::Normal, "idle timeout");
+            } else {
+                ctx.ping(b"");
+            }
+        });
+    }
+
+    /// Closes with 4001 when the token's `exp` (plus the leeway that let it
+    /// in) passes, unless a `refresh` replaced the timer first.
+    fn schedule_expiry(&mut self, ctx: &mut Ctx) {
+        if let Some(previous) = self.expiry.take() {
+            ctx.cancel_future(previous);
+        }
+        let now = jsonwebtoken::get_current_timestamp();
+        let left = Duration::from_secs(self.identity.expires_at.saturating_sub(now))
+            + self.state.session.auth_leeway;
+        self.expiry = Some(ctx.run_later(left, |act, ctx| {
+            log::info!(
+                "ws_token_expired player_id={} conn_id={}",
+                act.identity.player,
+                act.conn
+            );
+            act.send_error(
+                ctx,
+                ErrorFrame::new(ErrorCode::TokenExpired, "token expired; refresh it and reconnect"),
+            );
+            act.close(ctx, CloseCode::Other(4001), "token expired");
+        }));
+    }
+
+    /// Runs `then` with the therapeutic session a frame belongs to: the one
+    /// it names, or the player's active one (asked of `ChatServer` once per
+    /// connection, then remembered here).
+    fn with_session<F>(&mut self, requested: Option<SessionId>, ctx: &mut Ctx, then: F)
+    where
+        F: FnOnce(&mut Self, &mut Ctx, SessionId) + 'static,
+    {
+        let known = match requested {
+            Some(requested) if self.active_session.as_ref() == Some(&requested) => Some(requested),
+            Some(requested) => {
+                self.state.chat_server.do_send(ResolveSession {
+                    player: self.identity.player.clone(),
+                    requested: Some(requested.clone()),
+                });
+                self.active_session = Some(requested.clone());
+                Some(requested)
+            }
+            None => self.active_session.clone(),
+        };
+        if let Some(session) = known {
+            then(self, ctx, session);
+            return;
+        }
+        let resolve = ResolveSession {
+            player: self.identity.player.clone(),
+            requested: None,
+        };
+        self.state
+            .chat_server
+            .send(resolve)
+            .into_actor(self)
+            .map(|resolved, act, ctx| match resolved {
+                Ok(session) => {
+                    act.active_session = Some(session.clone());
+                    then(act, ctx, session);
+                }
+                Err(_) => act.send_error(
+                    ctx,
+                    ErrorFrame::new(ErrorCode::Internal, "the session registry is unavailable"),
+                ),
+            })
+            .spawn(ctx);
+    }
+
+    fn on_text(&mut self, text: &str, ctx: &mut Ctx) {
+        let received = Instant::now();
+        self.state.metrics.message_in();
+        let request = match parse_request(text, &self.state.session.request_limits) {
+            Ok(request) => request,
+            Err(error) => {
+                let frame = FrameLog {
+                    kind: "invalid",
+                    bytes: text.len(),
+                    received,
+                };
+                self.send_error(ctx, error);
+                self.log_frame(frame, "error");
+                return;
+            }
+        };
+        let frame = FrameLog {
+            kind: request.body.kind(),
+            bytes: text.len(),
+            received,
+        };
+        self.dispatch(request, frame, ctx);
+    }
+
+    fn dispatch(&mut self, request: Request, frame: FrameLog, ctx: &mut Ctx) {
+        let reply_to = request.reply_to;
+        match request.body {
+            RequestBody::Ping => {
+                self.send(ctx, &ServerFrame::Pong(Pong { reply_to }));
+                self.log_frame(frame, "ok");
+            }
+            RequestBody::UserMessage(message) => {
+                let text = message.content.text;
+                self.with_session(message.session_id, ctx, move |act, ctx, session| {
+                    act.chat(session, text, reply_to, frame, ctx)
+                });
+            }
+            RequestBody::Feedback(feedback) => {
+                self.with_session(feedback.session_id, ctx, move |act, ctx, session| {
+                    let ask = HandleFeedback {
+                        player: act.identity.player.clone(),
+                        session_id: session,
+                        rating: feedback.content.rating,
+                        text: feedback.content.text,
+                        reply_to: reply_to.clone(),
+                    };
+                    act.state
+                        .chat_processor
+                        .send(ask)
+                        .into_actor(act)
+                        .map(move |result, act, ctx| {
+                            act.reply_with(ctx, result.map(Ok), reply_to, frame)
+                        })
+                        .spawn(ctx);
+                });
+            }
+            RequestBody::Interaction(interaction) => {
+                self.with_session(interaction.session_id, ctx, move |act, ctx, session| {
+                    let ask = HandleInteraction {
+                        player: act.identity.player.clone(),
+                        conn: act.conn,
+                        session_id: session,
+                        button_id: interaction.content.id,
+                        reply_to: reply_to.clone(),
+                    };
+                    act.state
+                        .exercise_flow
+                        .send(ask)
+                        .into_actor(act)
+                        .map(move |result, act, ctx| {
+                            let result = result.map(|flow| flow.map_err(|err| err.to_string()));
+                            act.reply_with(ctx, result, reply_to, frame)
+                        })
+                        .spawn(ctx);
+                });
+            }
+            RequestBody::Refresh(refresh) => {
+                let outcome = self.refresh(&refresh.token, ctx);
+                let ok = outcome.is_ok();
+                let frame_out = match outcome {
+                    Ok(result) => ServerFrame::Response(Response {
+                        reply_to,
+                        result: ResponseResult::Refreshed(result),
+                    }),
+                    Err(error) => ServerFrame::Error(error.replying_to(reply_to)),
+                };
+                self.send(ctx, &frame_out);
+                self.log_frame(frame, if ok { "ok" } else { "error" });
+            }
+            RequestBody::Subscribe(_)
+            | RequestBody::Unsubscribe(_)
+            | RequestBody::Publish(_)
+            | RequestBody::Presence(_) => {
+                self.send_error(
+                    ctx,
+                    ErrorFrame::new(
+                        ErrorCode::NotAvailable,
+                        "channels are not available on this server yet",
+                    )
+                    .replying_to(reply_to),
+                );
+                self.log_frame(frame, "error");
+            }
+        }
+    }
+
+    fn chat(
+        &mut self,
+        session: SessionId,
+        text: String,
+        reply_to: Option<ClientRef>,
+        frame: FrameLog,
+        ctx: &mut Ctx,
+    ) {
+        let typing = self.options.typing;
+        if typing {
+            let start = ChatMessage::typing(
+                TypingStatus::Start,
+                Some(session.clone()),
+                reply_to.clone(),
+            );
+            self.send(ctx, &ServerFrame::Message(start));
+        }
+        let ask = HandleUserMessage {
+            player: self.identity.player.clone(),
+            session_id: session.clone(),
+            text,
+            reply_to: reply_to.clone(),
+        };
+        self.state
+            .chat_processor
+            .send(ask)
+            .into_actor(self)
+            .map(move |result, act, ctx| {
+                if let Ok(message) = &result {
+                    if act.options.stream {
+                        act.send_chunks(ctx, message);
+                    }
+                }
+                act.reply_with(ctx, result.map(Ok), reply_to.clone(), frame);
+                if typing {
+                    let stop = ChatMessage::typing(TypingStatus::Stop, Some(session), reply_to);
+                    act.send(ctx, &ServerFrame::Message(stop));
+                }
+            })
+            .spawn(ctx);
+    }
+
+    /// Writes an actor's answer, or an `internal` error when the actor
+    /// failed or is gone.
+    fn reply_with(
+        &mut self,
+        ctx: &mut Ctx,
+        result: Result<Result<ChatMessage, String>, MailboxError>,
+        reply_to: Option<ClientRef>,
+        frame: FrameLog,
+    ) {
+        let failure = match result {
+            Ok(Ok(message)) => {
+                self.send(ctx, &ServerFrame::Message(message));
+                self.log_frame(frame, "ok");
+                return;
+            }
+            Ok(Err(why)) => why,
+            Err(err) => {
+                log::error!(
+                    "actor_unavailable player_id={} conn_id={} type={} error={err}",
+                    self.identity.player,
+                    self.conn,
+                    frame.kind
+                );
+                "the server could not handle this request".to_string()
+            }
+        };
+        self.send_error(
+            ctx,
+            ErrorFrame::new(ErrorCode::Internal, failure).replying_to(reply_to),
+        );
+        self.log_frame(frame, "error");
+    }
+
+    /// Streams the reply text as chunks whose concatenation is the full
+    /// text, one sentence each (section 4.5).
+    fn send_chunks(&mut self, ctx: &mut Ctx, message: &ChatMessage) {
+        let Some(text) = message.text() else {
+            return;
+        };
+        let pieces = sentence_pieces(text);
+        let last = pieces.len().saturating_sub(1);
+        for (index, piece) in pieces.into_iter().enumerate() {
+            let chunk = Chunk {
+                message_id: message.id,
+                reply_to: message.reply_to.clone(),
+                index: u32::try_from(index).unwrap_or(u32::MAX),
+                text: piece.to_string(),
+                is_final: index == last,
+            };
+            self.send(ctx, &ServerFrame::Chunk(chunk));
+        }
+    }
+
+    fn refresh(&mut self, token: &str, ctx: &mut Ctx) -> Result<RefreshResult, ErrorFrame> {
+        let identity = self.state.auth.verify(Some(token)).map_err(|err| {
+            let message = match err {
+                AuthError::Expired => "the new token has expired",
+                _ => "the new token is invalid",
+            };
+            ErrorFrame::new(ErrorCode::BadRequest, message)
+        })?;
+        if identity.player != self.identity.player {
+            log::warn!(
+                "ws_refresh_refused player_id={} conn_id={} reason=other_player",
+                self.identity.player,
+                self.conn
+            );
+            return Err(ErrorFrame::new(
+                ErrorCode::Forbidden,
+                "a refresh token must be for the same player",
+            ));
+        }
+        self.identity = identity;
+        self.schedule_expiry(ctx);
+        let expires_at = i64::try_from(self.identity.expires_at)
+            .ok()
+            .and_then(|secs| chrono::DateTime::from_timestamp(secs, 0))
+            .map(Timestamp)
+            .unwrap_or_else(Timestamp::now);
+        Ok(RefreshResult { expires_at })
+    }
+
+    fn on_fragment(&mut self, item: Item, ctx: &mut Ctx) {
+        let (first, is_text, bytes) = match item {
+            Item::FirstText(bytes) => (true, true, bytes),
+            Item::FirstBinary(bytes) => (true, false, bytes),
+            Item::Continue(_) | Item::Last(_) if self.partial.is_none() => {
+                return self.close(ctx, CloseCode::Protocol, "continuation without a first frame");
+            }
+            Item::Continue(bytes) => (false, false, bytes),
+            Item::Last(bytes) => {
+                let Some(mut partial) = self.partial.take() else {
+                    return;
+                };
+                if partial.bytes.len() + bytes.len() > self.state.session.max_message_bytes {
+                    return self.close(ctx, CloseCode::Size, "message too big");
+                }
+                partial.bytes.extend_from_slice(&bytes);
+                return self.on_message(partial, ctx);
+            }
+        };
+        if first {
+            if self.partial.is_some() {
+                return self.close(ctx, CloseCode::Protocol, "new message inside a fragmented one");
+            }
+            self.partial = Some(PartialMessage {
+                is_text,
+                bytes: Vec::with_capacity(bytes.len() * 2),
+            });
+        }
+        let limit = self.state.session.max_message_bytes;
+        let Some(partial) = self.partial.as_mut() else {
+            return;
+        };
+        if partial.bytes.len() + bytes.len() > limit {
+            return self.close(ctx, CloseCode::Size, "message too big");
+        }
+        partial.bytes.extend_from_slice(&bytes);
+    }
+
+    fn on_message(&mut self, message: PartialMessage, ctx: &mut Ctx) {
+        if !message.is_text {
+            return self.on_binary(ctx);
+        }
+        match std::str::from_utf8(&message.bytes) {
+            Ok(text) => self.on_text(text, ctx),
+            Err(_) => self.close(ctx, CloseCode::Invalid, "invalid utf-8"),
+        }
+    }
+
+    fn on_binary(&mut self, ctx: &mut Ctx) {
+        self.state.metrics.message_in();
+        self.send_error(
+            ctx,
+            ErrorFrame::new(
+                ErrorCode::UnsupportedFrame,
+                "binary frames are not supported; send JSON text frames",
+            ),
+        );
+    }
+}
+
+/// Splits after each sentence end (". ", "! ", "? "), keeping every byte.
+fn sentence_pieces(text: &str) -> Vec<&str> {
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    let bytes = text.as_bytes();
+    for (index, byte) in bytes.iter().enumerate() {
+        let ends_sentence = matches!(byte, b'.' | b'!' | b'?')
+            && bytes.get(index + 1) == Some(&b' ')
+            && index + 2 < bytes.len();
+        if ends_sentence {
+            pieces.push(&text[start..index + 2]);
+            start = index + 2;
+        }
+    }
+    if start < text.len() || pieces.is_empty() {
+        pieces.push(&text[start..]);
+    }
+    pieces
+}
+
+impl Actor for WsSession {
+    type Context = Ctx;
+
+    fn started(&mut self, ctx: &mut Ctx) {
+        self.state.metrics.connection_opened();
+        log::info!(
+            "ws_connect player_id={} conn_id={} typing={} stream={}",
+            self.identity.player,
+            self.conn,
+            self.options.typing,
+            self.options.stream
+        );
+        self.start_heartbeat(ctx);
+        self.schedule_expiry(ctx);
+        let connect = Connect {
+            conn: self.conn,
+            player: self.identity.player.clone(),
+            recipient: ctx.address().recipient(),
+        };
+        // The welcome must be the first frame, so nothing else is handled
+        // until the registry has answered.
+        self.state
+            .chat_server
+            .send(connect)
+            .into_actor(self)
+            .map(|result, act, ctx| match result {
+                Ok(Ok(())) => {
+                    act.registered = true;
+                    act.send_welcome(ctx);
+                }
+                Ok(Err(ConnectRefused::TooManyForPlayer)) => {
+                    act.close(ctx, CloseCode::Policy, "too many connections")
+                }
+                Err(_) => act.close(ctx, CloseCode::Error, "internal error"),
+            })
+            .wait(ctx);
+    }
+
+    fn stopped(&mut self, _: &mut Ctx) {
+        if self.registered {
+            self.state.chat_server.do_send(Disconnect {
+                conn: self.conn,
+                player: self.identity.player.clone(),
+            });
+        }
+        self.state.metrics.connection_closed();
+        let (code, reason) = self
+            .close
+            .take()
+            .unwrap_or((1006, "connection lost".to_string()));
+        log::info!(
+            "ws_disconnect player_id={} conn_id={} duration_ms={} close_code={} close_reason={:?}",
+            self.identity.player,
+            self.conn,
+            self.opened_at.elapsed().as_millis(),
+            code,
+            reason
+        );
+    }
+}
+
+impl Handler<Deliver> for WsSession {
+    type Result = ();
+
+    fn handle(&mut self, msg: Deliver, ctx: &mut Ctx) {
+        self.write(ctx, msg.frame);
+    }
+}
+
+impl StreamHandler<Result<ws::Message, ProtocolError>> for WsSession {
+    fn handle(&mut self, item: Result<ws::Message, ProtocolError>, ctx: &mut Ctx) {
+        self.last_heard = Instant::now();
+        let message = match item {
+            Ok(message) => message,
+            Err(ProtocolError::Overflow) => {
+                return self.close(ctx, CloseCode::Size, "message too big")
+            }
+            Err(ProtocolError::Io(err)) if err.to_string().contains("utf-8") => {
+                return self.close(ctx, CloseCode::Invalid, "invalid utf-8")
+            }
+            Err(err) => {
+                log::info!(
+                    "ws_protocol_error player_id={} conn_id={} error={err}",
+                    self.identity.player,
+                    self.conn
+                );
+                return self.close(ctx, CloseCode::Protocol, "protocol error");
+            }
+        };
+        match message {
+            ws::Message::Text(text) => {
+                if self.partial.is_some() {
+                    return self.close(ctx, CloseCode::Protocol, "new message inside a fragmented one");
+                }
+                self.on_text(&text, ctx)
+            }
+            ws::Message::Binary(_) => self.on_binary(ctx),
+            ws::Message::Continuation(item) => self.on_fragment(item, ctx),
+            ws::Message::Ping(payload) => ctx.pong(&payload),
+            ws::Message::Pong(_) | ws::Message::Nop => {}
+            ws::Message::Close(reason) => {
+                let (code, text) = match &reason {
+                    Some(reason) => (
+                        u16::from(reason.code),
+                        reason.description.clone().unwrap_or_default(),
+                    ),
+                    None => (1005, String::new()),
+                };
+                self.close = Some((code, format!("client: {text}")));
+                ctx.close(reason);
+                ctx.stop();
+            }
+        }
+    }
+
+    fn finished(&mut self, ctx: &mut Ctx) {
+        ctx.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sentence_pieces;
+
+    #[test]
+    fn sentence_pieces_keep_every_byte() {
+        for text in [
+            "One. Two! Three? Four",
+            "No end",
+            "Ends with a dot.",
+            "",
+            "Trailing space. ",
+            "Émoji 😊. Next",
+        ] {
+            let pieces = sentence_pieces(text);
+            assert_eq!(pieces.concat(), text);
+            assert!(!pieces.is_empty());
+        }
+        assert_eq!(sentence_pieces("A. B. C").len(), 3);
+    }
+}

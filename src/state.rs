@@ -1,0 +1,39 @@
+//! What every HTTP handler and WebSocket session shares: the actors'
+//! addresses, the authenticator, the progress store and the settings that
+//! shape a connection.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::Addr;
+use hearth_actors::chat_processor::ChatProcessor;
+use hearth_actors::chat_server::ChatServer;
+use hearth_actors::exercise_flow::ExerciseFlow;
+use hearth_actors::metrics::Metrics;
+use hearth_actors::progress::SharedProgressStore;
+use hearth_actors::protocol::RequestLimits;
+
+use crate::auth::Authenticator;
+
+pub struct AppState {
+    pub chat_server: Addr<ChatServer>,
+    pub chat_processor: Addr<ChatProcessor>,
+    pub exercise_flow: Addr<ExerciseFlow>,
+    pub metrics: Arc<Metrics>,
+    pub auth: Authenticator,
+    pub progress: SharedProgressStore,
+    pub session: SessionSettings,
+    /// `None`: the server API is off and answers 403.
+    pub api_key: Option<String>,
+    pub allowed_origins: Vec<String>,
+    pub max_connections: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionSettings {
+    pub heartbeat_interval: Duration,
+    pub client_timeout: Duration,
+    pub max_message_bytes: usize,
+    pub auth_leeway: Duration,
+    pub request_limits: RequestLimits,
+}

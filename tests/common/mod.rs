@@ -1,0 +1,353 @@
+//! The integration-test harness: a real Hearth server on 127.0.0.1:0 in its
+//! own actix system, a blocking WebSocket client (tungstenite) that speaks
+//! the protocol as a user's client would, and a small HTTP helper. Every
+//! wait is on a frame or a condition, bounded by a timeout.
+
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use actix_web::dev::ServerHandle;
+use hearth::config::Config;
+use serde_json::{json, Value};
+use tungstenite::client::IntoClientRequest;
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::{Message, WebSocket};
+
+pub const SECRET: &str = hearth::config::DEV_JWT_SECRET;
+/// Long enough for a loaded CI machine, short enough to fail a hung test.
+pub const FRAME_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub config: Config,
+    handle: ServerHandle,
+    thread: Option<JoinHandle<()>>,
+    /// Keeps the progress database's directory alive for the server's life.
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestServer {
+    pub fn start() -> TestServer {
+        TestServer::with_config(|_| {})
+    }
+
+    /// A server with a fresh progress store and the default configuration,
+    /// adjusted by `adjust`.
+    pub fn with_config(adjust: impl FnOnce(&mut Config)) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = test_config(dir.path().join("progress.db"));
+        adjust(&mut config);
+        let mut server = TestServer::start_with(config);
+        server._dir = Some(dir);
+        server
+    }
+
+    pub fn start_with(config: Config) -> TestServer {
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let server_config = config.clone();
+        let thread = std::thread::spawn(move || {
+            let system = actix::System::new();
+            system.block_on(async move {
+                let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
+                match hearth::start(server_config, listener, false) {
+                    Ok(running) => {
+                        let _ = ready_tx.send(Ok((running.addr, running.handle.clone())));
+                        let _ = running.server.await;
+                    }
+                    Err(err) => {
+                        let _ = ready_tx.send(Err(err.to_string()));
+                    }
+                }
+            });
+        });
+        let (addr, handle) = ready_rx
+            .recv_timeout(FRAME_TIMEOUT)
+            .expect("server thread answered")
+            .expect("server started");
+        TestServer {
+            addr,
+            config,
+            handle,
+            thread: Some(thread),
+            _dir: None,
+        }
+    }
+
+    /// Stops the server and waits for its thread, so that a new server can
+    /// reuse its progress store.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        // The stop command is sent when `stop` is called; its future only
+        // reports completion, which joining the thread observes too.
+        drop(self.handle.stop(false));
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+
+    pub fn ws_url(&self, query: &str) -> String {
+        format!("ws://{}/ws/chat{query}", self.addr)
+    }
+
+    pub fn http_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn token(&self, player: &str) -> String {
+        token_with(json!({ "sub": player, "exp": now() + 3600 }))
+    }
+
+    /// A connected client whose welcome has been read.
+    pub fn connect(&self, player: &str) -> Client {
+        self.connect_query(player, "")
+    }
+
+    /// As `connect`, with extra query options such as `&typing=1`.
+    pub fn connect_query(&self, player: &str, options: &str) -> Client {
+        let url = self.ws_url(&format!("?token={}{options}", self.token(player)));
+        let mut client = Client::open(&url, &[]);
+        let welcome = client.recv();
+        assert_eq!(welcome["metadata"]["event"], "connected", "{welcome}");
+        client.welcome = welcome;
+        client
+    }
+
+    pub fn get(&self, path: &str, api_key: Option<&str>) -> (u16, Value) {
+        http_get(&self.http_url(path), api_key)
+    }
+
+    pub fn metrics(&self) -> Value {
+        let (status, body) = self.get("/api/metrics", None);
+        assert_eq!(status, 200);
+        body
+    }
+
+    /// Polls `/api/metrics` until `check` holds; panics after the timeout.
+    pub fn wait_for_metrics(&self, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + FRAME_TIMEOUT;
+        loop {
+            let metrics = self.metrics();
+            if check(&metrics) {
+                return metrics;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}: {metrics}");
+            std::thread::yield_now();
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// The shipped defaults, with a test's own store and a single worker.
+pub fn test_config(progress_path: PathBuf) -> Config {
+    let mut config = Config::default();
+    config.server.bind = "127.0.0.1:0".into();
+    config.server.workers = 1;
+    config.progress.path = progress_path;
+    config
+}
+
+pub fn now() -> u64 {
+    jsonwebtoken::get_current_timestamp()
+}
+
+/// An HS256 token with exactly these claims, signed with the test secret.
+pub fn token_with(claims: Value) -> String {
+    token_signed(claims, SECRET)
+}
+
+pub fn token_signed(claims: Value, secret: &str) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("test token encodes")
+}
+
+pub enum Frame {
+    Json(Value),
+    Close(u16, String),
+    Ping,
+    Binary,
+}
+
+pub struct Client {
+    ws: WebSocket<TcpStream>,
+    pub welcome: Value,
+}
+
+impl Client {
+    /// Opens a WebSocket without reading anything.
+    pub fn open(url: &str, headers: &[(&str, String)]) -> Client {
+        Client::try_open(url, headers).expect("websocket handshake")
+    }
+
+    pub fn try_open(url: &str, headers: &[(&str, String)]) -> Result<Client, tungstenite::Error> {
+        let mut request = url.into_client_request()?;
+        for (name, value) in headers {
+            request.headers_mut().insert(
+                tungstenite::http::HeaderName::from_bytes(name.as_bytes()).expect("header name"),
+                value.parse().expect("header value"),
+            );
+        }
+        let host = request.uri().authority().expect("url has a host").as_str().to_string();
+        let stream = TcpStream::connect(host)?;
+        stream.set_read_timeout(Some(FRAME_TIMEOUT))?;
+        stream.set_nodelay(true)?;
+        let (ws, _) = tungstenite::client::client(request, stream)
+            .map_err(|err| match err {
+                tungstenite::HandshakeError::Failure(err) => err,
+                tungstenite::HandshakeError::Interrupted(_) => {
+                    tungstenite::Error::Io(std::io::ErrorKind::WouldBlock.into())
+                }
+            })?;
+        Ok(Client {
+            ws,
+            welcome: Value::Null,
+        })
+    }
+
+    pub fn stream(&self) -> &TcpStream {
+        self.ws.get_ref()
+    }
+
+    pub fn send_text(&mut self, text: &str) {
+        self.ws.send(Message::text(text)).expect("send text frame");
+    }
+
+    pub fn send_json(&mut self, value: Value) {
+        self.send_text(&value.to_string());
+    }
+
+    pub fn send_message(&mut self, message: Message) {
+        self.ws.send(message).expect("send frame");
+    }
+
+    /// The next frame of any kind (pongs are skipped).
+    pub fn next_frame(&mut self) -> Frame {
+        loop {
+            match self.ws.read() {
+                Ok(Message::Text(text)) => {
+                    let value = serde_json::from_str(text.as_str())
+                        .unwrap_or_else(|err| panic!("server sent invalid JSON ({err}): {text}"));
+                    return Frame::Json(value);
+                }
+                Ok(Message::Close(close)) => {
+                    let (code, reason) = close
+                        .map(|c| (u16::from(c.code), c.reason.to_string()))
+                        .unwrap_or((1005, String::new()));
+                    return Frame::Close(code, reason);
+                }
+                Ok(Message::Ping(_)) => return Frame::Ping,
+                Ok(Message::Binary(_)) => return Frame::Binary,
+                Ok(Message::Pong(_)) | Ok(Message::Frame(_)) => continue,
+                Err(tungstenite::Error::ConnectionClosed) => return Frame::Close(1006, String::new()),
+                Err(err) => panic!("no frame within {FRAME_TIMEOUT:?}: {err}"),
+            }
+        }
+    }
+
+    /// The next JSON frame; heartbeat pings are answered and skipped.
+    pub fn recv(&mut self) -> Value {
+        loop {
+            match self.next_frame() {
+                Frame::Json(value) => return value,
+                Frame::Ping => continue,
+                Frame::Close(code, reason) => panic!("closed {code} {reason:?} while waiting for a frame"),
+                Frame::Binary => panic!("unexpected binary frame"),
+            }
+        }
+    }
+
+    /// Reads until the server's close frame; returns its code and reason.
+    pub fn expect_close(&mut self) -> (u16, String) {
+        loop {
+            match self.next_frame() {
+                Frame::Close(code, reason) => return (code, reason),
+                Frame::Json(value) => panic!("expected a close, got {value}"),
+                Frame::Ping | Frame::Binary => continue,
+            }
+        }
+    }
+
+    /// Sends `request` with `"id": id` and returns the next frame, which must
+    /// answer it.
+    pub fn request(&mut self, id: &str, mut request: Value) -> Value {
+        request["id"] = json!(id);
+        self.send_json(request);
+        let reply = self.recv();
+        assert_eq!(reply["reply_to"], id, "reply to {id}: {reply}");
+        reply
+    }
+
+    /// A `ping` round trip: proves that nothing else was queued before it.
+    pub fn expect_quiet(&mut self) {
+        self.send_json(json!({"type": "ping", "id": "quiet"}));
+        let next = self.recv();
+        assert_eq!(next["type"], "pong", "expected nothing before the pong, got {next}");
+        assert_eq!(next["reply_to"], "quiet");
+    }
+
+    pub fn say(&mut self, id: &str, text: &str) -> Value {
+        self.request(
+            id,
+            json!({"type": "user_message", "content": {"text": text}}),
+        )
+    }
+
+    pub fn click(&mut self, id: &str, button: &str) -> Value {
+        self.request(
+            id,
+            json!({"type": "interaction", "content": {"action": "button_click", "id": button}}),
+        )
+    }
+
+    pub fn close(mut self) {
+        let _ = self.ws.close(Some(tungstenite::protocol::CloseFrame {
+            code: CloseCode::Normal,
+            reason: "bye".into(),
+        }));
+        // Drain until the server confirms, so the server has seen it.
+        loop {
+            match self.ws.read() {
+                Ok(_) => continue,
+                Err(_) => break,
+            }
+        }
+    }
+}
+
+pub fn http_agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(FRAME_TIMEOUT))
+        .build()
+        .into()
+}
+
+pub fn http_get(url: &str, api_key: Option<&str>) -> (u16, Value) {
+    let mut request = http_agent().get(url);
+    if let Some(key) = api_key {
+        request = request.header("Authorization", &format!("Bearer {key}"));
+    }
+    let mut response = request.call().expect("HTTP request");
+    let status = response.status().as_u16();
+    let body = response
+        .body_mut()
+        .read_json::<Value>()
+        .unwrap_or(Value::Null);
+    (status, body)
+}
