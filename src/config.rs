@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use hearth_actors::channels::ChannelRules;
 use hearth_actors::exercises::{default_exercises, Exercise};
 use hearth_actors::resources::{default_crisis_resources, CrisisResource};
 use serde::Deserialize;
@@ -23,6 +24,7 @@ pub struct Config {
     pub chat: ChatConfig,
     pub exercises: ExercisesConfig,
     pub progress: ProgressConfig,
+    pub channels: ChannelRules,
     pub log: LogConfig,
 }
 
@@ -243,7 +245,15 @@ impl Config {
         if self.progress.kind != "sqlite" {
             return invalid("progress.kind must be \"sqlite\"");
         }
-        if self.exercises.catalogue.iter().any(|e| e.id.ends_with("_complete")) {
+        if self.channels.max_subscriptions_per_connection == 0 {
+            return invalid("channels.max_subscriptions_per_connection must be at least 1");
+        }
+        if self
+            .exercises
+            .catalogue
+            .iter()
+            .any(|e| e.id.ends_with("_complete"))
+        {
             return invalid("an exercise id may not end in _complete");
         }
         Ok(())
@@ -266,10 +276,17 @@ mod tests {
         let defaults = Config::default();
         assert_eq!(config.server.bind, defaults.server.bind);
         assert_eq!(config.auth.secret, defaults.auth.secret);
-        assert_eq!(config.limits.max_message_bytes, defaults.limits.max_message_bytes);
+        assert_eq!(
+            config.limits.max_message_bytes,
+            defaults.limits.max_message_bytes
+        );
         assert_eq!(config.chat.crisis_resources, defaults.chat.crisis_resources);
-        assert_eq!(config.exercises.catalogue.len(), defaults.exercises.catalogue.len());
+        assert_eq!(
+            config.exercises.catalogue.len(),
+            defaults.exercises.catalogue.len()
+        );
         assert_eq!(config.progress.path, defaults.progress.path);
+        assert_eq!(config.channels, defaults.channels);
     }
 
     #[test]

@@ -18,6 +18,8 @@ use std::time::Duration;
 use actix::prelude::*;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, App, HttpServer};
+use hearth_actors::broadcaster::Broadcaster;
+use hearth_actors::broker_memory::MemoryBroker;
 use hearth_actors::chat_processor::ChatProcessor;
 use hearth_actors::chat_server::ChatServer;
 use hearth_actors::engine::BuiltinEngine;
@@ -56,7 +58,11 @@ pub struct Running {
 
 /// Starts every actor and the HTTP server on `listener`. Must run inside an
 /// actix `System`. Signals are left to the caller (`handle_signals`).
-pub fn start(config: Config, listener: TcpListener, handle_signals: bool) -> Result<Running, StartError> {
+pub fn start(
+    config: Config,
+    listener: TcpListener,
+    handle_signals: bool,
+) -> Result<Running, StartError> {
     config.validate()?;
     let auth = Authenticator::from_config(&config.auth)?;
     let progress: SharedProgressStore = Arc::new(SqliteProgressStore::open(&config.progress.path)?);
@@ -64,7 +70,22 @@ pub fn start(config: Config, listener: TcpListener, handle_signals: bool) -> Res
     let catalogue = Arc::new(Catalogue::new(config.exercises.catalogue.clone()));
     let max_players = config.chat.max_tracked_players;
 
-    let chat_server = ChatServer::new(config.limits.max_connections_per_player).start();
+    let channel_rules = Arc::new(config.channels.clone());
+
+    // ChatServer and Broadcaster address each other: the broadcaster's
+    // mailbox exists before either actor starts.
+    let broadcaster_ctx = actix::Context::<Broadcaster>::new();
+    let chat_server = ChatServer::new(
+        config.limits.max_connections_per_player,
+        broadcaster_ctx.address().recipient(),
+    )
+    .start();
+    let broker = MemoryBroker::new(Duration::from_secs(config.channels.idle_stream_ttl_s));
+    let broadcaster = broadcaster_ctx.run(Broadcaster::new(
+        Box::new(broker),
+        channel_rules.clone(),
+        chat_server.clone(),
+    ));
     let chat_processor = ChatProcessor::new(
         Box::new(BuiltinEngine::new(max_players)),
         config.chat.crisis_resources.clone(),
@@ -72,12 +93,20 @@ pub fn start(config: Config, listener: TcpListener, handle_signals: bool) -> Res
         metrics.clone(),
     )
     .start();
-    let exercise_flow = ExerciseFlow::new(catalogue, chat_server.clone(), progress.clone(), max_players).start();
+    let exercise_flow = ExerciseFlow::new(
+        catalogue,
+        chat_server.clone(),
+        progress.clone(),
+        max_players,
+    )
+    .start();
 
     let state = web::Data::new(AppState {
         chat_server: chat_server.clone(),
         chat_processor,
         exercise_flow,
+        broadcaster,
+        channel_rules,
         metrics: metrics.clone(),
         auth,
         progress,

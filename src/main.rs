@@ -10,7 +10,11 @@ use hearth::config::Config;
 use hearth_actors::ids::PlayerId;
 
 #[derive(Parser)]
-#[command(name = "hearth", version, about = "Realtime messaging server: therapeutic chat over WebSocket")]
+#[command(
+    name = "hearth",
+    version,
+    about = "Realtime messaging server: therapeutic chat over WebSocket"
+)]
 struct Cli {
     /// Configuration file; without it ./config.toml is read when present.
     #[arg(long, global = true)]

@@ -6,8 +6,12 @@ use std::collections::HashMap;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_web_actors::ws;
+use hearth_actors::broadcaster::{GetPresence, IsReady, Publish};
+use hearth_actors::broker::{Payload, Publisher};
+use hearth_actors::channels::ChannelName;
 use hearth_actors::ids::PlayerId;
-use serde_json::json;
+use serde::Deserialize;
+use serde_json::{json, Value};
 
 use crate::rejected::RejectedSession;
 use crate::session::{ConnOptions, WsSession};
@@ -18,6 +22,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
         .route("/api/metrics", web::get().to(metrics_json))
+        .route("/api/publish", web::post().to(publish))
+        .route(
+            "/api/channels/{channel}/presence",
+            web::get().to(channel_presence),
+        )
         .route(
             "/api/players/{player_id}/progress",
             web::get().to(player_progress),
@@ -48,7 +57,9 @@ async fn ws_chat(
             .and_then(|o| o.to_str().ok());
         if !origin.is_some_and(|o| state.allowed_origins.iter().any(|allowed| allowed == o)) {
             log::info!("ws_refused reason=origin origin={:?}", origin.unwrap_or(""));
-            return Ok(HttpResponse::Forbidden().json(json!({"error": "origin not allowed"})));
+            return Ok(
+                HttpResponse::Forbidden().json(error_json("forbidden", "origin not allowed"))
+            );
         }
     }
     // A malformed query string is treated as an empty one: the client then
@@ -60,7 +71,10 @@ async fn ws_chat(
         typing: flag(query.get("typing")),
         stream: flag(query.get("stream")),
     };
-    let token = query.get("token").map(String::as_str).or_else(|| bearer(&req));
+    let token = query
+        .get("token")
+        .map(String::as_str)
+        .or_else(|| bearer(&req));
     let max_frame = state.session.max_message_bytes;
 
     if state.metrics.snapshot().connections >= state.max_connections as i64 {
@@ -88,9 +102,11 @@ async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-async fn readyz() -> HttpResponse {
-    // The embedded in-memory broker is always usable.
-    HttpResponse::Ok().json(json!({"status": "ready", "broker": "memory"}))
+async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    match state.broadcaster.send(IsReady).await {
+        Ok(true) => HttpResponse::Ok().json(json!({"status": "ready"})),
+        _ => HttpResponse::ServiceUnavailable().json(json!({"status": "unavailable"})),
+    }
 }
 
 async fn metrics_json(state: web::Data<AppState>) -> HttpResponse {
@@ -105,15 +121,20 @@ async fn metrics_json(state: web::Data<AppState>) -> HttpResponse {
     }))
 }
 
-/// The server API's key check: 403 when no key is configured, 401 when the
-/// request's key is missing or wrong.
-fn check_api_key(req: &HttpRequest, state: &AppState) -> Result<(), HttpResponse> {
+/// The server API's key check: the refusal to send, if any. 403 when no key
+/// is configured, 401 when the request's key is missing or wrong.
+fn api_key_refusal(req: &HttpRequest, state: &AppState) -> Option<HttpResponse> {
     let Some(expected) = state.api_key.as_deref() else {
-        return Err(HttpResponse::Forbidden().json(json!({"error": "the server API is disabled"})));
+        return Some(HttpResponse::Forbidden().json(error_json(
+            "forbidden",
+            "the server API is disabled: no api.key is configured",
+        )));
     };
     match bearer(req) {
-        Some(given) if constant_time_eq(given.as_bytes(), expected.as_bytes()) => Ok(()),
-        _ => Err(HttpResponse::Unauthorized().json(json!({"error": "missing or bad API key"}))),
+        Some(given) if constant_time_eq(given.as_bytes(), expected.as_bytes()) => None,
+        _ => Some(
+            HttpResponse::Unauthorized().json(error_json("unauthorized", "missing or bad API key")),
+        ),
     }
 }
 
@@ -126,30 +147,103 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+fn error_json(code: &str, message: impl std::fmt::Display) -> Value {
+    json!({"error": code, "message": message.to_string()})
+}
+
+#[derive(Deserialize)]
+struct PublishBody {
+    channel: String,
+    data: Value,
+}
+
+/// `POST /api/publish`: a server publication; to `user:<player>` it is the
+/// broadcast to every connection of that player.
+async fn publish(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
+    if let Some(refusal) = api_key_refusal(&req, &state) {
+        return refusal;
+    }
+    let body: PublishBody = match serde_json::from_slice(&body) {
+        Ok(body) => body,
+        Err(err) => return HttpResponse::BadRequest().json(error_json("bad_request", err)),
+    };
+    let channel = match ChannelName::parse(&body.channel) {
+        Ok(channel) => channel,
+        Err(err) => return HttpResponse::BadRequest().json(error_json("bad_channel", err)),
+    };
+    let data = match Payload::from_value(&body.data) {
+        Ok(data) if data.len() <= state.session.request_limits.max_publish_bytes => data,
+        Ok(_) => {
+            let limit = state.session.request_limits.max_publish_bytes;
+            return HttpResponse::BadRequest().json(error_json(
+                "too_large",
+                format!("data serializes to more than {limit} bytes"),
+            ));
+        }
+        Err(err) => return HttpResponse::BadRequest().json(error_json("bad_request", err)),
+    };
+    let ask = Publish {
+        channel,
+        publisher: Publisher::Server,
+        data,
+    };
+    match state.broadcaster.send(ask).await {
+        Ok(Ok(publication)) => HttpResponse::Ok().json(json!({
+            "offset": publication.offset,
+            "epoch": publication.epoch,
+        })),
+        Ok(Err(err)) => HttpResponse::ServiceUnavailable().json(error_json("internal", err)),
+        Err(err) => HttpResponse::ServiceUnavailable().json(error_json("internal", err)),
+    }
+}
+
+/// `GET /api/channels/{channel}/presence`.
+async fn channel_presence(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    if let Some(refusal) = api_key_refusal(&req, &state) {
+        return refusal;
+    }
+    let channel = match ChannelName::parse(&path.into_inner()) {
+        Ok(channel) => channel,
+        Err(err) => return HttpResponse::BadRequest().json(error_json("bad_channel", err)),
+    };
+    if !state.channel_rules.for_channel(&channel).presence {
+        return HttpResponse::NotFound().json(error_json(
+            "not_available",
+            format!("{channel} keeps no presence"),
+        ));
+    }
+    match state.broadcaster.send(GetPresence { channel }).await {
+        Ok(Ok(players)) => HttpResponse::Ok().json(json!({ "players": players })),
+        Ok(Err(err)) => HttpResponse::ServiceUnavailable().json(error_json("internal", err)),
+        Err(err) => HttpResponse::ServiceUnavailable().json(error_json("internal", err)),
+    }
+}
+
 async fn player_progress(
     req: HttpRequest,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    if let Err(denied) = check_api_key(&req, &state) {
-        return denied;
+    if let Some(refusal) = api_key_refusal(&req, &state) {
+        return refusal;
     }
     let player = match PlayerId::parse(&path.into_inner()) {
         Ok(player) => player,
-        Err(err) => return HttpResponse::BadRequest().json(json!({"error": err.to_string()})),
+        Err(err) => return HttpResponse::BadRequest().json(error_json("bad_request", err)),
     };
     let store = state.progress.clone();
-    match web::block(move || store.markers(&player)).await {
-        Ok(Ok(markers)) => HttpResponse::Ok().json(json!({ "markers": markers })),
-        Ok(Err(err)) => {
-            log::error!("progress_read_failed error={err}");
-            HttpResponse::InternalServerError().json(json!({"error": "progress store unavailable"}))
-        }
-        Err(err) => {
-            log::error!("progress_read_failed error={err}");
-            HttpResponse::InternalServerError().json(json!({"error": "progress store unavailable"}))
-        }
-    }
+    let failure = match web::block(move || store.markers(&player)).await {
+        Ok(Ok(markers)) => return HttpResponse::Ok().json(json!({ "markers": markers })),
+        Ok(Err(err)) => err.to_string(),
+        Err(err) => err.to_string(),
+    };
+    log::error!("progress_read_failed error={failure:?}");
+    HttpResponse::InternalServerError()
+        .json(error_json("internal", "the progress store is unavailable"))
 }
 
 #[cfg(test)]

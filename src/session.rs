@@ -3,20 +3,27 @@
 //! (`ping`, `refresh`, errors), forwards the rest to the actor that owns it,
 //! and writes every reply. It holds no domain rules.
 
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use actix_http::ws::Item;
 use actix_web_actors::ws::{self, CloseCode, CloseReason, ProtocolError};
+use hearth_actors::broadcaster::{GetPresence, Publish, Subscribe, SubscribeRequest};
+use hearth_actors::broker::{Payload, Publisher};
+use hearth_actors::channels::{ChannelName, Refusal};
 use hearth_actors::chat_processor::{HandleFeedback, HandleUserMessage};
-use hearth_actors::chat_server::{ConnectRefused, Connect, Deliver, Disconnect, ResolveSession};
+use hearth_actors::chat_server::{
+    Connect, ConnectRefused, Deliver, Disconnect, LeaveChannels, ResolveSession,
+};
 use hearth_actors::exercise_flow::HandleInteraction;
 use hearth_actors::ids::{ClientRef, ConnId, SessionId};
 use hearth_actors::protocol::{
     parse_request, ChatMessage, Chunk, EncodedFrame, ErrorCode, ErrorFrame, MessageContent,
-    MessageMetadata, Pong, RefreshResult, Request, RequestBody, Response, ResponseResult, Role,
-    Safety, ServerFrame, Timestamp, TypingStatus, WelcomeMetadata,
+    MessageMetadata, Pong, PresenceResult, PublishResult, RefreshResult, Request, RequestBody,
+    Response, ResponseResult, Role, Safety, ServerFrame, Timestamp, TypingStatus,
+    UnsubscribeResult, WelcomeMetadata,
 };
 
 use crate::auth::{AuthError, Identity};
@@ -40,6 +47,9 @@ const FEATURES: &[&str] = &[
     "typing",
     "streaming",
     "refresh",
+    "channels",
+    "presence",
+    "recovery",
 ];
 
 pub struct WsSession {
@@ -53,6 +63,8 @@ pub struct WsSession {
     active_session: Option<SessionId>,
     partial: Option<PartialMessage>,
     registered: bool,
+    /// Channels this connection is in, its personal channel included.
+    subscriptions: HashSet<ChannelName>,
     expiry: Option<SpawnHandle>,
     /// Why the connection ended, for the disconnect log line.
     close: Option<(u16, String)>,
@@ -85,6 +97,7 @@ impl WsSession {
             active_session: None,
             partial: None,
             registered: false,
+            subscriptions: HashSet::new(),
             expiry: None,
             close: None,
         }
@@ -149,6 +162,23 @@ impl WsSession {
         self.send(ctx, &ServerFrame::Message(welcome));
     }
 
+    /// Every connection is in its player's `user:<player>` channel: that is
+    /// how a broadcast to the player reaches it.
+    fn join_personal_channel(&mut self) {
+        let channel = ChannelName::personal(&self.identity.player);
+        self.subscriptions.insert(channel.clone());
+        self.state.broadcaster.do_send(Subscribe {
+            conn: self.conn,
+            requests: vec![SubscribeRequest {
+                channel,
+                recover: None,
+            }],
+            refused: BTreeMap::new(),
+            reply_to: None,
+            reply_to_client: false,
+        });
+    }
+
     fn start_heartbeat(&self, ctx: &mut Ctx) {
         let settings = &self.state.session;
         let timeout = settings.client_timeout;
@@ -184,7 +214,10 @@ impl WsSession {
             );
             act.send_error(
                 ctx,
-                ErrorFrame::new(ErrorCode::TokenExpired, "token expired; refresh it and reconnect"),
+                ErrorFrame::new(
+                    ErrorCode::TokenExpired,
+                    "token expired; refresh it and reconnect",
+                ),
             );
             act.close(ctx, CloseCode::Other(4001), "token expired");
         }));
@@ -323,21 +356,226 @@ impl WsSession {
                 self.send(ctx, &frame_out);
                 self.log_frame(frame, if ok { "ok" } else { "error" });
             }
-            RequestBody::Subscribe(_)
-            | RequestBody::Unsubscribe(_)
-            | RequestBody::Publish(_)
-            | RequestBody::Presence(_) => {
-                self.send_error(
-                    ctx,
-                    ErrorFrame::new(
-                        ErrorCode::NotAvailable,
-                        "channels are not available on this server yet",
-                    )
-                    .replying_to(reply_to),
-                );
-                self.log_frame(frame, "error");
+            RequestBody::Subscribe(subscribe) => {
+                self.subscribe(subscribe, reply_to, ctx);
+                self.log_frame(frame, "ok");
             }
+            RequestBody::Unsubscribe(unsubscribe) => {
+                let channels = self.unsubscribe(&unsubscribe.channels);
+                let result = ResponseResult::Unsubscribed(UnsubscribeResult { channels });
+                self.send(ctx, &ServerFrame::Response(Response { reply_to, result }));
+                self.log_frame(frame, "ok");
+            }
+            RequestBody::Publish(publish) => self.publish(publish, reply_to, frame, ctx),
+            RequestBody::Presence(query) => self.presence(&query.channel, reply_to, frame, ctx),
         }
+    }
+
+    /// Checks what depends on this connection (name, permission, the
+    /// subscription limit), then hands the allowed channels to the
+    /// broadcaster, whose single reply arrives through `Deliver`.
+    fn subscribe(
+        &mut self,
+        request: hearth_actors::protocol::Subscribe,
+        reply_to: Option<ClientRef>,
+        ctx: &mut Ctx,
+    ) {
+        let rules = &self.state.channel_rules;
+        let player = &self.identity.player;
+        let mut recover = request.recover.unwrap_or_default();
+        let mut refused = BTreeMap::new();
+        let mut requests = Vec::new();
+        let mut counted = self
+            .subscriptions
+            .iter()
+            .filter(|c| rules.counts_against_limit(c, player))
+            .count();
+        let mut seen = HashSet::new();
+        for name in request.channels {
+            if !seen.insert(name.clone()) {
+                continue;
+            }
+            let channel = match ChannelName::parse(&name) {
+                Ok(channel) => channel,
+                Err(err) => {
+                    refused.insert(name, Refusal::new(ErrorCode::BadChannel, err.to_string()));
+                    continue;
+                }
+            };
+            if let Err(refusal) = rules.check_subscribe(&channel, player, &self.identity.channels) {
+                refused.insert(name, refusal);
+                continue;
+            }
+            let already = self.subscriptions.contains(&channel);
+            if !already && rules.counts_against_limit(&channel, player) {
+                if counted >= rules.max_subscriptions_per_connection {
+                    refused.insert(
+                        name,
+                        Refusal::new(
+                            ErrorCode::LimitExceeded,
+                            format!(
+                                "at most {} subscriptions per connection",
+                                rules.max_subscriptions_per_connection
+                            ),
+                        ),
+                    );
+                    continue;
+                }
+                counted += 1;
+            }
+            // Re-subscribing reports the position; recovery applies to a new
+            // subscription only, or it would repeat delivered publications.
+            let recover = if already { None } else { recover.remove(&name) };
+            requests.push(SubscribeRequest { channel, recover });
+        }
+        if requests.is_empty() {
+            let (code, message) = refused
+                .values()
+                .next()
+                .map(|r| (r.code, r.message.clone()))
+                .unwrap_or((ErrorCode::BadRequest, "channels must not be empty".into()));
+            let error = ErrorFrame {
+                refused: Some(refused).filter(|r| !r.is_empty()),
+                ..ErrorFrame::new(code, message).replying_to(reply_to)
+            };
+            return self.send_error(ctx, error);
+        }
+        for request in &requests {
+            self.subscriptions.insert(request.channel.clone());
+        }
+        self.state.broadcaster.do_send(Subscribe {
+            conn: self.conn,
+            requests,
+            refused,
+            reply_to,
+            reply_to_client: true,
+        });
+    }
+
+    /// Leaves the named channels it is in (never its personal one) and
+    /// returns them.
+    fn unsubscribe(&mut self, names: &[String]) -> Vec<ChannelName> {
+        let personal = ChannelName::personal(&self.identity.player);
+        let left: Vec<ChannelName> = names
+            .iter()
+            .filter_map(|name| ChannelName::parse(name).ok())
+            .filter(|channel| *channel != personal && self.subscriptions.remove(channel))
+            .collect();
+        if !left.is_empty() {
+            self.state.chat_server.do_send(LeaveChannels {
+                conn: self.conn,
+                channels: left.clone(),
+            });
+        }
+        left
+    }
+
+    fn publish(
+        &mut self,
+        publish: hearth_actors::protocol::Publish,
+        reply_to: Option<ClientRef>,
+        frame: FrameLog,
+        ctx: &mut Ctx,
+    ) {
+        let checked = ChannelName::parse(&publish.channel)
+            .map_err(|err| ErrorFrame::new(ErrorCode::BadChannel, err.to_string()))
+            .and_then(|channel| {
+                let member = self.subscriptions.contains(&channel);
+                self.state
+                    .channel_rules
+                    .check_client_publish(&channel, member)
+                    .map_err(|r| ErrorFrame::new(r.code, r.message))?;
+                let data = Payload::from_value(&publish.data)
+                    .map_err(|err| ErrorFrame::new(ErrorCode::BadRequest, err.to_string()))?;
+                Ok((channel, data))
+            });
+        let (channel, data) = match checked {
+            Ok(checked) => checked,
+            Err(error) => {
+                self.send_error(ctx, error.replying_to(reply_to));
+                return self.log_frame(frame, "error");
+            }
+        };
+        let ask = Publish {
+            channel,
+            publisher: Publisher::Player(self.identity.player.clone()),
+            data,
+        };
+        self.state
+            .broadcaster
+            .send(ask)
+            .into_actor(self)
+            .map(move |result, act, ctx| {
+                let reply = match result {
+                    Ok(Ok(publication)) => ServerFrame::Response(Response {
+                        reply_to,
+                        result: ResponseResult::Published(PublishResult {
+                            offset: publication.offset,
+                        }),
+                    }),
+                    Ok(Err(err)) => ServerFrame::Error(
+                        ErrorFrame::new(ErrorCode::Internal, err.to_string()).replying_to(reply_to),
+                    ),
+                    Err(_) => ServerFrame::Error(
+                        ErrorFrame::new(ErrorCode::Internal, "publishing is unavailable")
+                            .replying_to(reply_to),
+                    ),
+                };
+                let ok = matches!(reply, ServerFrame::Response(_));
+                act.send(ctx, &reply);
+                act.log_frame(frame, if ok { "ok" } else { "error" });
+            })
+            .spawn(ctx);
+    }
+
+    fn presence(
+        &mut self,
+        name: &str,
+        reply_to: Option<ClientRef>,
+        frame: FrameLog,
+        ctx: &mut Ctx,
+    ) {
+        let rules = &self.state.channel_rules;
+        let checked = ChannelName::parse(name)
+            .map_err(|err| ErrorFrame::new(ErrorCode::BadChannel, err.to_string()))
+            .and_then(|channel| {
+                if !rules.for_channel(&channel).presence {
+                    return Err(ErrorFrame::new(
+                        ErrorCode::NotAvailable,
+                        format!("{channel} keeps no presence"),
+                    ));
+                }
+                rules
+                    .check_subscribe(&channel, &self.identity.player, &self.identity.channels)
+                    .map_err(|r| ErrorFrame::new(r.code, r.message))?;
+                Ok(channel)
+            });
+        let channel = match checked {
+            Ok(channel) => channel,
+            Err(error) => {
+                self.send_error(ctx, error.replying_to(reply_to));
+                return self.log_frame(frame, "error");
+            }
+        };
+        self.state
+            .broadcaster
+            .send(GetPresence { channel })
+            .into_actor(self)
+            .map(move |result, act, ctx| {
+                let reply = match result {
+                    Ok(Ok(players)) => ServerFrame::Response(Response {
+                        reply_to,
+                        result: ResponseResult::Presence(PresenceResult { players }),
+                    }),
+                    _ => ServerFrame::Error(
+                        ErrorFrame::new(ErrorCode::Internal, "presence is unavailable")
+                            .replying_to(reply_to),
+                    ),
+                };
+                act.send(ctx, &reply);
+                act.log_frame(frame, "ok");
+            })
+            .spawn(ctx);
     }
 
     fn chat(
@@ -350,11 +588,8 @@ impl WsSession {
     ) {
         let typing = self.options.typing;
         if typing {
-            let start = ChatMessage::typing(
-                TypingStatus::Start,
-                Some(session.clone()),
-                reply_to.clone(),
-            );
+            let start =
+                ChatMessage::typing(TypingStatus::Start, Some(session.clone()), reply_to.clone());
             self.send(ctx, &ServerFrame::Message(start));
         }
         let ask = HandleUserMessage {
@@ -469,7 +704,11 @@ impl WsSession {
             Item::FirstText(bytes) => (true, true, bytes),
             Item::FirstBinary(bytes) => (true, false, bytes),
             Item::Continue(_) | Item::Last(_) if self.partial.is_none() => {
-                return self.close(ctx, CloseCode::Protocol, "continuation without a first frame");
+                return self.close(
+                    ctx,
+                    CloseCode::Protocol,
+                    "continuation without a first frame",
+                );
             }
             Item::Continue(bytes) => (false, false, bytes),
             Item::Last(bytes) => {
@@ -485,7 +724,11 @@ impl WsSession {
         };
         if first {
             if self.partial.is_some() {
-                return self.close(ctx, CloseCode::Protocol, "new message inside a fragmented one");
+                return self.close(
+                    ctx,
+                    CloseCode::Protocol,
+                    "new message inside a fragmented one",
+                );
             }
             self.partial = Some(PartialMessage {
                 is_text,
@@ -561,6 +804,7 @@ impl Actor for WsSession {
         let connect = Connect {
             conn: self.conn,
             player: self.identity.player.clone(),
+            name: self.identity.name.clone(),
             recipient: ctx.address().recipient(),
         };
         // The welcome must be the first frame, so nothing else is handled
@@ -573,6 +817,7 @@ impl Actor for WsSession {
                 Ok(Ok(())) => {
                     act.registered = true;
                     act.send_welcome(ctx);
+                    act.join_personal_channel();
                 }
                 Ok(Err(ConnectRefused::TooManyForPlayer)) => {
                     act.close(ctx, CloseCode::Policy, "too many connections")
@@ -609,6 +854,15 @@ impl Handler<Deliver> for WsSession {
     type Result = ();
 
     fn handle(&mut self, msg: Deliver, ctx: &mut Ctx) {
+        // A publication can be in flight when the client unsubscribes; once
+        // the unsubscribe is answered, nothing more of that channel arrives.
+        if msg
+            .channel
+            .as_ref()
+            .is_some_and(|channel| !self.subscriptions.contains(channel))
+        {
+            return;
+        }
         self.write(ctx, msg.frame);
     }
 }
@@ -636,7 +890,11 @@ impl StreamHandler<Result<ws::Message, ProtocolError>> for WsSession {
         match message {
             ws::Message::Text(text) => {
                 if self.partial.is_some() {
-                    return self.close(ctx, CloseCode::Protocol, "new message inside a fragmented one");
+                    return self.close(
+                        ctx,
+                        CloseCode::Protocol,
+                        "new message inside a fragmented one",
+                    );
                 }
                 self.on_text(&text, ctx)
             }

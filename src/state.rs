@@ -6,6 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::Addr;
+use hearth_actors::broadcaster::Broadcaster;
+use hearth_actors::channels::ChannelRules;
 use hearth_actors::chat_processor::ChatProcessor;
 use hearth_actors::chat_server::ChatServer;
 use hearth_actors::exercise_flow::ExerciseFlow;
@@ -19,6 +21,8 @@ pub struct AppState {
     pub chat_server: Addr<ChatServer>,
     pub chat_processor: Addr<ChatProcessor>,
     pub exercise_flow: Addr<ExerciseFlow>,
+    pub broadcaster: Addr<Broadcaster>,
+    pub channel_rules: Arc<ChannelRules>,
     pub metrics: Arc<Metrics>,
     pub auth: Authenticator,
     pub progress: SharedProgressStore,

@@ -19,15 +19,24 @@ fn refused_with(server: &TestServer, query: &str, headers: &[(&str, String)]) ->
 #[test]
 fn no_token_is_refused() {
     let server = TestServer::start();
-    assert_eq!(refused_with(&server, "", &[]), (1008, "missing token".into()));
-    assert_eq!(refused_with(&server, "?token=", &[]), (1008, "missing token".into()));
+    assert_eq!(
+        refused_with(&server, "", &[]),
+        (1008, "missing token".into())
+    );
+    assert_eq!(
+        refused_with(&server, "?token=", &[]),
+        (1008, "missing token".into())
+    );
 }
 
 /// A token signed with another secret: "invalid token".
 #[test]
 fn a_bad_signature_is_refused() {
     let server = TestServer::start();
-    let token = token_signed(json!({"sub": "alice", "exp": now() + 600}), "not-the-secret");
+    let token = token_signed(
+        json!({"sub": "alice", "exp": now() + 600}),
+        "not-the-secret",
+    );
     let closed = refused_with(&server, &format!("?token={token}"), &[]);
     assert_eq!(closed, (1008, "invalid token".into()));
 }
@@ -85,14 +94,21 @@ fn query_auth_gets_the_welcome() {
     assert!(welcome["session_id"].is_null());
     let id = welcome["id"].as_str().unwrap();
     assert!(id.starts_with("msg_") && id.len() == 36, "{id}");
-    assert!(welcome["content"]["text"].as_str().unwrap().contains("safe"));
+    assert!(welcome["content"]["text"]
+        .as_str()
+        .unwrap()
+        .contains("safe"));
     assert!(welcome["timestamp"].as_str().unwrap().ends_with('Z'));
     let meta = &welcome["metadata"];
     assert_eq!(meta["player_id"], "alice");
     assert!(meta["connection_id"].as_str().unwrap().starts_with("conn_"));
     assert!(meta["server_time"].as_str().unwrap().ends_with('Z'));
     assert_eq!(meta["heartbeat_interval_s"], 10);
-    assert!(meta["features"].as_array().unwrap().iter().any(|f| f == "chat"));
+    assert!(meta["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f == "chat"));
     assert_eq!(meta["safety"]["crisis"], false);
 }
 

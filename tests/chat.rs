@@ -28,17 +28,25 @@ fn a_user_message_gets_an_assistant_reply() {
     assert_eq!(reply["reply_to"], "m1");
     let id = reply["id"].as_str().unwrap();
     assert!(id.starts_with("msg_") && id.len() == 36);
-    assert!(id[4..].bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+    assert!(id[4..]
+        .bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
     assert!(reply["session_id"].as_str().unwrap().starts_with("sess_"));
     let answer = reply["content"]["text"].as_str().unwrap();
     assert!(!answer.is_empty() && answer != text);
-    assert!(!answer.contains("unfair"), "the reply should not parrot: {answer}");
+    assert!(
+        !answer.contains("unfair"),
+        "the reply should not parrot: {answer}"
+    );
     assert_eq!(reply["content"]["elements"], json!([]));
     let timestamp = reply["timestamp"].as_str().unwrap();
     assert!(chrono::DateTime::parse_from_rfc3339(timestamp).is_ok());
     assert!(timestamp.ends_with('Z'));
     assert!(reply["metadata"]["recommendations"].is_array());
-    assert_eq!(reply["metadata"]["safety"], json!({"crisis": false, "types": []}));
+    assert_eq!(
+        reply["metadata"]["safety"],
+        json!({"crisis": false, "types": []})
+    );
 }
 
 /// Anxious text offers the two guided exercises as buttons.
@@ -74,20 +82,32 @@ fn crisis_text_surfaces_resources() {
     let server = TestServer::start();
     let before = server.metrics()["crisis_detected"].as_u64().unwrap();
     let mut client = server.connect("alice");
-    let reply = client.say("c1", "I don't want to live anymore, I just want to end it all");
+    let reply = client.say(
+        "c1",
+        "I don't want to live anymore, I just want to end it all",
+    );
     let safety = &reply["metadata"]["safety"];
     assert_eq!(safety["crisis"], true);
-    assert!(safety["types"].as_array().unwrap().contains(&json!("suicidal_ideation")));
+    assert!(safety["types"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("suicidal_ideation")));
     let elements = reply["content"]["elements"].as_array().unwrap();
     assert_eq!(elements[0]["type"], "resource");
     assert_eq!(elements[0]["emergency"], true);
-    let resources: Vec<&Value> = elements.iter().filter(|e| e["type"] == "resource").collect();
+    let resources: Vec<&Value> = elements
+        .iter()
+        .filter(|e| e["type"] == "resource")
+        .collect();
     assert!(resources.len() >= 3);
     let first_non_emergency = resources.iter().position(|r| r["emergency"] == false);
     if let Some(cut) = first_non_emergency {
         assert!(resources[cut..].iter().all(|r| r["emergency"] == false));
     }
-    let lifeline = resources.iter().find(|r| r["id"] == "lifeline_988").expect("988 offered");
+    let lifeline = resources
+        .iter()
+        .find(|r| r["id"] == "lifeline_988")
+        .expect("988 offered");
     assert_eq!(lifeline["method"], "phone");
     assert_eq!(lifeline["info"], "988");
     assert!(element_ids(&reply).contains(&"ex_breathing".to_string()));
@@ -104,9 +124,13 @@ fn crisis_text_surfaces_resources() {
 fn idioms_are_not_crises() {
     let server = TestServer::start();
     let mut client = server.connect("alice");
-    for (n, text) in ["this homework is killing me", "my phone died", "I could kill for a pizza"]
-        .into_iter()
-        .enumerate()
+    for (n, text) in [
+        "this homework is killing me",
+        "my phone died",
+        "I could kill for a pizza",
+    ]
+    .into_iter()
+    .enumerate()
     {
         let reply = client.say(&format!("i{n}"), text);
         assert_eq!(reply["metadata"]["safety"]["crisis"], false, "{text}");
@@ -148,11 +172,17 @@ fn typing_events_only_when_asked() {
     typing.send_json(json!({"type": "user_message", "id": "t1", "content": {"text": "hi"}}));
     let start = typing.recv();
     assert_eq!(start["role"], "system");
-    assert_eq!(start["content"], json!({"event": "typing", "status": "start"}));
+    assert_eq!(
+        start["content"],
+        json!({"event": "typing", "status": "start"})
+    );
     let reply = typing.recv();
     assert_eq!(reply["role"], "assistant");
     let stop = typing.recv();
-    assert_eq!(stop["content"], json!({"event": "typing", "status": "stop"}));
+    assert_eq!(
+        stop["content"],
+        json!({"event": "typing", "status": "stop"})
+    );
     assert_eq!(stop["session_id"], reply["session_id"]);
 
     let mut plain = server.connect_query("bob", "&typing=no");
@@ -167,7 +197,9 @@ fn typing_events_only_when_asked() {
 fn streaming_sends_chunks_then_the_message() {
     let server = TestServer::start();
     let mut client = server.connect_query("alice", "&stream=TRUE");
-    client.send_json(json!({"type": "user_message", "id": "st", "content": {"text": "I feel anxious"}}));
+    client.send_json(
+        json!({"type": "user_message", "id": "st", "content": {"text": "I feel anxious"}}),
+    );
     let mut text = String::new();
     let mut expected_index = 0;
     let message_id = loop {
@@ -198,17 +230,30 @@ fn feedback_adapts_recommendations() {
         json!({"type": "feedback", "content": {"rating": 1, "text": "it was too fast and boring"}}),
     );
     assert_eq!(reply["role"], "system");
-    assert!(reply["content"]["text"].as_str().unwrap().starts_with("Feedback processed."));
+    assert!(reply["content"]["text"]
+        .as_str()
+        .unwrap()
+        .starts_with("Feedback processed."));
     assert!(reply["session_id"].as_str().unwrap().starts_with("sess_"));
     let elements = reply["content"]["elements"].as_array().unwrap();
     assert!(elements.iter().all(|e| e["type"] == "recommendation"));
-    let labels: Vec<&str> = elements.iter().map(|e| e["label"].as_str().unwrap()).collect();
+    let labels: Vec<&str> = elements
+        .iter()
+        .map(|e| e["label"].as_str().unwrap())
+        .collect();
     assert_eq!(
         labels,
-        ["Adjust Therapeutic Intensity", "Slow Down Pacing", "Increase Engagement"]
+        [
+            "Adjust Therapeutic Intensity",
+            "Slow Down Pacing",
+            "Increase Engagement"
+        ]
     );
     let adjustments = &reply["metadata"]["adjustments"];
-    assert!(adjustments.as_array().unwrap().contains(&json!("reduce_intensity")));
+    assert!(adjustments
+        .as_array()
+        .unwrap()
+        .contains(&json!("reduce_intensity")));
 
     // The next assistant reply carries the same recommendations.
     let next = client.say("m1", "hello");
@@ -218,15 +263,30 @@ fn feedback_adapts_recommendations() {
         .iter()
         .map(|r| r["title"].as_str().unwrap())
         .collect();
-    assert!(titles.contains(&"Adjust Therapeutic Intensity"), "{titles:?}");
+    assert!(
+        titles.contains(&"Adjust Therapeutic Intensity"),
+        "{titles:?}"
+    );
     let first = &next["metadata"]["recommendations"][0];
-    for key in ["recommendation_id", "title", "description", "recommendation_type", "priority"] {
+    for key in [
+        "recommendation_id",
+        "title",
+        "description",
+        "recommendation_type",
+        "priority",
+    ] {
         assert!(!first[key].is_null(), "{key} in {first}");
     }
 
     // Text-only feedback is accepted.
-    let text_only = client.request("f2", json!({"type": "feedback", "content": {"text": "helpful"}}));
-    assert_eq!(text_only["metadata"]["adjustments"], json!(["maintain_current_approach"]));
+    let text_only = client.request(
+        "f2",
+        json!({"type": "feedback", "content": {"text": "helpful"}}),
+    );
+    assert_eq!(
+        text_only["metadata"]["adjustments"],
+        json!(["maintain_current_approach"])
+    );
 }
 
 /// `ping` -> `pong` with the id echoed; without an id, no reply_to.

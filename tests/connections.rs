@@ -51,7 +51,10 @@ fn an_answering_client_stays() {
 fn connections_per_player_are_limited() {
     let server = TestServer::start();
     let mut open: Vec<Client> = (0..16).map(|_| server.connect("alice")).collect();
-    let mut extra = Client::open(&server.ws_url(&format!("?token={}", server.token("alice"))), &[]);
+    let mut extra = Client::open(
+        &server.ws_url(&format!("?token={}", server.token("alice"))),
+        &[],
+    );
     assert_eq!(extra.expect_close(), (1008, "too many connections".into()));
     open[0].expect_quiet();
     let mut bob = server.connect("bob");
@@ -112,7 +115,12 @@ fn metrics_count_connections_and_messages() {
     let server = TestServer::start();
     let before = server.metrics();
     assert_eq!(before["connections"], 0);
-    for key in ["connections_total", "messages_in", "messages_out", "crisis_detected"] {
+    for key in [
+        "connections_total",
+        "messages_in",
+        "messages_out",
+        "crisis_detected",
+    ] {
         assert_eq!(before[key], 0, "{key}");
     }
     assert!(before["actors"].is_object());

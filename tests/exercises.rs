@@ -40,7 +40,10 @@ fn starting_an_exercise_gives_steps_and_complete() {
     assert_eq!(elements[0]["type"], "instruction");
     assert_eq!(elements[0]["id"], "ex_breathing_steps");
     let steps = elements[0]["label"].as_str().unwrap();
-    assert!(steps.contains('4') && steps.contains('7') && steps.contains('8'), "{steps}");
+    assert!(
+        steps.contains('4') && steps.contains('7') && steps.contains('8'),
+        "{steps}"
+    );
     assert_eq!(
         elements[1],
         json!({"type": "button", "id": "ex_breathing_complete", "label": "Complete"})
@@ -56,13 +59,19 @@ fn completion_records_one_marker_per_run() {
     client.click("s", "ex_breathing");
     let marker = progress_id(&client.click("c1", "ex_breathing_complete"));
     assert!(marker.starts_with("pm_"), "{marker}");
-    assert_eq!(progress_id(&client.click("c2", "ex_breathing_complete")), marker);
+    assert_eq!(
+        progress_id(&client.click("c2", "ex_breathing_complete")),
+        marker
+    );
 
     let listed = markers(&server, "alice");
     assert_eq!(listed.len(), 1, "{listed:?}");
     assert_eq!(listed[0]["marker_id"], marker.as_str());
     assert_eq!(listed[0]["marker_type"], "SKILL_ACQUIRED");
-    assert_eq!(listed[0]["description"], "Completed guided exercise: ex_breathing");
+    assert_eq!(
+        listed[0]["description"],
+        "Completed guided exercise: ex_breathing"
+    );
     assert_eq!(listed[0]["therapeutic_value"], 0.2);
     assert!(listed[0]["achieved_at"].as_str().unwrap().ends_with('Z'));
 
@@ -133,7 +142,10 @@ fn markers_survive_a_restart() {
 fn the_progress_endpoint_needs_the_api_key() {
     let off = TestServer::start();
     assert_eq!(off.get("/api/players/alice/progress", None).0, 403);
-    assert_eq!(off.get("/api/players/alice/progress", Some("anything")).0, 403);
+    assert_eq!(
+        off.get("/api/players/alice/progress", Some("anything")).0,
+        403
+    );
 
     let on = with_key();
     assert_eq!(on.get("/api/players/alice/progress", None).0, 401);

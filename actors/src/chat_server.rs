@@ -1,22 +1,32 @@
-//! `ChatServer`: the registry of live connections. It knows which player owns
-//! which connections and each player's active therapeutic session, and it
-//! delivers frames to one connection or to all of a player's. It holds no
-//! domain rules and never touches a socket: each connection is a
-//! `Recipient<Deliver>`, and only the session actor turns that into bytes.
+//! `ChatServer`: the registry of live connections. It knows which player
+//! owns which connections, each player's active therapeutic session, and
+//! which connections are in which channel room; it delivers frames to one
+//! connection, to all of a player's, or to a room. It holds no domain rules
+//! and never touches a socket: each connection is a `Recipient<Deliver>`,
+//! and only the session actor turns that into bytes.
+//!
+//! Fan-out cost per recipient: one `do_send` (an envelope allocation and a
+//! queue push) carrying a reference-counted copy of bytes serialized once,
+//! plus a watermark comparison. Nothing is serialized or cloned deeply per
+//! recipient.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use actix::prelude::*;
 
+use crate::broadcaster::PresenceChanged;
+use crate::channels::ChannelName;
 use crate::ids::{ConnId, PlayerId, SessionId};
 use crate::protocol::{EncodedFrame, ServerFrame};
 
 /// A frame for one connection, already serialized so that fan-out to many
-/// connections serializes once.
+/// connections serializes once. `channel` names the room it was delivered
+/// through, so a session can drop what arrives after it unsubscribed.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
 pub struct Deliver {
     pub frame: EncodedFrame,
+    pub channel: Option<ChannelName>,
 }
 
 /// A session announces itself. Refused when the player already has the
@@ -26,6 +36,8 @@ pub struct Deliver {
 pub struct Connect {
     pub conn: ConnId,
     pub player: PlayerId,
+    /// Display name from the token, shown in presence.
+    pub name: Option<String>,
     pub recipient: Recipient<Deliver>,
 }
 
@@ -35,7 +47,7 @@ pub enum ConnectRefused {
     TooManyForPlayer,
 }
 
-/// A session is gone. Idempotent: a second `Disconnect` changes nothing.
+/// A session is gone: it leaves every room. Idempotent.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
 pub struct Disconnect {
@@ -64,6 +76,42 @@ pub struct ResolveSession {
     pub requested: Option<SessionId>,
 }
 
+/// From the broadcaster: deliver `frames` to `conn` (the subscribe reply,
+/// then missed publications), then add it to the rooms. Live publications
+/// at or below a room's `watermark` were in the backlog and are skipped.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct JoinChannels {
+    pub conn: ConnId,
+    pub frames: Vec<EncodedFrame>,
+    pub channels: Vec<JoinChannel>,
+}
+
+#[derive(Debug, Clone)]
+pub struct JoinChannel {
+    pub channel: ChannelName,
+    pub watermark: u64,
+    /// Count this connection in the channel's presence.
+    pub presence: bool,
+}
+
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct LeaveChannels {
+    pub conn: ConnId,
+    pub channels: Vec<ChannelName>,
+}
+
+/// One frame for every member of a room. `offset` is the publication's
+/// offset; `None` for events without one (join, leave).
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct FanOut {
+    pub channel: ChannelName,
+    pub offset: Option<u64>,
+    pub frame: EncodedFrame,
+}
+
 /// Registry sizes, for metrics and for tests that check nothing leaked.
 #[derive(Message, Debug)]
 #[rtype(result = "RegistryStats")]
@@ -73,34 +121,57 @@ pub struct GetRegistryStats;
 pub struct RegistryStats {
     pub players: usize,
     pub connections: usize,
+    pub channels: usize,
+    pub subscriptions: usize,
 }
 
 pub struct ChatServer {
     connections: HashMap<ConnId, Connection>,
     players: HashMap<PlayerId, Vec<ConnId>>,
+    rooms: HashMap<ChannelName, Room>,
     active_sessions: HashMap<PlayerId, SessionId>,
+    presence_sink: Recipient<PresenceChanged>,
     max_connections_per_player: usize,
     max_remembered_sessions: usize,
 }
 
 struct Connection {
     player: PlayerId,
+    name: Option<String>,
     recipient: Recipient<Deliver>,
+    channels: HashSet<ChannelName>,
+}
+
+#[derive(Default)]
+struct Room {
+    members: HashMap<ConnId, Member>,
+    presence: bool,
+    /// Connections per player, kept only for presence channels.
+    players: HashMap<PlayerId, u32>,
+}
+
+struct Member {
+    recipient: Recipient<Deliver>,
+    watermark: u64,
 }
 
 impl ChatServer {
-    pub fn new(max_connections_per_player: usize) -> Self {
+    pub fn new(
+        max_connections_per_player: usize,
+        presence_sink: Recipient<PresenceChanged>,
+    ) -> Self {
         ChatServer {
             connections: HashMap::new(),
             players: HashMap::new(),
+            rooms: HashMap::new(),
             active_sessions: HashMap::new(),
+            presence_sink,
             max_connections_per_player: max_connections_per_player.max(1),
             max_remembered_sessions: 100_000,
         }
     }
 
-    /// Both indexes agree: every connection is listed under its player and
-    /// no player entry is empty.
+    /// Both directions of each index agree, and no entry is empty.
     fn check_invariants(&self) {
         if cfg!(debug_assertions) {
             let listed: usize = self.players.values().map(Vec::len).sum();
@@ -114,6 +185,49 @@ impl ChatServer {
                         .is_some_and(|c| &c.player == player));
                 }
             }
+            let memberships: usize = self.connections.values().map(|c| c.channels.len()).sum();
+            let members: usize = self.rooms.values().map(|r| r.members.len()).sum();
+            debug_assert_eq!(memberships, members);
+            for (channel, room) in &self.rooms {
+                debug_assert!(!room.members.is_empty());
+                for conn in room.members.keys() {
+                    debug_assert!(self
+                        .connections
+                        .get(conn)
+                        .is_some_and(|c| c.channels.contains(channel)));
+                }
+            }
+        }
+    }
+
+    fn leave(&mut self, conn: ConnId, channel: &ChannelName) {
+        let Some(connection) = self.connections.get_mut(&conn) else {
+            return;
+        };
+        if !connection.channels.remove(channel) {
+            return;
+        }
+        let Some(room) = self.rooms.get_mut(channel) else {
+            return;
+        };
+        room.members.remove(&conn);
+        if room.presence {
+            let count = room.players.get_mut(&connection.player).map(|count| {
+                *count = count.saturating_sub(1);
+                *count
+            });
+            if count == Some(0) {
+                room.players.remove(&connection.player);
+            }
+            self.presence_sink.do_send(PresenceChanged {
+                channel: channel.clone(),
+                player: connection.player.clone(),
+                name: connection.name.clone(),
+                connections: count.unwrap_or(0),
+            });
+        }
+        if room.members.is_empty() {
+            self.rooms.remove(channel);
         }
     }
 }
@@ -128,9 +242,6 @@ impl Handler<Connect> for ChatServer {
     fn handle(&mut self, msg: Connect, _: &mut Context<Self>) -> Self::Result {
         let conns = self.players.entry(msg.player.clone()).or_default();
         if conns.len() >= self.max_connections_per_player {
-            if conns.is_empty() {
-                self.players.remove(&msg.player);
-            }
             return Err(ConnectRefused::TooManyForPlayer);
         }
         conns.push(msg.conn);
@@ -138,7 +249,9 @@ impl Handler<Connect> for ChatServer {
             msg.conn,
             Connection {
                 player: msg.player,
+                name: msg.name,
                 recipient: msg.recipient,
+                channels: HashSet::new(),
             },
         );
         self.check_invariants();
@@ -150,9 +263,14 @@ impl Handler<Disconnect> for ChatServer {
     type Result = ();
 
     fn handle(&mut self, msg: Disconnect, _: &mut Context<Self>) {
-        if self.connections.remove(&msg.conn).is_none() {
-            return;
+        let channels: Vec<ChannelName> = match self.connections.get(&msg.conn) {
+            Some(connection) => connection.channels.iter().cloned().collect(),
+            None => return,
+        };
+        for channel in &channels {
+            self.leave(msg.conn, channel);
         }
+        self.connections.remove(&msg.conn);
         if let Some(conns) = self.players.get_mut(&msg.player) {
             conns.retain(|conn| *conn != msg.conn);
             if conns.is_empty() {
@@ -176,6 +294,7 @@ impl Handler<SendToPlayer> for ChatServer {
             if let Some(connection) = self.connections.get(conn) {
                 connection.recipient.do_send(Deliver {
                     frame: frame.clone(),
+                    channel: None,
                 });
                 reached += 1;
             }
@@ -212,6 +331,78 @@ impl Handler<ResolveSession> for ChatServer {
     }
 }
 
+impl Handler<JoinChannels> for ChatServer {
+    type Result = ();
+
+    fn handle(&mut self, msg: JoinChannels, _: &mut Context<Self>) {
+        let Some(connection) = self.connections.get_mut(&msg.conn) else {
+            // The connection closed while the broker answered.
+            return;
+        };
+        for frame in msg.frames {
+            connection.recipient.do_send(Deliver {
+                frame,
+                channel: None,
+            });
+        }
+        for join in msg.channels {
+            if !connection.channels.insert(join.channel.clone()) {
+                continue;
+            }
+            let room = self.rooms.entry(join.channel.clone()).or_default();
+            room.presence = join.presence;
+            room.members.insert(
+                msg.conn,
+                Member {
+                    recipient: connection.recipient.clone(),
+                    watermark: join.watermark,
+                },
+            );
+            if join.presence {
+                let count = room.players.entry(connection.player.clone()).or_default();
+                *count += 1;
+                self.presence_sink.do_send(PresenceChanged {
+                    channel: join.channel,
+                    player: connection.player.clone(),
+                    name: connection.name.clone(),
+                    connections: *count,
+                });
+            }
+        }
+        self.check_invariants();
+    }
+}
+
+impl Handler<LeaveChannels> for ChatServer {
+    type Result = ();
+
+    fn handle(&mut self, msg: LeaveChannels, _: &mut Context<Self>) {
+        for channel in &msg.channels {
+            self.leave(msg.conn, channel);
+        }
+        self.check_invariants();
+    }
+}
+
+impl Handler<FanOut> for ChatServer {
+    type Result = ();
+
+    fn handle(&mut self, msg: FanOut, _: &mut Context<Self>) {
+        let Some(room) = self.rooms.get(&msg.channel) else {
+            return;
+        };
+        for member in room.members.values() {
+            if msg.offset.is_some_and(|offset| offset <= member.watermark) {
+                continue;
+            }
+            member.recipient.do_send(Deliver {
+                frame: msg.frame.clone(),
+                channel: Some(msg.channel.clone()),
+            });
+        }
+    }
+}
+
 impl Handler<GetRegistryStats> for ChatServer {
     type Result = RegistryStats;
 
@@ -219,6 +410,8 @@ impl Handler<GetRegistryStats> for ChatServer {
         RegistryStats {
             players: self.players.len(),
             connections: self.connections.len(),
+            channels: self.rooms.len(),
+            subscriptions: self.rooms.values().map(|r| r.members.len()).sum(),
         }
     }
 }

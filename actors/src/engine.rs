@@ -90,7 +90,8 @@ impl Profile {
 const ADJUST_INTENSITY: Recommendation = Recommendation {
     recommendation_id: "rec_adjust_intensity",
     title: "Adjust Therapeutic Intensity",
-    description: "Recent ratings suggest the sessions feel too intense; ease the pace and add support.",
+    description:
+        "Recent ratings suggest the sessions feel too intense; ease the pace and add support.",
     recommendation_type: "intensity_adjustment",
     priority: 2,
 };
@@ -151,7 +152,8 @@ impl BuiltinEngine {
         let cut = (ages.len() / 10).max(1);
         let (_, threshold, _) = ages.select_nth_unstable(cut - 1);
         let threshold = *threshold;
-        self.profiles.retain(|_, profile| profile.last_touched > threshold);
+        self.profiles
+            .retain(|_, profile| profile.last_touched > threshold);
     }
 }
 
@@ -180,7 +182,9 @@ impl PersonalizationEngine for BuiltinEngine {
             ..FeedbackEntry::default()
         };
         match input.rating {
-            Some(rating) if rating <= 2 => adjustments.extend(["reduce_intensity", "increase_support"]),
+            Some(rating) if rating <= 2 => {
+                adjustments.extend(["reduce_intensity", "increase_support"])
+            }
             Some(rating) if rating >= 4 => adjustments.push("maintain_current_approach"),
             _ => {}
         }
@@ -397,12 +401,21 @@ mod tests {
         });
         assert_eq!(
             outcome.adjustments,
-            ["reduce_intensity", "increase_support", "increase_engagement", "vary_approaches"]
+            [
+                "reduce_intensity",
+                "increase_support",
+                "increase_engagement",
+                "vary_approaches"
+            ]
         );
         let titles: Vec<_> = outcome.recommendations.iter().map(|r| r.title).collect();
         assert_eq!(
             titles,
-            ["Adjust Therapeutic Intensity", "Slow Down Pacing", "Increase Engagement"]
+            [
+                "Adjust Therapeutic Intensity",
+                "Slow Down Pacing",
+                "Increase Engagement"
+            ]
         );
         let good = engine.feedback(&FeedbackInput {
             player: &carol,
@@ -431,6 +444,8 @@ mod tests {
             reply(&mut engine, &player, "hi");
         }
         assert!(engine.profiles.len() <= 50);
-        assert!(engine.profiles.contains_key(&PlayerId::parse("p499").unwrap()));
+        assert!(engine
+            .profiles
+            .contains_key(&PlayerId::parse("p499").unwrap()));
     }
 }

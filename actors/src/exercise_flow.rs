@@ -216,7 +216,12 @@ impl ExerciseFlow {
         }
     }
 
-    fn tell_other_connections(&self, msg: &HandleInteraction, exercise: &Exercise, marker: &MarkerId) {
+    fn tell_other_connections(
+        &self,
+        msg: &HandleInteraction,
+        exercise: &Exercise,
+        marker: &MarkerId,
+    ) {
         let news = ChatMessage::new(
             Role::System,
             Some(msg.session_id.clone()),

@@ -35,11 +35,7 @@ fn check(
     // valid id has as many bytes as characters and a non-ASCII one fails below.
     let chars = value.chars().count();
     if chars == 0 || chars > max {
-        return Err(IdError::Length {
-            what,
-            min: 1,
-            max,
-        });
+        return Err(IdError::Length { what, min: 1, max });
     }
     if !value.bytes().all(ok) {
         return Err(IdError::Charset { what, allowed });
@@ -234,7 +230,9 @@ mod tests {
     fn generated_ids_have_their_wire_shape() {
         let msg = MessageId::generate().to_string();
         assert_eq!(msg.len(), 4 + 32);
-        assert!(msg[4..].bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        assert!(msg[4..]
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
         assert!(ConnId::generate().to_string().starts_with("conn_"));
     }
 }

@@ -2,6 +2,10 @@
 //! therapeutic domain. Nothing here opens a socket; the server crate adapts
 //! these actors to HTTP and WebSocket.
 
+pub mod broadcaster;
+pub mod broker;
+pub mod broker_memory;
+pub mod channels;
 pub mod chat_processor;
 pub mod chat_server;
 pub mod crisis;

@@ -171,7 +171,9 @@ impl SqliteProgressStore {
 const MARKER_COLUMNS: &str =
     "marker_id, marker_type, description, achieved_at, therapeutic_value, related_goal_id";
 
-fn marker_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<ProgressMarker, StoreError>> {
+fn marker_from_row(
+    row: &rusqlite::Row<'_>,
+) -> rusqlite::Result<Result<ProgressMarker, StoreError>> {
     let marker_id: String = row.get(0)?;
     let marker_type: String = row.get(1)?;
     let description: String = row.get(2)?;
@@ -220,7 +222,10 @@ impl ProgressStore for SqliteProgressStore {
                     run_key,
                     marker.marker_type.as_str(),
                     marker.description,
-                    marker.achieved_at.0.to_rfc3339_opts(SecondsFormat::Millis, true),
+                    marker
+                        .achieved_at
+                        .0
+                        .to_rfc3339_opts(SecondsFormat::Millis, true),
                     marker.therapeutic_value,
                     marker.related_goal_id,
                 ],

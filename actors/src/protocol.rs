@@ -9,6 +9,10 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value};
 
+use std::collections::BTreeMap;
+
+use crate::broker::{Epoch, Payload, PresenceEntry, Publication, Publisher};
+use crate::channels::{ChannelName, Refusal};
 use crate::crisis::CrisisType;
 use crate::ids::{ClientRef, ConnId, MessageId, PlayerId, SessionId};
 use crate::progress::MarkerId;
@@ -185,9 +189,10 @@ pub fn parse_request(text: &str, limits: &RequestLimits) -> Result<Request, Erro
 
     let reply_to = match object.remove("id") {
         None | Some(Value::Null) => None,
-        Some(Value::String(id)) => Some(ClientRef::parse(&id).map_err(|err| {
-            ErrorFrame::new(ErrorCode::BadRequest, format!("bad id: {err}"))
-        })?),
+        Some(Value::String(id)) => Some(
+            ClientRef::parse(&id)
+                .map_err(|err| ErrorFrame::new(ErrorCode::BadRequest, format!("bad id: {err}")))?,
+        ),
         Some(_) => {
             return Err(ErrorFrame::new(
                 ErrorCode::BadRequest,
@@ -202,12 +207,7 @@ pub fn parse_request(text: &str, limits: &RequestLimits) -> Result<Request, Erro
 
     let kind = match object.get("type") {
         Some(Value::String(kind)) => kind.clone(),
-        Some(_) => {
-            return Err(fail(
-                ErrorCode::UnknownType,
-                "type must be a string".into(),
-            ))
-        }
+        Some(_) => return Err(fail(ErrorCode::UnknownType, "type must be a string".into())),
         None => return Err(fail(ErrorCode::UnknownType, "missing type".into())),
     };
     let fields = Value::Object(object);
@@ -347,6 +347,7 @@ pub enum ServerFrame {
     Response(Response),
     Error(ErrorFrame),
     Pong(Pong),
+    Event(ChannelEvent),
 }
 
 /// A frame serialized once, to be written to one or many sockets as is.
@@ -659,6 +660,81 @@ pub struct Response {
 #[serde(untagged)]
 pub enum ResponseResult {
     Refreshed(RefreshResult),
+    Subscribed(SubscribeResult),
+    Unsubscribed(UnsubscribeResult),
+    Published(PublishResult),
+    Presence(PresenceResult),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SubscribeResult {
+    pub channels: BTreeMap<ChannelName, ChannelPosition>,
+    pub refused: BTreeMap<String, Refusal>,
+}
+
+/// Where a subscribed channel stands: `offset` is what to recover from
+/// later; `missed` publications follow the response.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChannelPosition {
+    pub offset: u64,
+    pub epoch: Epoch,
+    pub recovered: bool,
+    pub missed: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct UnsubscribeResult {
+    pub channels: Vec<ChannelName>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PublishResult {
+    pub offset: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PresenceResult {
+    pub players: Vec<PresenceEntry>,
+}
+
+/// What happens in a channel, tagged by `event`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum ChannelEvent {
+    Publication {
+        channel: ChannelName,
+        offset: u64,
+        epoch: Epoch,
+        publisher: Publisher,
+        data: Payload,
+        timestamp: Timestamp,
+    },
+    Join {
+        channel: ChannelName,
+        data: PresencePlayer,
+    },
+    Leave {
+        channel: ChannelName,
+        data: PresencePlayer,
+    },
+}
+
+impl ChannelEvent {
+    pub fn publication(publication: Publication) -> Self {
+        ChannelEvent::Publication {
+            channel: publication.channel,
+            offset: publication.offset,
+            epoch: publication.epoch,
+            publisher: publication.publisher,
+            data: publication.data,
+            timestamp: publication.timestamp,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PresencePlayer {
+    pub player_id: PlayerId,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -697,6 +773,9 @@ pub struct ErrorFrame {
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_after_ms: Option<u64>,
+    /// On a `subscribe` that granted nothing: why each channel was refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused: Option<BTreeMap<String, Refusal>>,
 }
 
 impl ErrorFrame {
@@ -706,6 +785,7 @@ impl ErrorFrame {
             code,
             message: message.into(),
             retry_after_ms: None,
+            refused: None,
         }
     }
 
@@ -732,10 +812,9 @@ mod tests {
 
     #[test]
     fn a_user_message_parses_with_its_id() {
-        let request = parse(
-            r#"{"type":"user_message","id":"m1","content":{"text":"hi"},"extra":1}"#,
-        )
-        .unwrap();
+        let request =
+            parse(r#"{"type":"user_message","id":"m1","content":{"text":"hi"},"extra":1}"#)
+                .unwrap();
         assert_eq!(request.reply_to.unwrap().as_str(), "m1");
         match request.body {
             RequestBody::UserMessage(message) => assert_eq!(message.content.text, "hi"),
@@ -814,6 +893,39 @@ mod tests {
             "x".repeat(33 * 1024)
         );
         assert_eq!(code_of(&big), ErrorCode::TooLarge);
+    }
+
+    #[test]
+    fn channel_events_serialize_to_the_wire_shape() {
+        let channel = ChannelName::parse("room:lobby").unwrap();
+        let publication = ChannelEvent::Publication {
+            channel: channel.clone(),
+            offset: 42,
+            epoch: Epoch::from_string("e1".into()),
+            publisher: Publisher::Server,
+            data: Payload::from_value(&serde_json::json!({"a": [1, 2]})).unwrap(),
+            timestamp: Timestamp::now(),
+        };
+        let value = serde_json::to_value(ServerFrame::Event(publication)).unwrap();
+        assert_eq!(value["type"], "event");
+        assert_eq!(value["event"], "publication");
+        assert_eq!(value["channel"], "room:lobby");
+        assert_eq!(value["offset"], 42);
+        assert_eq!(value["epoch"], "e1");
+        assert_eq!(value["publisher"], "server");
+        assert_eq!(value["data"], serde_json::json!({"a": [1, 2]}));
+        let join = ChannelEvent::Join {
+            channel,
+            data: PresencePlayer {
+                player_id: PlayerId::parse("alice").unwrap(),
+            },
+        };
+        let value = serde_json::to_value(ServerFrame::Event(join)).unwrap();
+        assert_eq!(
+            value,
+            serde_json::json!({"type": "event", "event": "join", "channel": "room:lobby",
+                               "data": {"player_id": "alice"}})
+        );
     }
 
     #[test]

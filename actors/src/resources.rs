@@ -132,7 +132,10 @@ mod tests {
             &resources,
             &[CrisisType::SevereDepression, CrisisType::SubstanceAbuse],
         );
-        assert_eq!(ids(&chosen), ["lifeline_988", "nami_helpline", "samhsa_helpline"]);
+        assert_eq!(
+            ids(&chosen),
+            ["lifeline_988", "nami_helpline", "samhsa_helpline"]
+        );
         let suicidal = resources_for(&resources, &[CrisisType::SuicidalIdeation]);
         assert_eq!(
             ids(&suicidal),

@@ -138,7 +138,10 @@ impl TestServer {
             if check(&metrics) {
                 return metrics;
             }
-            assert!(Instant::now() < deadline, "timed out waiting for {what}: {metrics}");
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}: {metrics}"
+            );
             std::thread::yield_now();
         }
     }
@@ -203,17 +206,21 @@ impl Client {
                 value.parse().expect("header value"),
             );
         }
-        let host = request.uri().authority().expect("url has a host").as_str().to_string();
+        let host = request
+            .uri()
+            .authority()
+            .expect("url has a host")
+            .as_str()
+            .to_string();
         let stream = TcpStream::connect(host)?;
         stream.set_read_timeout(Some(FRAME_TIMEOUT))?;
         stream.set_nodelay(true)?;
-        let (ws, _) = tungstenite::client::client(request, stream)
-            .map_err(|err| match err {
-                tungstenite::HandshakeError::Failure(err) => err,
-                tungstenite::HandshakeError::Interrupted(_) => {
-                    tungstenite::Error::Io(std::io::ErrorKind::WouldBlock.into())
-                }
-            })?;
+        let (ws, _) = tungstenite::client::client(request, stream).map_err(|err| match err {
+            tungstenite::HandshakeError::Failure(err) => err,
+            tungstenite::HandshakeError::Interrupted(_) => {
+                tungstenite::Error::Io(std::io::ErrorKind::WouldBlock.into())
+            }
+        })?;
         Ok(Client {
             ws,
             welcome: Value::Null,
@@ -254,7 +261,9 @@ impl Client {
                 Ok(Message::Ping(_)) => return Frame::Ping,
                 Ok(Message::Binary(_)) => return Frame::Binary,
                 Ok(Message::Pong(_)) | Ok(Message::Frame(_)) => continue,
-                Err(tungstenite::Error::ConnectionClosed) => return Frame::Close(1006, String::new()),
+                Err(tungstenite::Error::ConnectionClosed) => {
+                    return Frame::Close(1006, String::new())
+                }
                 Err(err) => panic!("no frame within {FRAME_TIMEOUT:?}: {err}"),
             }
         }
@@ -266,7 +275,9 @@ impl Client {
             match self.next_frame() {
                 Frame::Json(value) => return value,
                 Frame::Ping => continue,
-                Frame::Close(code, reason) => panic!("closed {code} {reason:?} while waiting for a frame"),
+                Frame::Close(code, reason) => {
+                    panic!("closed {code} {reason:?} while waiting for a frame")
+                }
                 Frame::Binary => panic!("unexpected binary frame"),
             }
         }
@@ -297,7 +308,10 @@ impl Client {
     pub fn expect_quiet(&mut self) {
         self.send_json(json!({"type": "ping", "id": "quiet"}));
         let next = self.recv();
-        assert_eq!(next["type"], "pong", "expected nothing before the pong, got {next}");
+        assert_eq!(
+            next["type"], "pong",
+            "expected nothing before the pong, got {next}"
+        );
         assert_eq!(next["reply_to"], "quiet");
     }
 
@@ -321,12 +335,7 @@ impl Client {
             reason: "bye".into(),
         }));
         // Drain until the server confirms, so the server has seen it.
-        loop {
-            match self.ws.read() {
-                Ok(_) => continue,
-                Err(_) => break,
-            }
-        }
+        while self.ws.read().is_ok() {}
     }
 }
 

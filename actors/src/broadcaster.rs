@@ -1,0 +1,312 @@
+//! `Broadcaster`: channel semantics. It asks the broker for offsets,
+//! history, recovery and presence, encodes each publication once, and has
+//! `ChatServer` deliver it to the channel's members. Permission checks that
+//! depend on the connection happen in the session before a request gets
+//! here; this actor trusts the requests it receives.
+//!
+//! Ordering: `ChatServer` receives this actor's messages in the order they
+//! were sent, so a subscriber's response and missed publications (sent as
+//! one `JoinChannels`) and the live publications (`FanOut`) interleave
+//! correctly; the watermark in `JoinChannels` drops a live publication the
+//! backlog already carried. Subscribe handling is atomic (no other message
+//! is handled while the broker answers), so no live publication can be
+//! fanned out between reading history and joining.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+
+use crate::broker::{
+    Broker, BrokerError, BrokerEvent, FromBroker, Payload, PresenceEntry, Publication, Publisher,
+    Recovery,
+};
+use crate::channels::{ChannelName, ChannelRules, Refusal};
+use crate::chat_server::{ChatServer, FanOut, JoinChannel, JoinChannels};
+use crate::ids::{ClientRef, ConnId, PlayerId};
+use crate::protocol::{
+    ChannelEvent, ChannelPosition, EncodedFrame, ErrorCode, ErrorFrame, PresencePlayer,
+    RecoverFrom, Response, ResponseResult, ServerFrame, SubscribeResult,
+};
+
+/// One channel of a `subscribe` that the session found allowed.
+#[derive(Debug, Clone)]
+pub struct SubscribeRequest {
+    pub channel: ChannelName,
+    pub recover: Option<RecoverFrom>,
+}
+
+/// Join channels and answer the client through `ChatServer`, so that the
+/// response comes before the missed publications and those before live
+/// ones. With `reply_to_client` false (the automatic personal channel)
+/// nothing is sent to the client.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Subscribe {
+    pub conn: ConnId,
+    pub requests: Vec<SubscribeRequest>,
+    pub refused: BTreeMap<String, Refusal>,
+    pub reply_to: Option<ClientRef>,
+    pub reply_to_client: bool,
+}
+
+/// A publication from a client or the server API; answers with the
+/// publication's offset and epoch.
+#[derive(Message, Debug)]
+#[rtype(result = "Result<Publication, BrokerError>")]
+pub struct Publish {
+    pub channel: ChannelName,
+    pub publisher: Publisher,
+    pub data: Payload,
+}
+
+#[derive(Message, Debug)]
+#[rtype(result = "Result<Vec<PresenceEntry>, BrokerError>")]
+pub struct GetPresence {
+    pub channel: ChannelName,
+}
+
+/// From `ChatServer`: how many of this node's connections of `player` are
+/// now in `channel` (a presence channel).
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct PresenceChanged {
+    pub channel: ChannelName,
+    pub player: PlayerId,
+    pub name: Option<String>,
+    pub connections: u32,
+}
+
+#[derive(Message, Debug)]
+#[rtype(result = "bool")]
+pub struct IsReady;
+
+pub struct Broadcaster {
+    broker: Box<dyn Broker>,
+    rules: Arc<ChannelRules>,
+    chat_server: Addr<ChatServer>,
+}
+
+const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(10);
+
+impl Broadcaster {
+    pub fn new(
+        broker: Box<dyn Broker>,
+        rules: Arc<ChannelRules>,
+        chat_server: Addr<ChatServer>,
+    ) -> Self {
+        Broadcaster {
+            broker,
+            rules,
+            chat_server,
+        }
+    }
+
+    fn event_frame(event: ChannelEvent) -> EncodedFrame {
+        EncodedFrame::encode(&ServerFrame::Event(event))
+    }
+
+    /// Builds the client's one reply and the join, once every channel's
+    /// recovery is known.
+    fn finish_subscribe(
+        &mut self,
+        msg: Subscribe,
+        outcomes: Vec<(SubscribeRequest, Result<Recovery, BrokerError>)>,
+    ) {
+        let mut refused = msg.refused;
+        let mut positions = BTreeMap::new();
+        let mut backlog = Vec::new();
+        let mut joins = Vec::new();
+        for (request, outcome) in outcomes {
+            let recovery = match outcome {
+                Ok(recovery) => recovery,
+                Err(err) => {
+                    log::warn!("subscribe_failed channel={} error={err}", request.channel);
+                    refused.insert(
+                        request.channel.to_string(),
+                        Refusal::new(ErrorCode::Internal, "the broker is unavailable; retry"),
+                    );
+                    continue;
+                }
+            };
+            positions.insert(
+                request.channel.clone(),
+                ChannelPosition {
+                    offset: recovery.position.offset,
+                    epoch: recovery.position.epoch.clone(),
+                    recovered: recovery.recovered,
+                    missed: recovery.publications.len(),
+                },
+            );
+            backlog.extend(
+                recovery
+                    .publications
+                    .into_iter()
+                    .map(|p| Self::event_frame(ChannelEvent::publication(p))),
+            );
+            let presence = self.rules.for_channel(&request.channel).presence;
+            joins.push(JoinChannel {
+                channel: request.channel,
+                watermark: recovery.position.offset,
+                presence,
+            });
+        }
+
+        let mut frames = Vec::with_capacity(backlog.len() + 1);
+        if msg.reply_to_client {
+            let reply = if positions.is_empty() {
+                let (code, message) = refused
+                    .values()
+                    .next()
+                    .map(|r| (r.code, r.message.clone()))
+                    .unwrap_or((ErrorCode::BadRequest, "no channel was given".into()));
+                ServerFrame::Error(ErrorFrame {
+                    refused: Some(refused),
+                    ..ErrorFrame::new(code, message).replying_to(msg.reply_to)
+                })
+            } else {
+                ServerFrame::Response(Response {
+                    reply_to: msg.reply_to,
+                    result: ResponseResult::Subscribed(SubscribeResult {
+                        channels: positions,
+                        refused,
+                    }),
+                })
+            };
+            frames.push(EncodedFrame::encode(&reply));
+        }
+        frames.extend(backlog);
+        self.chat_server.do_send(JoinChannels {
+            conn: msg.conn,
+            frames,
+            channels: joins,
+        });
+    }
+}
+
+impl Actor for Broadcaster {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.broker.set_sink(ctx.address().recipient());
+        ctx.run_interval(MAINTENANCE_INTERVAL, |act, _| act.broker.maintain());
+    }
+}
+
+impl Handler<Subscribe> for Broadcaster {
+    type Result = AtomicResponse<Self, ()>;
+
+    fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) -> Self::Result {
+        let pending: Vec<_> = msg
+            .requests
+            .iter()
+            .map(|request| {
+                let rules = self.rules.for_channel(&request.channel).clone();
+                let recovery =
+                    self.broker
+                        .recover(&request.channel, request.recover.as_ref(), &rules);
+                (request.clone(), recovery)
+            })
+            .collect();
+        let recoveries = async move {
+            let mut outcomes = Vec::with_capacity(pending.len());
+            for (request, recovery) in pending {
+                outcomes.push((request, recovery.await));
+            }
+            outcomes
+        };
+        AtomicResponse::new(Box::pin(
+            recoveries
+                .into_actor(self)
+                .map(move |outcomes, act, _| act.finish_subscribe(msg, outcomes)),
+        ))
+    }
+}
+
+impl Handler<Publish> for Broadcaster {
+    type Result = ResponseFuture<Result<Publication, BrokerError>>;
+
+    fn handle(&mut self, msg: Publish, _: &mut Context<Self>) -> Self::Result {
+        let rules = self.rules.for_channel(&msg.channel).clone();
+        self.broker
+            .publish(&msg.channel, msg.publisher, msg.data, &rules)
+    }
+}
+
+impl Handler<GetPresence> for Broadcaster {
+    type Result = ResponseFuture<Result<Vec<PresenceEntry>, BrokerError>>;
+
+    fn handle(&mut self, msg: GetPresence, _: &mut Context<Self>) -> Self::Result {
+        self.broker.presence(&msg.channel)
+    }
+}
+
+impl Handler<PresenceChanged> for Broadcaster {
+    type Result = AtomicResponse<Self, ()>;
+
+    fn handle(&mut self, msg: PresenceChanged, _: &mut Context<Self>) -> Self::Result {
+        let update = self.broker.set_presence(
+            &msg.channel,
+            &msg.player,
+            msg.name.as_deref(),
+            msg.connections,
+        );
+        AtomicResponse::new(Box::pin(update.into_actor(self).map(
+            move |result, _, _| {
+                if let Err(err) = result {
+                    log::warn!(
+                        "presence_update_failed channel={} player_id={} error={err}",
+                        msg.channel,
+                        msg.player
+                    );
+                }
+            },
+        )))
+    }
+}
+
+impl Handler<FromBroker> for Broadcaster {
+    type Result = ();
+
+    fn handle(&mut self, msg: FromBroker, _: &mut Context<Self>) {
+        let (channel, offset, event) = match msg.event {
+            BrokerEvent::Publication(publication) => (
+                publication.channel.clone(),
+                Some(publication.offset),
+                ChannelEvent::publication(publication),
+            ),
+            BrokerEvent::Join { channel, player } => (
+                channel.clone(),
+                None,
+                ChannelEvent::Join {
+                    channel,
+                    data: PresencePlayer { player_id: player },
+                },
+            ),
+            BrokerEvent::Leave { channel, player } => (
+                channel.clone(),
+                None,
+                ChannelEvent::Leave {
+                    channel,
+                    data: PresencePlayer { player_id: player },
+                },
+            ),
+        };
+        // Serialized once here; every member gets the same bytes.
+        let frame = Self::event_frame(event);
+        self.chat_server.do_send(FanOut {
+            channel,
+            offset,
+            frame,
+        });
+    }
+}
+
+impl Handler<IsReady> for Broadcaster {
+    type Result = bool;
+
+    fn handle(&mut self, _: IsReady, _: &mut Context<Self>) -> bool {
+        self.broker.is_ready()
+    }
+}

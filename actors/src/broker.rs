@@ -1,0 +1,202 @@
+//! The broker seam: where publications get their offsets, where history and
+//! presence live, and where live events come from. The in-memory broker
+//! (`broker_memory.rs`) serves one process; a Redis broker makes several
+//! nodes act as one by implementing the same trait.
+//!
+//! Methods return futures so that a networked broker never blocks the
+//! broadcaster; the in-memory one answers with ready futures. Live events
+//! (publications, joins, leaves) are not returned by `publish`: every
+//! broker pushes them to the sink, in per-channel offset order, so that the
+//! broadcaster sees local and remote events the same way.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use actix::prelude::*;
+use serde::{Serialize, Serializer};
+use serde_json::value::RawValue;
+use thiserror::Error;
+
+use crate::channels::{ChannelName, NamespaceRules};
+use crate::ids::PlayerId;
+use crate::protocol::{RecoverFrom, Timestamp};
+
+pub type BrokerFuture<T> = Pin<Box<dyn Future<Output = Result<T, BrokerError>>>>;
+
+#[derive(Debug, Clone, Error)]
+pub enum BrokerError {
+    #[error("the broker is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// A channel's history generation. A new epoch means earlier offsets are
+/// meaningless: the stream was reset (for example a restart of the
+/// in-memory broker).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Epoch(Arc<str>);
+
+impl Epoch {
+    pub fn generate() -> Self {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        Epoch(Arc::from(&id[..16]))
+    }
+
+    pub fn from_string(text: String) -> Self {
+        Epoch(Arc::from(text))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Epoch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The published JSON value, kept as the exact text it serialized to, so
+/// it is never parsed again and is shared, not copied, by history and
+/// fan-out.
+#[derive(Debug, Clone)]
+pub struct Payload(Arc<RawValue>);
+
+impl Payload {
+    pub fn from_value(value: &serde_json::Value) -> Result<Self, serde_json::Error> {
+        let raw = serde_json::value::to_raw_value(value)?;
+        Ok(Payload(Arc::from(raw)))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.get().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.get().is_empty()
+    }
+}
+
+impl Serialize for Payload {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+/// Who published: a player, or the server API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Publisher {
+    Player(PlayerId),
+    Server,
+}
+
+impl Serialize for Publisher {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Publisher::Player(player) => serializer.serialize_str(player.as_str()),
+            Publisher::Server => serializer.serialize_str("server"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Publication {
+    pub channel: ChannelName,
+    pub offset: u64,
+    pub epoch: Epoch,
+    pub publisher: Publisher,
+    pub data: Payload,
+    pub timestamp: Timestamp,
+}
+
+/// Where a channel's stream stands: the latest offset (0 before the first
+/// publication) and its epoch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamPosition {
+    pub offset: u64,
+    pub epoch: Epoch,
+}
+
+/// The answer to a subscribe: the position, and the publications after the
+/// client's offset when they could all be recovered.
+#[derive(Debug, Clone)]
+pub struct Recovery {
+    pub position: StreamPosition,
+    pub recovered: bool,
+    pub publications: Vec<Publication>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PresenceEntry {
+    pub player_id: PlayerId,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub connections: u32,
+}
+
+/// A live event from the broker, for the broadcaster to fan out.
+#[derive(Debug, Clone)]
+pub enum BrokerEvent {
+    Publication(Publication),
+    Join {
+        channel: ChannelName,
+        player: PlayerId,
+    },
+    Leave {
+        channel: ChannelName,
+        player: PlayerId,
+    },
+}
+
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct FromBroker {
+    pub event: BrokerEvent,
+}
+
+pub trait Broker: 'static {
+    /// Where live events go. Called once, before anything else.
+    fn set_sink(&mut self, sink: Recipient<FromBroker>);
+
+    /// Assigns the next offset, appends to history (bounded by `rules`),
+    /// and emits the publication to the sink.
+    fn publish(
+        &mut self,
+        channel: &ChannelName,
+        publisher: Publisher,
+        data: Payload,
+        rules: &NamespaceRules,
+    ) -> BrokerFuture<Publication>;
+
+    /// The channel's position, and with `since` the publications after
+    /// it: all of them (`recovered`), or none when the epoch differs or the
+    /// history no longer reaches back.
+    fn recover(
+        &mut self,
+        channel: &ChannelName,
+        since: Option<&RecoverFrom>,
+        rules: &NamespaceRules,
+    ) -> BrokerFuture<Recovery>;
+
+    /// Sets how many connections `player` has in `channel` on this node;
+    /// emits `Join` when the player's count goes from zero and `Leave`
+    /// when it returns to zero.
+    fn set_presence(
+        &mut self,
+        channel: &ChannelName,
+        player: &PlayerId,
+        name: Option<&str>,
+        connections: u32,
+    ) -> BrokerFuture<()>;
+
+    fn presence(&mut self, channel: &ChannelName) -> BrokerFuture<Vec<PresenceEntry>>;
+
+    /// Whether publishes can succeed now (`/readyz`).
+    fn is_ready(&self) -> bool;
+
+    /// Periodic housekeeping: drops expired history and idle channels.
+    fn maintain(&mut self) {}
+}
