@@ -167,7 +167,7 @@ pub struct LogConfig {
 impl Default for LogConfig {
     fn default() -> Self {
         LogConfig {
-            level: "info".into(),
+            level: "info,actix_server=warn".into(),
         }
     }
 }

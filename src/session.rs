@@ -878,6 +878,12 @@ impl StreamHandler<Result<ws::Message, ProtocolError>> for WsSession {
             Err(ProtocolError::Io(err)) if err.to_string().contains("utf-8") => {
                 return self.close(ctx, CloseCode::Invalid, "invalid utf-8")
             }
+            Err(ProtocolError::Io(err)) => {
+                // The peer went away without a close frame.
+                log::debug!("ws_io_error conn_id={} error={err}", self.conn);
+                self.close.get_or_insert((1006, "connection lost".to_string()));
+                return ctx.stop();
+            }
             Err(err) => {
                 log::info!(
                     "ws_protocol_error player_id={} conn_id={} error={err}",
