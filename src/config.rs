@@ -96,6 +96,15 @@ pub struct LimitsConfig {
     pub max_publish_bytes: usize,
     pub max_connections_per_player: usize,
     pub max_connections: usize,
+    /// Token bucket per connection: `rate_burst` messages at once, refilled
+    /// at `rate_per_second`.
+    pub rate_burst: u32,
+    pub rate_per_second: f64,
+    /// Rate-limited messages in a row that close the connection 1008.
+    pub rate_limited_close_after: u32,
+    /// Frames and bytes queued for one client before it is closed 4002.
+    pub outbound_max_frames: usize,
+    pub outbound_max_bytes: usize,
 }
 
 impl Default for LimitsConfig {
@@ -106,6 +115,11 @@ impl Default for LimitsConfig {
             max_publish_bytes: 32 * 1024,
             max_connections_per_player: 16,
             max_connections: 100_000,
+            rate_burst: 20,
+            rate_per_second: 10.0,
+            rate_limited_close_after: 50,
+            outbound_max_frames: 1024,
+            outbound_max_bytes: 4 * 1024 * 1024,
         }
     }
 }
@@ -238,6 +252,12 @@ impl Config {
         }
         if self.server.client_timeout_s <= self.server.heartbeat_interval_s {
             return invalid("server.client_timeout_s must exceed server.heartbeat_interval_s");
+        }
+        if !(self.limits.rate_per_second > 0.0) || self.limits.rate_burst == 0 {
+            return invalid("limits.rate_per_second and limits.rate_burst must be positive");
+        }
+        if self.limits.outbound_max_frames == 0 || self.limits.outbound_max_bytes < 65536 {
+            return invalid("limits.outbound_max_frames must be positive and limits.outbound_max_bytes at least 65536");
         }
         if self.limits.max_message_bytes < 1024 {
             return invalid("limits.max_message_bytes must be at least 1024");

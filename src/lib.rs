@@ -6,14 +6,14 @@
 pub mod auth;
 pub mod config;
 pub mod logging;
-pub mod rejected;
+pub mod outbound;
 pub mod routes;
 pub mod session;
 pub mod state;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use actix_web::dev::{Server, ServerHandle};
@@ -21,9 +21,9 @@ use actix_web::{web, App, HttpServer};
 use hearth_actors::broadcaster::Broadcaster;
 use hearth_actors::broker_memory::MemoryBroker;
 use hearth_actors::chat_processor::ChatProcessor;
-use hearth_actors::chat_server::ChatServer;
+use hearth_actors::chat_server::{ChatServer, Evict, EvictAll};
 use hearth_actors::engine::BuiltinEngine;
-use hearth_actors::exercise_flow::ExerciseFlow;
+use hearth_actors::exercise_flow::{ExerciseFlow, PendingWrites};
 use hearth_actors::exercises::Catalogue;
 use hearth_actors::metrics::Metrics;
 use hearth_actors::progress::{SharedProgressStore, SqliteProgressStore, StoreError};
@@ -32,7 +32,8 @@ use thiserror::Error;
 
 use crate::auth::{AuthSetupError, Authenticator};
 use crate::config::{Config, ConfigError};
-use crate::state::{AppState, SessionSettings};
+use crate::outbound::OutboundLimits;
+use crate::state::{AppState, RateSettings, SessionSettings};
 
 #[derive(Debug, Error)]
 pub enum StartError {
@@ -46,23 +47,61 @@ pub enum StartError {
     Listen(#[from] std::io::Error),
 }
 
-/// A started server: where it listens, how to stop it, and the future that
-/// runs it to completion.
+/// A started server: where it listens, the future that runs it to
+/// completion, and how to stop it gracefully.
 pub struct Running {
     pub addr: SocketAddr,
-    pub handle: ServerHandle,
     pub server: Server,
-    pub metrics: Arc<Metrics>,
-    pub chat_server: Addr<ChatServer>,
+    pub shutdown: Shutdown,
+}
+
+/// What a graceful shutdown needs; cheap to clone into a signal handler.
+#[derive(Clone)]
+pub struct Shutdown {
+    pub handle: ServerHandle,
+    metrics: Arc<Metrics>,
+    chat_server: Addr<ChatServer>,
+    exercise_flow: Addr<ExerciseFlow>,
+    timeout: Duration,
+}
+
+impl Shutdown {
+    /// Stops accepting, closes every connection 1001, waits (within the
+    /// configured timeout) for the connections to drain and for progress
+    /// writes to commit, then stops the server.
+    pub async fn run(&self) {
+        let deadline = Instant::now() + self.timeout;
+        self.handle.pause().await;
+        let evict = Evict {
+            code: 1001,
+            reason: "server shutting down".into(),
+        };
+        let asked = self.chat_server.send(EvictAll { evict }).await.unwrap_or(0);
+        log::info!("shutdown_started connections={asked}");
+        let poll = Duration::from_millis(20);
+        while self.metrics.snapshot().connections > 0 && Instant::now() < deadline {
+            actix_rt::time::sleep(poll).await;
+        }
+        loop {
+            let pending = self.exercise_flow.send(PendingWrites).await.unwrap_or(0);
+            if pending == 0 || Instant::now() >= deadline {
+                break;
+            }
+            actix_rt::time::sleep(poll).await;
+        }
+        log::info!(
+            "shutdown_drained connections_left={}",
+            self.metrics.snapshot().connections
+        );
+        // Every connection is closed or out of time; the rest is the HTTP
+        // layer's own graceful stop.
+        self.handle.stop(true).await;
+    }
 }
 
 /// Starts every actor and the HTTP server on `listener`. Must run inside an
-/// actix `System`. Signals are left to the caller (`handle_signals`).
-pub fn start(
-    config: Config,
-    listener: TcpListener,
-    handle_signals: bool,
-) -> Result<Running, StartError> {
+/// actix `System`. Signals are the caller's: see [`Shutdown::run`].
+pub fn start(config: Config, listener: TcpListener) -> Result<Running, StartError> {
     config.validate()?;
     let auth = Authenticator::from_config(&config.auth)?;
     let progress: SharedProgressStore = Arc::new(SqliteProgressStore::open(&config.progress.path)?);
@@ -104,13 +143,23 @@ pub fn start(
     let state = web::Data::new(AppState {
         chat_server: chat_server.clone(),
         chat_processor,
-        exercise_flow,
+        exercise_flow: exercise_flow.clone(),
         broadcaster,
         channel_rules,
         metrics: metrics.clone(),
         auth,
         progress,
         session: SessionSettings {
+            rate: RateSettings {
+                burst: config.limits.rate_burst,
+                per_second: config.limits.rate_per_second,
+                close_after: config.limits.rate_limited_close_after.max(1),
+            },
+            outbound: OutboundLimits {
+                max_frames: config.limits.outbound_max_frames,
+                max_bytes: config.limits.outbound_max_bytes,
+            },
+            close_grace: Duration::from_secs(config.server.shutdown_timeout_s.max(1)),
             heartbeat_interval: Duration::from_secs(config.server.heartbeat_interval_s),
             client_timeout: Duration::from_secs(config.server.client_timeout_s),
             max_message_bytes: config.limits.max_message_bytes,
@@ -130,22 +179,26 @@ pub fn start(
         0 => std::thread::available_parallelism().map_or(1, usize::from),
         n => n,
     };
-    let mut server = HttpServer::new(move || {
+    let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
             .configure(routes::configure)
     })
     .workers(workers)
-    .shutdown_timeout(config.server.shutdown_timeout_s);
-    if !handle_signals {
-        server = server.disable_signals();
-    }
-    let server = server.listen(listener)?.run();
-    Ok(Running {
-        addr,
+    .shutdown_timeout(config.server.shutdown_timeout_s)
+    .disable_signals()
+    .listen(listener)?
+    .run();
+    let shutdown = Shutdown {
         handle: server.handle(),
-        server,
         metrics,
         chat_server,
+        exercise_flow,
+        timeout: Duration::from_secs(config.server.shutdown_timeout_s),
+    };
+    Ok(Running {
+        addr,
+        server,
+        shutdown,
     })
 }

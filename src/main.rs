@@ -94,8 +94,14 @@ fn serve(config: Config) -> ExitCode {
     let system = actix::System::new();
     let result = system.block_on(async move {
         let listener = TcpListener::bind(&config.server.bind)?;
-        let running = hearth::start(config, listener, true).map_err(std::io::Error::other)?;
+        let running = hearth::start(config, listener).map_err(std::io::Error::other)?;
         log::info!("listening addr={}", running.addr);
+        let shutdown = running.shutdown.clone();
+        actix_rt::spawn(async move {
+            let signal = stop_signal().await;
+            log::info!("signal_received signal={signal}");
+            shutdown.run().await;
+        });
         running.server.await
     });
     match result {
@@ -108,5 +114,22 @@ fn serve(config: Config) -> ExitCode {
             eprintln!("hearth: {err}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Waits for SIGTERM or SIGINT and names it.
+async fn stop_signal() -> &'static str {
+    use actix_rt::signal::unix::{signal, SignalKind};
+    let mut terminate = match signal(SignalKind::terminate()) {
+        Ok(stream) => stream,
+        Err(err) => {
+            log::warn!("signal_handler_failed signal=SIGTERM error={err}");
+            let _ = actix_rt::signal::ctrl_c().await;
+            return "SIGINT";
+        }
+    };
+    tokio::select! {
+        _ = terminate.recv() => "SIGTERM",
+        _ = actix_rt::signal::ctrl_c() => "SIGINT",
     }
 }

@@ -3,9 +3,9 @@
 
 use std::collections::HashMap;
 
+use actix_http::ws::CloseCode;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use actix_web_actors::ws;
 use hearth_actors::broadcaster::{GetPresence, IsReady, Publish};
 use hearth_actors::broker::{Payload, Publisher};
 use hearth_actors::channels::ChannelName;
@@ -13,8 +13,7 @@ use hearth_actors::ids::PlayerId;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::rejected::RejectedSession;
-use crate::session::{ConnOptions, WsSession};
+use crate::session::{self, ConnOptions};
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -75,25 +74,17 @@ async fn ws_chat(
         .get("token")
         .map(String::as_str)
         .or_else(|| bearer(&req));
-    let max_frame = state.session.max_message_bytes;
 
     if state.metrics.snapshot().connections >= state.max_connections as i64 {
         log::warn!("ws_refused reason=server_full");
-        let rejected = RejectedSession::new(ws::CloseCode::Again, "try again later");
-        return ws::WsResponseBuilder::new(rejected, &req, stream).start();
+        return session::refuse(&req, stream, CloseCode::Again, "try again later");
     }
     match state.auth.verify(token) {
-        Ok(identity) => {
-            let session = WsSession::new(identity, options, state.into_inner());
-            ws::WsResponseBuilder::new(session, &req, stream)
-                .frame_size(max_frame)
-                .start()
-        }
+        Ok(identity) => session::serve(&req, stream, identity, options, state.into_inner()),
         Err(err) => {
             log::info!("ws_refused reason={:?}", err.close_reason());
             log::debug!("ws_refused detail={err:?}");
-            let rejected = RejectedSession::new(ws::CloseCode::Policy, err.close_reason());
-            ws::WsResponseBuilder::new(rejected, &req, stream).start()
+            session::refuse(&req, stream, CloseCode::Policy, err.close_reason())
         }
     }
 }

@@ -8,14 +8,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use actix_http::ws::Item;
-use actix_web_actors::ws::{self, CloseCode, CloseReason, ProtocolError};
+use actix_http::ws::{CloseCode, CloseReason, Item, Message, ProtocolError};
+use actix_web::{web, HttpRequest, HttpResponse};
 use hearth_actors::broadcaster::{GetPresence, Publish, Subscribe, SubscribeRequest};
 use hearth_actors::broker::{Payload, Publisher};
 use hearth_actors::channels::{ChannelName, Refusal};
 use hearth_actors::chat_processor::{HandleFeedback, HandleUserMessage};
 use hearth_actors::chat_server::{
-    Connect, ConnectRefused, Deliver, Disconnect, LeaveChannels, ResolveSession,
+    Connect, ConnectRefused, Deliver, Disconnect, Evict, LeaveChannels, ResolveSession,
 };
 use hearth_actors::exercise_flow::HandleInteraction;
 use hearth_actors::ids::{ClientRef, ConnId, SessionId};
@@ -26,10 +26,52 @@ use hearth_actors::protocol::{
     UnsubscribeResult, WelcomeMetadata,
 };
 
+use hearth_actors::rate_limit::TokenBucket;
+
 use crate::auth::{AuthError, Identity};
+use crate::outbound::Outbound;
 use crate::state::AppState;
 
-type Ctx = ws::WebsocketContext<WsSession>;
+type Ctx = Context<WsSession>;
+
+/// Completes the upgrade and starts a session actor for it. The actor runs
+/// on this worker's arbiter, apart from the socket: reads arrive as a
+/// stream, writes go through a bounded [`Outbound`] queue.
+pub fn serve(
+    req: &HttpRequest,
+    body: web::Payload,
+    identity: Identity,
+    options: ConnOptions,
+    state: Arc<AppState>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let (response, socket, messages) = actix_ws::handle(req, body)?;
+    let messages = messages.max_frame_size(state.session.max_message_bytes);
+    let outbound = Outbound::start(socket, state.session.outbound);
+    WsSession::create(move |ctx| {
+        ctx.add_stream(messages);
+        WsSession::new(identity, options, state, outbound)
+    });
+    Ok(response)
+}
+
+/// Completes the upgrade and closes at once with `code` and `reason`,
+/// sending nothing else (PROTOCOL.md section 2).
+pub fn refuse(
+    req: &HttpRequest,
+    body: web::Payload,
+    code: CloseCode,
+    reason: &'static str,
+) -> Result<HttpResponse, actix_web::Error> {
+    let (response, socket, _messages) = actix_ws::handle(req, body)?;
+    actix_rt::spawn(async move {
+        let close = CloseReason {
+            code,
+            description: Some(reason.to_string()),
+        };
+        let _ = socket.close(Some(close)).await;
+    });
+    Ok(response)
+}
 
 /// What the client asked for in the query string.
 #[derive(Debug, Clone, Copy, Default)]
@@ -63,6 +105,10 @@ pub struct WsSession {
     active_session: Option<SessionId>,
     partial: Option<PartialMessage>,
     registered: bool,
+    outbound: Outbound,
+    rate: TokenBucket,
+    /// Messages refused by the rate limit since the last one accepted.
+    limited_in_a_row: u32,
     /// Channels this connection is in, its personal channel included.
     subscriptions: HashSet<ChannelName>,
     expiry: Option<SpawnHandle>,
@@ -85,9 +131,19 @@ struct FrameLog {
 }
 
 impl WsSession {
-    pub fn new(identity: Identity, options: ConnOptions, state: Arc<AppState>) -> Self {
+    fn new(
+        identity: Identity,
+        options: ConnOptions,
+        state: Arc<AppState>,
+        outbound: Outbound,
+    ) -> Self {
         let now = Instant::now();
+        let limits = &state.session.rate;
+        let rate = TokenBucket::new(limits.burst, limits.per_second, now);
         WsSession {
+            outbound,
+            rate,
+            limited_in_a_row: 0,
             conn: ConnId::generate(),
             identity,
             options,
@@ -104,8 +160,34 @@ impl WsSession {
     }
 
     fn write(&mut self, ctx: &mut Ctx, frame: EncodedFrame) {
-        self.state.metrics.message_out();
-        ctx.text(frame.into_inner());
+        match self.outbound.text(frame.into_inner()) {
+            Ok(()) => self.state.metrics.message_out(),
+            Err(_) => self.slow_consumer(ctx),
+        }
+    }
+
+    /// The client is not reading: what it has not taken is dropped and the
+    /// connection closes 4002, so its backlog cannot grow past the bound.
+    fn slow_consumer(&mut self, ctx: &mut Ctx) {
+        if self.close.is_some() {
+            return;
+        }
+        log::warn!(
+            "ws_slow_consumer player_id={} conn_id={} backlog={}",
+            self.identity.player,
+            self.conn,
+            self.outbound.backlog()
+        );
+        self.state.metrics.slow_consumer_closed();
+        self.close = Some((4002, "slow consumer".to_string()));
+        self.outbound.close(
+            Some(CloseReason {
+                code: CloseCode::Other(4002),
+                description: Some("slow consumer".into()),
+            }),
+            true,
+        );
+        ctx.stop();
     }
 
     fn send(&mut self, ctx: &mut Ctx, frame: &ServerFrame) {
@@ -120,10 +202,13 @@ impl WsSession {
         if self.close.is_none() {
             self.close = Some((u16::from(code), reason.to_string()));
         }
-        ctx.close(Some(CloseReason {
-            code,
-            description: Some(reason.to_string()),
-        }));
+        self.outbound.close(
+            Some(CloseReason {
+                code,
+                description: Some(reason.to_string()),
+            }),
+            false,
+        );
         ctx.stop();
     }
 
@@ -191,8 +276,8 @@ impl WsSession {
                     act.last_heard.elapsed().as_millis()
                 );
                 act.close(ctx, CloseCode::Normal, "idle timeout");
-            } else {
-                ctx.ping(b"");
+            } else if act.outbound.ping().is_err() {
+                act.slow_consumer(ctx);
             }
         });
     }
@@ -267,9 +352,45 @@ impl WsSession {
             .spawn(ctx);
     }
 
+    /// Applies the per-connection rate limit to one client message: true
+    /// when it may be handled. A refused one gets `rate_limited`; a run of
+    /// them closes the connection 1008.
+    fn admit(&mut self, ctx: &mut Ctx) -> bool {
+        self.state.metrics.message_in();
+        match self.rate.try_take(Instant::now()) {
+            Ok(()) => {
+                self.limited_in_a_row = 0;
+                true
+            }
+            Err(wait) => {
+                self.limited_in_a_row += 1;
+                self.state.metrics.rate_limited();
+                if self.limited_in_a_row >= self.state.session.rate.close_after {
+                    log::warn!(
+                        "ws_rate_limit_close player_id={} conn_id={} refused_in_a_row={}",
+                        self.identity.player,
+                        self.conn,
+                        self.limited_in_a_row
+                    );
+                    self.close(ctx, CloseCode::Policy, "rate limit exceeded");
+                } else {
+                    let retry_after_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
+                    let error = ErrorFrame {
+                        retry_after_ms: Some(retry_after_ms),
+                        ..ErrorFrame::new(ErrorCode::RateLimited, "too many messages; slow down")
+                    };
+                    self.send_error(ctx, error);
+                }
+                false
+            }
+        }
+    }
+
     fn on_text(&mut self, text: &str, ctx: &mut Ctx) {
         let received = Instant::now();
-        self.state.metrics.message_in();
+        if !self.admit(ctx) {
+            return;
+        }
         let request = match parse_request(text, &self.state.session.request_limits) {
             Ok(request) => request,
             Err(error) => {
@@ -756,7 +877,9 @@ impl WsSession {
     }
 
     fn on_binary(&mut self, ctx: &mut Ctx) {
-        self.state.metrics.message_in();
+        if !self.admit(ctx) {
+            return;
+        }
         self.send_error(
             ctx,
             ErrorFrame::new(
@@ -806,6 +929,7 @@ impl Actor for WsSession {
             player: self.identity.player.clone(),
             name: self.identity.name.clone(),
             recipient: ctx.address().recipient(),
+            evict: ctx.address().recipient(),
         };
         // The welcome must be the first frame, so nothing else is handled
         // until the registry has answered.
@@ -828,6 +952,7 @@ impl Actor for WsSession {
     }
 
     fn stopped(&mut self, _: &mut Ctx) {
+        self.outbound.finish(self.state.session.close_grace);
         if self.registered {
             self.state.chat_server.do_send(Disconnect {
                 conn: self.conn,
@@ -867,21 +992,30 @@ impl Handler<Deliver> for WsSession {
     }
 }
 
-impl StreamHandler<Result<ws::Message, ProtocolError>> for WsSession {
-    fn handle(&mut self, item: Result<ws::Message, ProtocolError>, ctx: &mut Ctx) {
+impl Handler<Evict> for WsSession {
+    type Result = ();
+
+    fn handle(&mut self, msg: Evict, ctx: &mut Ctx) {
+        self.close(ctx, CloseCode::Other(msg.code), &msg.reason);
+    }
+}
+
+impl StreamHandler<Result<Message, ProtocolError>> for WsSession {
+    fn handle(&mut self, item: Result<Message, ProtocolError>, ctx: &mut Ctx) {
         self.last_heard = Instant::now();
         let message = match item {
             Ok(message) => message,
             Err(ProtocolError::Overflow) => {
                 return self.close(ctx, CloseCode::Size, "message too big")
             }
-            Err(ProtocolError::Io(err)) if err.to_string().contains("utf-8") => {
+            Err(ProtocolError::Io(err)) if err.kind() == std::io::ErrorKind::InvalidData => {
                 return self.close(ctx, CloseCode::Invalid, "invalid utf-8")
             }
             Err(ProtocolError::Io(err)) => {
                 // The peer went away without a close frame.
                 log::debug!("ws_io_error conn_id={} error={err}", self.conn);
-                self.close.get_or_insert((1006, "connection lost".to_string()));
+                self.close
+                    .get_or_insert((1006, "connection lost".to_string()));
                 return ctx.stop();
             }
             Err(err) => {
@@ -894,7 +1028,7 @@ impl StreamHandler<Result<ws::Message, ProtocolError>> for WsSession {
             }
         };
         match message {
-            ws::Message::Text(text) => {
+            Message::Text(text) => {
                 if self.partial.is_some() {
                     return self.close(
                         ctx,
@@ -904,11 +1038,15 @@ impl StreamHandler<Result<ws::Message, ProtocolError>> for WsSession {
                 }
                 self.on_text(&text, ctx)
             }
-            ws::Message::Binary(_) => self.on_binary(ctx),
-            ws::Message::Continuation(item) => self.on_fragment(item, ctx),
-            ws::Message::Ping(payload) => ctx.pong(&payload),
-            ws::Message::Pong(_) | ws::Message::Nop => {}
-            ws::Message::Close(reason) => {
+            Message::Binary(_) => self.on_binary(ctx),
+            Message::Continuation(item) => self.on_fragment(item, ctx),
+            Message::Ping(payload) => {
+                if self.outbound.pong(payload).is_err() {
+                    self.slow_consumer(ctx);
+                }
+            }
+            Message::Pong(_) | Message::Nop => {}
+            Message::Close(reason) => {
                 let (code, text) = match &reason {
                     Some(reason) => (
                         u16::from(reason.code),
@@ -917,7 +1055,7 @@ impl StreamHandler<Result<ws::Message, ProtocolError>> for WsSession {
                     None => (1005, String::new()),
                 };
                 self.close = Some((code, format!("client: {text}")));
-                ctx.close(reason);
+                self.outbound.close(reason, false);
                 ctx.stop();
             }
         }

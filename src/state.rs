@@ -16,6 +16,15 @@ use hearth_actors::progress::SharedProgressStore;
 use hearth_actors::protocol::RequestLimits;
 
 use crate::auth::Authenticator;
+use crate::outbound::OutboundLimits;
+
+#[derive(Debug, Clone, Copy)]
+pub struct RateSettings {
+    pub burst: u32,
+    pub per_second: f64,
+    /// Refused messages in a row that close the connection 1008.
+    pub close_after: u32,
+}
 
 pub struct AppState {
     pub chat_server: Addr<ChatServer>,
@@ -35,6 +44,10 @@ pub struct AppState {
 
 #[derive(Debug, Clone)]
 pub struct SessionSettings {
+    pub rate: RateSettings,
+    pub outbound: OutboundLimits,
+    /// How long a closing connection may take to deliver what is queued.
+    pub close_grace: Duration,
     pub heartbeat_interval: Duration,
     pub client_timeout: Duration,
     pub max_message_bytes: usize,

@@ -226,6 +226,38 @@ impl ChannelRules {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever the input, parsing never panics, and what it accepts
+        /// obeys every rule and round-trips.
+        #[test]
+        fn parse_accepts_exactly_the_valid_names(text in "\\PC{0,220}") {
+            match ChannelName::parse(&text) {
+                Ok(name) => {
+                    prop_assert_eq!(name.as_str(), text.as_str());
+                    prop_assert!(!text.is_empty() && text.len() <= ChannelName::MAX_LEN);
+                    let (namespace, rest) = text.split_once(':').unwrap();
+                    prop_assert!(!namespace.is_empty() && !rest.is_empty());
+                    prop_assert!(text.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.@:-".contains(&b)));
+                }
+                Err(_) => {
+                    let valid = !text.is_empty()
+                        && text.len() <= ChannelName::MAX_LEN
+                        && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.@:-".contains(&b))
+                        && text.split_once(':').is_some_and(|(n, r)| !n.is_empty() && !r.is_empty());
+                    prop_assert!(!valid, "refused a valid name {:?}", text);
+                }
+            }
+        }
+
+        /// Names built from the allowed alphabet are accepted.
+        #[test]
+        fn well_formed_names_are_accepted(namespace in "[A-Za-z0-9_.@-]{1,20}", rest in "[A-Za-z0-9_.@:-]{1,170}") {
+            let text = format!("{namespace}:{rest}");
+            prop_assert!(ChannelName::parse(&text).is_ok());
+        }
+    }
 
     fn name(text: &str) -> ChannelName {
         ChannelName::parse(text).unwrap()

@@ -29,6 +29,14 @@ pub struct Deliver {
     pub channel: Option<ChannelName>,
 }
 
+/// Asks a connection to close with `code` and `reason` (server shutdown).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct Evict {
+    pub code: u16,
+    pub reason: String,
+}
+
 /// A session announces itself. Refused when the player already has the
 /// maximum number of connections.
 #[derive(Message)]
@@ -39,6 +47,15 @@ pub struct Connect {
     /// Display name from the token, shown in presence.
     pub name: Option<String>,
     pub recipient: Recipient<Deliver>,
+    pub evict: Recipient<Evict>,
+}
+
+/// Closes every connection with `evict`'s code and reason; answers how many
+/// were asked.
+#[derive(Message, Debug)]
+#[rtype(result = "usize")]
+pub struct EvictAll {
+    pub evict: Evict,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -139,6 +156,7 @@ struct Connection {
     player: PlayerId,
     name: Option<String>,
     recipient: Recipient<Deliver>,
+    evict: Recipient<Evict>,
     channels: HashSet<ChannelName>,
 }
 
@@ -251,6 +269,7 @@ impl Handler<Connect> for ChatServer {
                 player: msg.player,
                 name: msg.name,
                 recipient: msg.recipient,
+                evict: msg.evict,
                 channels: HashSet::new(),
             },
         );
@@ -400,6 +419,17 @@ impl Handler<FanOut> for ChatServer {
                 channel: Some(msg.channel.clone()),
             });
         }
+    }
+}
+
+impl Handler<EvictAll> for ChatServer {
+    type Result = usize;
+
+    fn handle(&mut self, msg: EvictAll, _: &mut Context<Self>) -> usize {
+        for connection in self.connections.values() {
+            connection.evict.do_send(msg.evict.clone());
+        }
+        self.connections.len()
     }
 }
 

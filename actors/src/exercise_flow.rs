@@ -30,6 +30,11 @@ pub struct HandleInteraction {
     pub reply_to: Option<ClientRef>,
 }
 
+/// How many progress writes are still in flight (for a graceful shutdown).
+#[derive(Message, Debug)]
+#[rtype(result = "usize")]
+pub struct PendingWrites;
+
 #[derive(Debug, thiserror::Error)]
 pub enum FlowError {
     #[error("progress could not be saved")]
@@ -53,6 +58,7 @@ pub struct ExerciseFlow {
     /// player -> exercise id -> the latest run
     runs: HashMap<PlayerId, HashMap<String, Run>>,
     max_players: usize,
+    pending_writes: usize,
 }
 
 const COMPLETE_SUFFIX: &str = "_complete";
@@ -70,6 +76,7 @@ impl ExerciseFlow {
             store,
             runs: HashMap::new(),
             max_players: max_players.max(1),
+            pending_writes: 0,
         }
     }
 
@@ -161,7 +168,9 @@ impl ExerciseFlow {
         let store = self.store.clone();
         let player = msg.player.clone();
         let write = actix_rt::task::spawn_blocking(move || store.record(&player, &run_key, marker));
+        self.pending_writes += 1;
         Box::pin(write.into_actor(self).map(move |written, act, _| {
+            act.pending_writes -= 1;
             let stored = match written {
                 Ok(Ok(stored)) => stored,
                 Ok(Err(err)) => {
@@ -248,6 +257,14 @@ impl ExerciseFlow {
 
 impl Actor for ExerciseFlow {
     type Context = Context<Self>;
+}
+
+impl Handler<PendingWrites> for ExerciseFlow {
+    type Result = usize;
+
+    fn handle(&mut self, _: PendingWrites, _: &mut Context<Self>) -> usize {
+        self.pending_writes
+    }
 }
 
 impl Handler<HandleInteraction> for ExerciseFlow {

@@ -16,5 +16,6 @@ pub mod ids;
 pub mod metrics;
 pub mod progress;
 pub mod protocol;
+pub mod rate_limit;
 pub mod resources;
 pub mod text;

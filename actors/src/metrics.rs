@@ -12,6 +12,8 @@ pub struct Metrics {
     messages_in: AtomicU64,
     messages_out: AtomicU64,
     crisis_detected: AtomicU64,
+    rate_limited: AtomicU64,
+    slow_consumer_closes: AtomicU64,
 }
 
 /// A point-in-time copy of the counters, shaped as `/api/metrics` shows them.
@@ -22,6 +24,8 @@ pub struct MetricsSnapshot {
     pub messages_in: u64,
     pub messages_out: u64,
     pub crisis_detected: u64,
+    pub rate_limited: u64,
+    pub slow_consumer_closes: u64,
 }
 
 impl Metrics {
@@ -46,6 +50,14 @@ impl Metrics {
         self.crisis_detected.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub fn rate_limited(&self) {
+        self.rate_limited.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn slow_consumer_closed(&self) {
+        self.slow_consumer_closes.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn snapshot(&self) -> MetricsSnapshot {
         MetricsSnapshot {
             connections: self.connections.load(Ordering::Relaxed),
@@ -53,6 +65,8 @@ impl Metrics {
             messages_in: self.messages_in.load(Ordering::Relaxed),
             messages_out: self.messages_out.load(Ordering::Relaxed),
             crisis_detected: self.crisis_detected.load(Ordering::Relaxed),
+            rate_limited: self.rate_limited.load(Ordering::Relaxed),
+            slow_consumer_closes: self.slow_consumer_closes.load(Ordering::Relaxed),
         }
     }
 }

@@ -54,9 +54,10 @@ impl TestServer {
             let system = actix::System::new();
             system.block_on(async move {
                 let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
-                match hearth::start(server_config, listener, false) {
+                match hearth::start(server_config, listener) {
                     Ok(running) => {
-                        let _ = ready_tx.send(Ok((running.addr, running.handle.clone())));
+                        let handle = running.shutdown.handle.clone();
+                        let _ = ready_tx.send(Ok((running.addr, handle)));
                         let _ = running.server.await;
                     }
                     Err(err) => {
@@ -153,12 +154,16 @@ impl Drop for TestServer {
     }
 }
 
-/// The shipped defaults, with a test's own store and a single worker.
+/// The shipped defaults, with a test's own store, a single worker, and a
+/// rate limit out of the way of tests that send quickly (the rate-limit
+/// tests set it back).
 pub fn test_config(progress_path: PathBuf) -> Config {
     let mut config = Config::default();
     config.server.bind = "127.0.0.1:0".into();
     config.server.workers = 1;
     config.progress.path = progress_path;
+    config.limits.rate_burst = 1_000_000;
+    config.limits.rate_per_second = 1_000_000.0;
     config
 }
 
