@@ -253,7 +253,10 @@ impl Config {
         if self.server.client_timeout_s <= self.server.heartbeat_interval_s {
             return invalid("server.client_timeout_s must exceed server.heartbeat_interval_s");
         }
-        if !(self.limits.rate_per_second > 0.0) || self.limits.rate_burst == 0 {
+        if !self.limits.rate_per_second.is_finite()
+            || self.limits.rate_per_second <= 0.0
+            || self.limits.rate_burst == 0
+        {
             return invalid("limits.rate_per_second and limits.rate_burst must be positive");
         }
         if self.limits.outbound_max_frames == 0 || self.limits.outbound_max_bytes < 65536 {
