@@ -186,6 +186,10 @@ pub fn start(config: Config, listener: TcpListener) -> Result<Running, StartErro
     })
     .workers(workers)
     .shutdown_timeout(config.server.shutdown_timeout_s)
+    // After a WebSocket's close handshake the server closes the TCP
+    // connection at once, as RFC 6455 asks, instead of lingering for the
+    // client to hang up first.
+    .client_disconnect_timeout(Duration::ZERO)
     .disable_signals()
     .listen(listener)?
     .run();

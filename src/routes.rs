@@ -9,6 +9,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use hearth_actors::broadcaster::{GetPresence, IsReady, Publish};
 use hearth_actors::broker::{Payload, Publisher};
 use hearth_actors::channels::ChannelName;
+use hearth_actors::chat_server::GetRegistryStats;
 use hearth_actors::ids::PlayerId;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -50,15 +51,23 @@ async fn ws_chat(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, actix_web::Error> {
     if !state.allowed_origins.is_empty() {
+        // Browsers always send Origin; a client without one is not a page
+        // on some other site, which is what the allowlist guards against.
         let origin = req
             .headers()
             .get(header::ORIGIN)
-            .and_then(|o| o.to_str().ok());
-        if !origin.is_some_and(|o| state.allowed_origins.iter().any(|allowed| allowed == o)) {
-            log::info!("ws_refused reason=origin origin={:?}", origin.unwrap_or(""));
-            return Ok(
-                HttpResponse::Forbidden().json(error_json("forbidden", "origin not allowed"))
-            );
+            .map(|o| o.to_str().unwrap_or(""));
+        if let Some(origin) = origin {
+            if !state
+                .allowed_origins
+                .iter()
+                .any(|allowed| allowed == origin)
+            {
+                log::info!("ws_refused reason=origin origin={origin:?}");
+                return Ok(
+                    HttpResponse::Forbidden().json(error_json("forbidden", "origin not allowed"))
+                );
+            }
         }
     }
     // A malformed query string is treated as an empty one: the client then
@@ -102,12 +111,25 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 
 async fn metrics_json(state: web::Data<AppState>) -> HttpResponse {
     let counters = state.metrics.snapshot();
+    let registry = state
+        .chat_server
+        .send(GetRegistryStats)
+        .await
+        .unwrap_or_default();
     HttpResponse::Ok().json(json!({
         "connections": counters.connections,
         "connections_total": counters.connections_total,
         "messages_in": counters.messages_in,
         "messages_out": counters.messages_out,
         "crisis_detected": counters.crisis_detected,
+        "rate_limited": counters.rate_limited,
+        "slow_consumer_closes": counters.slow_consumer_closes,
+        "registry": {
+            "players": registry.players,
+            "connections": registry.connections,
+            "channels": registry.channels,
+            "subscriptions": registry.subscriptions,
+        },
         "actors": {},
     }))
 }

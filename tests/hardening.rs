@@ -1,0 +1,181 @@
+//! Hostile and careless clients: rate limits, connection limits, slow
+//! consumers, Origin checks, and connection churn. After each, a fresh
+//! client can still connect and chat.
+
+mod common;
+
+use std::time::Instant;
+
+use common::{Client, Frame, TestServer};
+use serde_json::{json, Value};
+
+fn assert_healthy(server: &TestServer) {
+    let mut fresh = server.connect("fresh-client");
+    let reply = fresh.say("alive", "hello, is everyone okay?");
+    assert_eq!(reply["role"], "assistant");
+}
+
+fn default_rate_limits(config: &mut hearth::config::Config) {
+    let defaults = hearth::config::LimitsConfig::default();
+    config.limits.rate_burst = defaults.rate_burst;
+    config.limits.rate_per_second = defaults.rate_per_second;
+}
+
+/// The default bucket: the 20th message of a burst passes, the 21st is not
+/// handled and gets rate_limited with a retry hint.
+#[test]
+fn the_twenty_first_burst_message_is_limited() {
+    let server = TestServer::with_config(default_rate_limits);
+    let mut client = server.connect("alice");
+    for n in 0..21 {
+        client.send_json(json!({"type": "ping", "id": format!("p{n}")}));
+    }
+    for n in 0..20 {
+        assert_eq!(
+            client.recv(),
+            json!({"type": "pong", "reply_to": format!("p{n}")})
+        );
+    }
+    let limited = client.recv();
+    assert_eq!(limited["type"], "error");
+    assert_eq!(limited["code"], "rate_limited");
+    let retry = limited["retry_after_ms"].as_u64().expect("retry_after_ms");
+    assert!((1..=100).contains(&retry), "{limited}");
+    assert_eq!(server.metrics()["rate_limited"], 1);
+    assert_healthy(&server);
+}
+
+/// Fifty refused messages in a row close the connection 1008.
+#[test]
+fn a_flood_is_closed_1008() {
+    let server = TestServer::with_config(default_rate_limits);
+    let mut client = server.connect("alice");
+    for _ in 0..80 {
+        client.send_json(json!({"type": "ping"}));
+    }
+    let mut pongs = 0;
+    let mut limited = 0;
+    let close = loop {
+        match client.next_frame() {
+            Frame::Json(frame) if frame["type"] == "pong" => pongs += 1,
+            Frame::Json(frame) if frame["code"] == "rate_limited" => limited += 1,
+            Frame::Json(frame) => panic!("unexpected {frame}"),
+            Frame::Close(code, reason) => break (code, reason),
+            Frame::Ping | Frame::Binary => {}
+        }
+    };
+    assert_eq!(close, (1008, "rate limit exceeded".into()));
+    // The burst (plus at most a refill or two) passed; 49 errors, then the close.
+    assert!((20..=22).contains(&pongs), "{pongs} pongs");
+    assert_eq!(limited, 49);
+    assert_healthy(&server);
+}
+
+/// Past limits.max_connections, a new connection is closed 1013.
+#[test]
+fn the_server_connection_limit_closes_1013() {
+    let server = TestServer::with_config(|config| config.limits.max_connections = 3);
+    let open: Vec<Client> = (0..3).map(|n| server.connect(&format!("p{n}"))).collect();
+    let url = server.ws_url(&format!("?token={}", server.token("late")));
+    let mut late = Client::open(&url, &[]);
+    assert_eq!(late.expect_close(), (1013, "try again later".into()));
+    drop(open);
+    server.wait_for_metrics("connections closed", |m| m["connections"] == 0);
+    assert_healthy(&server);
+}
+
+/// With allowed_origins set, an upgrade from another Origin gets HTTP 403;
+/// a listed Origin, or a client that sends none, is served.
+#[test]
+fn origins_are_checked() {
+    let server = TestServer::with_config(|config| {
+        config.server.allowed_origins = vec!["https://app.example".into()];
+    });
+    let url = server.ws_url(&format!("?token={}", server.token("alice")));
+    match Client::try_open(&url, &[("Origin", "https://evil.example".to_string())]) {
+        Err(tungstenite::Error::Http(response)) => assert_eq!(response.status(), 403),
+        Err(other) => panic!("expected HTTP 403, got {other}"),
+        Ok(_) => panic!("a foreign origin was upgraded"),
+    }
+    let mut allowed = Client::open(&url, &[("Origin", "https://app.example".to_string())]);
+    assert_eq!(allowed.recv()["metadata"]["event"], "connected");
+    let mut native = Client::open(&url, &[]);
+    assert_eq!(native.recv()["metadata"]["event"], "connected");
+}
+
+fn churn(server: &TestServer, cycles: usize) {
+    let started = Instant::now();
+    for n in 0..cycles {
+        let mut client = server.connect(&format!("churn{}", n % 50));
+        if n % 10 == 0 {
+            client.request(
+                "s",
+                json!({"type": "subscribe", "channels": ["news:churn"]}),
+            );
+        }
+        let reply = client.say("m", "just checking in");
+        assert_eq!(reply["role"], "assistant");
+        if n % 3 == 0 {
+            drop(client); // abrupt: no close frame
+        } else {
+            client.close();
+        }
+    }
+    let metrics = server.wait_for_metrics("every connection unregistered", |m| {
+        m["connections"] == 0 && m["registry"]["connections"] == 0
+    });
+    assert_eq!(
+        metrics["registry"],
+        json!({"players": 0, "connections": 0, "channels": 0, "subscriptions": 0}),
+        "after {cycles} cycles in {:?}",
+        started.elapsed()
+    );
+    assert_eq!(metrics["connections_total"], cycles as u64);
+}
+
+/// Connection churn leaves nothing behind: no open connection, no registry
+/// entry, no room.
+#[test]
+fn churn_leaves_the_registry_empty() {
+    let server = TestServer::start();
+    churn(&server, 1000);
+    assert_healthy(&server);
+}
+
+/// The long soak: 5,000 cycles. Run with `cargo test --test hardening -- --ignored`.
+#[test]
+#[ignore]
+fn churn_soak_5000() {
+    let server = TestServer::start();
+    churn(&server, 5000);
+    assert_healthy(&server);
+}
+
+/// Presence entries go when their connections do.
+#[test]
+fn presence_does_not_leak_across_churn() {
+    const KEY: &str = "presence-leak";
+    let server = TestServer::with_config(|config| config.api.key = KEY.into());
+    for n in 0..30 {
+        let mut client = server.connect(&format!("visitor{n}"));
+        client.request(
+            "s",
+            json!({"type": "subscribe", "channels": ["room:lobby"]}),
+        );
+        if n % 2 == 0 {
+            drop(client);
+        } else {
+            client.close();
+        }
+    }
+    server.wait_for_metrics("all gone", |m| m["registry"]["connections"] == 0);
+    let deadline = Instant::now() + common::FRAME_TIMEOUT;
+    loop {
+        let (_, body) = server.get("/api/channels/room:lobby/presence", Some(KEY));
+        if body["players"] == Value::Array(Vec::new()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "presence still lists {body}");
+        std::thread::yield_now();
+    }
+}

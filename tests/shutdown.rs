@@ -1,0 +1,152 @@
+//! Graceful shutdown of the real binary: on SIGTERM every client sees 1001,
+//! the process exits within shutdown_timeout_s, and progress markers are
+//! intact.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::{test_config, Client, TestServer, FRAME_TIMEOUT};
+use serde_json::json;
+
+const KEY: &str = "shutdown-test";
+const SHUTDOWN_TIMEOUT_S: u64 = 5;
+
+/// Starts the `hearth` binary on port 0 with its own config file and
+/// returns it with the address it logged.
+fn spawn_hearth(config_path: &std::path::Path) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .arg("--config")
+        .arg(config_path)
+        .env("HEARTH_BIND", "127.0.0.1:0")
+        .env("HEARTH_API_KEY", KEY)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the hearth binary");
+    let stderr = child.stderr.take().expect("stderr");
+    let (addr_tx, addr_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut addr_tx = Some(addr_tx);
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(addr) = line.split("listening addr=").nth(1) {
+                if let Some(tx) = addr_tx.take() {
+                    let _ = tx.send(addr.trim().to_string());
+                }
+            }
+        }
+    });
+    let addr = addr_rx
+        .recv_timeout(FRAME_TIMEOUT)
+        .expect("hearth logged its address");
+    (child, addr)
+}
+
+/// Waits for the process to exit, at most `within`.
+fn wait_for_exit(mut child: Child, within: Duration) -> std::process::ExitStatus {
+    let (done_tx, done_rx) = mpsc::channel();
+    let pid = child.id();
+    std::thread::spawn(move || {
+        let _ = done_tx.send(child.wait());
+    });
+    match done_rx.recv_timeout(within) {
+        Ok(status) => status.expect("wait for hearth"),
+        Err(_) => {
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .arg(pid.to_string())
+                .status();
+            panic!("hearth did not exit within {within:?}");
+        }
+    }
+}
+
+/// SIGTERM with 100 open connections: each sees 1001, the process exits in
+/// time and cleanly, and a marker recorded just before is still there.
+#[test]
+fn sigterm_closes_every_connection_with_1001() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("progress.db");
+    let config_path = dir.path().join("config.toml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "[server]\nworkers = 1\nshutdown_timeout_s = {SHUTDOWN_TIMEOUT_S}\n\n[progress]\npath = {:?}\n",
+            store.display().to_string()
+        ),
+    )
+    .unwrap();
+    let (child, addr) = spawn_hearth(&config_path);
+
+    let token = common::token_with(json!({"sub": "alice", "exp": common::now() + 600}));
+    let url = format!("ws://{addr}/ws/chat?token={token}");
+    let mut first = Client::open(&url, &[]);
+    first.recv();
+    first.click("s", "ex_breathing");
+    let reply = first.click("c", "ex_breathing_complete");
+    let marker = reply["content"]["elements"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let mut clients = vec![first];
+    for n in 1..100 {
+        let token = common::token_with(json!({"sub": format!("p{n}"), "exp": common::now() + 600}));
+        let mut client = Client::open(&format!("ws://{addr}/ws/chat?token={token}"), &[]);
+        client.recv();
+        clients.push(client);
+    }
+
+    let signalled = Instant::now();
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    for client in &mut clients {
+        assert_eq!(client.expect_close(), (1001, "server shutting down".into()));
+    }
+    let exit = wait_for_exit(child, Duration::from_secs(SHUTDOWN_TIMEOUT_S + 2));
+    assert!(exit.success(), "exit status {exit}");
+    assert!(signalled.elapsed() < Duration::from_secs(SHUTDOWN_TIMEOUT_S));
+
+    // The store is intact and the marker is in it.
+    let mut config = test_config(store);
+    config.api.key = KEY.into();
+    let server = TestServer::start_with(config);
+    let (status, body) = server.get("/api/players/alice/progress", Some(KEY));
+    assert_eq!(status, 200);
+    assert_eq!(body["markers"][0]["marker_id"], marker.as_str());
+}
+
+/// A server with no connections exits at once on SIGINT too.
+#[test]
+fn sigint_stops_an_idle_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("config.toml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "[progress]\npath = {:?}\n",
+            dir.path().join("p.db").display().to_string()
+        ),
+    )
+    .unwrap();
+    let (child, addr) = spawn_hearth(&config_path);
+    assert_eq!(
+        common::http_get(&format!("http://{addr}/healthz"), None).0,
+        200
+    );
+    Command::new("kill")
+        .arg("-INT")
+        .arg(child.id().to_string())
+        .status()
+        .expect("kill");
+    let exit = wait_for_exit(child, Duration::from_secs(5));
+    assert!(exit.success(), "exit status {exit}");
+}

@@ -1,0 +1,82 @@
+//! A client that stops reading is closed 4002 without the server's memory
+//! following the flood. Its own test binary, so that the process's RSS is
+//! this test's alone.
+
+mod common;
+
+use common::{Frame, TestServer};
+use serde_json::json;
+
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("procfs");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+/// A client that stops reading while a channel floods is closed 4002; a
+/// reader in the same channel gets every publication; the server's memory
+/// does not follow the flood.
+#[test]
+fn a_non_reading_client_is_closed_4002() {
+    const KEY: &str = "slow-test";
+    const COUNT: usize = 2000;
+    let server = TestServer::with_config(|config| config.api.key = KEY.into());
+    let mut slow = server.connect("slow");
+    slow.request(
+        "s",
+        json!({"type": "subscribe", "channels": ["news:flood"]}),
+    );
+    let mut reader = server.connect("reader");
+    reader.request(
+        "s",
+        json!({"type": "subscribe", "channels": ["news:flood"]}),
+    );
+    let reading = std::thread::spawn(move || {
+        for expected in 1..=COUNT as u64 {
+            let event = reader.recv();
+            assert_eq!(event["offset"], expected, "the reader misses nothing");
+        }
+        reader
+    });
+
+    let before = rss_kib();
+    let agent = common::http_agent();
+    let payload = "x".repeat(30 * 1024);
+    for n in 0..COUNT {
+        let body = json!({"channel": "news:flood", "data": {"n": n, "pad": payload}}).to_string();
+        let status = agent
+            .post(&server.http_url("/api/publish"))
+            .header("Authorization", &format!("Bearer {KEY}"))
+            .header("Content-Type", "application/json")
+            .send(body.as_bytes())
+            .expect("publish")
+            .status();
+        assert_eq!(status.as_u16(), 200);
+    }
+    let mut reader = reading.join().expect("reader thread");
+    reader.expect_quiet();
+    let metrics = server.wait_for_metrics("the slow consumer closed", |m| {
+        m["slow_consumer_closes"] == 1
+    });
+    assert_eq!(
+        metrics["connections"], 1,
+        "only the reader is left: {metrics}"
+    );
+    let grown_mib = rss_kib().saturating_sub(before) / 1024;
+    // ~60 MiB were published; one client's queue is bounded at 4 MiB.
+    assert!(grown_mib < 40, "RSS grew {grown_mib} MiB");
+
+    // What the slow client finally reads ends with the 4002 close.
+    let close = loop {
+        match slow.next_frame() {
+            Frame::Close(code, reason) => break (code, reason),
+            Frame::Json(_) | Frame::Ping | Frame::Binary => continue,
+        }
+    };
+    assert_eq!(close, (4002, "slow consumer".into()));
+    let mut fresh = server.connect("fresh-client");
+    assert_eq!(fresh.say("alive", "hello?")["role"], "assistant");
+}
