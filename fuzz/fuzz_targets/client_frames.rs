@@ -1,0 +1,32 @@
+//! Everything a client's text frame reaches before an actor sees it: the
+//! request parser and its validation, channel names, and the crisis
+//! detector's normalisation. None may panic, whatever the bytes.
+
+#![no_main]
+
+use hearth_actors::channels::ChannelName;
+use hearth_actors::crisis::detect_crisis;
+use hearth_actors::protocol::{parse_request, RequestBody, RequestLimits};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let limits = RequestLimits::default();
+    if let Ok(request) = parse_request(text, &limits) {
+        match request.body {
+            RequestBody::Subscribe(subscribe) => {
+                for name in subscribe.channels {
+                    let _ = ChannelName::parse(&name);
+                }
+            }
+            RequestBody::UserMessage(message) => {
+                let _ = detect_crisis(&message.content.text);
+            }
+            _ => {}
+        }
+    }
+    let _ = ChannelName::parse(text);
+    let _ = detect_crisis(text);
+});
