@@ -29,6 +29,8 @@ fn a_silent_client_is_closed_and_unregistered() {
     let mut silent = server.connect("alice");
     server.wait_for_metrics("the silent client to be closed", |m| m["connections"] == 0);
     assert_eq!(silent.expect_close(), (1000, "idle timeout".into()));
+    let mut fresh = server.connect("alice");
+    assert_eq!(fresh.say("m", "hello again")["role"], "assistant");
 }
 
 /// A client that keeps answering pings stays connected past the timeout.
@@ -75,6 +77,8 @@ fn token_expiry_closes_4001() {
     assert_eq!(error["type"], "error");
     assert_eq!(error["code"], "token_expired");
     assert_eq!(client.expect_close().0, 4001);
+    let mut fresh = server.connect("alice");
+    assert_eq!(fresh.say("m", "new token, same me")["role"], "assistant");
 }
 
 /// A refresh with a new token for the same player keeps the connection past
