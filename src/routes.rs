@@ -7,7 +7,7 @@ use actix_http::ws::CloseCode;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use hearth_actors::broadcaster::{GetPresence, IsReady, Publish};
-use hearth_actors::broker::{Payload, Publisher};
+use hearth_actors::broker::{BrokerError, Payload, Publisher};
 use hearth_actors::channels::ChannelName;
 use hearth_actors::chat_server::GetRegistryStats;
 use hearth_actors::ids::PlayerId;
@@ -200,14 +200,24 @@ async fn publish(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>)
         publisher: Publisher::Server,
         data,
     };
-    match state.broadcaster.send(ask).await {
-        Ok(Ok(publication)) => HttpResponse::Ok().json(json!({
-            "offset": publication.offset,
-            "epoch": publication.epoch,
-        })),
-        Ok(Err(err)) => HttpResponse::ServiceUnavailable().json(error_json("internal", err)),
-        Err(err) => HttpResponse::ServiceUnavailable().json(error_json("internal", err)),
-    }
+    broker_reply(
+        state.broadcaster.send(ask).await,
+        |publication| json!({"offset": publication.offset, "epoch": publication.epoch}),
+    )
+}
+
+/// The broadcaster's answer as HTTP: 200 with `body`, or 503 when the
+/// broker (or the actor) could not answer.
+fn broker_reply<T>(
+    answer: Result<Result<T, BrokerError>, actix::MailboxError>,
+    body: impl FnOnce(T) -> Value,
+) -> HttpResponse {
+    let failure = match answer {
+        Ok(Ok(value)) => return HttpResponse::Ok().json(body(value)),
+        Ok(Err(err)) => err.to_string(),
+        Err(err) => err.to_string(),
+    };
+    HttpResponse::ServiceUnavailable().json(error_json("internal", failure))
 }
 
 /// `GET /api/channels/{channel}/presence`.
@@ -229,11 +239,10 @@ async fn channel_presence(
             format!("{channel} keeps no presence"),
         ));
     }
-    match state.broadcaster.send(GetPresence { channel }).await {
-        Ok(Ok(players)) => HttpResponse::Ok().json(json!({ "players": players })),
-        Ok(Err(err)) => HttpResponse::ServiceUnavailable().json(error_json("internal", err)),
-        Err(err) => HttpResponse::ServiceUnavailable().json(error_json("internal", err)),
-    }
+    broker_reply(
+        state.broadcaster.send(GetPresence { channel }).await,
+        |players| json!({ "players": players }),
+    )
 }
 
 async fn player_progress(

@@ -26,20 +26,7 @@ fn publish(client: &mut Client, id: &str, channel: &str, data: Value) -> Value {
 }
 
 fn api_post(server: &TestServer, path: &str, body: Value, key: Option<&str>) -> (u16, Value) {
-    let mut request = common::http_agent().post(&server.http_url(path));
-    if let Some(key) = key {
-        request = request.header("Authorization", &format!("Bearer {key}"));
-    }
-    let mut response = request
-        .header("Content-Type", "application/json")
-        .send(body.to_string().as_bytes())
-        .expect("HTTP request");
-    let status = response.status().as_u16();
-    let body = response
-        .body_mut()
-        .read_json::<Value>()
-        .unwrap_or(Value::Null);
-    (status, body)
+    common::http_post(&server.http_url(path), &body, key)
 }
 
 fn server_publish(server: &TestServer, channel: &str, data: Value) -> Value {

@@ -357,7 +357,23 @@ pub fn http_get(url: &str, api_key: Option<&str>) -> (u16, Value) {
     if let Some(key) = api_key {
         request = request.header("Authorization", &format!("Bearer {key}"));
     }
-    let mut response = request.call().expect("HTTP request");
+    status_and_json(request.call().expect("HTTP request"))
+}
+
+pub fn http_post(url: &str, body: &Value, api_key: Option<&str>) -> (u16, Value) {
+    let mut request = http_agent()
+        .post(url)
+        .header("Content-Type", "application/json");
+    if let Some(key) = api_key {
+        request = request.header("Authorization", &format!("Bearer {key}"));
+    }
+    let response = request
+        .send(body.to_string().as_bytes())
+        .expect("HTTP request");
+    status_and_json(response)
+}
+
+fn status_and_json(mut response: ureq::http::Response<ureq::Body>) -> (u16, Value) {
     let status = response.status().as_u16();
     let body = response
         .body_mut()
