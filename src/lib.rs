@@ -25,7 +25,8 @@ use hearth_actors::chat_server::{ChatServer, Evict, EvictAll};
 use hearth_actors::engine::BuiltinEngine;
 use hearth_actors::exercise_flow::{ExerciseFlow, PendingWrites};
 use hearth_actors::exercises::Catalogue;
-use hearth_actors::metrics::Metrics;
+use hearth_actors::metered::Metered;
+use hearth_actors::metrics::{ActorKind, Metrics};
 use hearth_actors::progress::{SharedProgressStore, SqliteProgressStore, StoreError};
 use hearth_actors::protocol::RequestLimits;
 use thiserror::Error;
@@ -60,8 +61,8 @@ pub struct Running {
 pub struct Shutdown {
     pub handle: ServerHandle,
     metrics: Arc<Metrics>,
-    chat_server: Addr<ChatServer>,
-    exercise_flow: Addr<ExerciseFlow>,
+    chat_server: Metered<ChatServer>,
+    exercise_flow: Metered<ExerciseFlow>,
     timeout: Duration,
 }
 
@@ -79,7 +80,7 @@ impl Shutdown {
         let asked = self.chat_server.send(EvictAll { evict }).await.unwrap_or(0);
         log::info!("shutdown_started connections={asked}");
         let poll = Duration::from_millis(20);
-        while self.metrics.snapshot().connections > 0 && Instant::now() < deadline {
+        while self.metrics.open_connections() > 0 && Instant::now() < deadline {
             actix_rt::time::sleep(poll).await;
         }
         loop {
@@ -91,7 +92,7 @@ impl Shutdown {
         }
         log::info!(
             "shutdown_drained connections_left={}",
-            self.metrics.snapshot().connections
+            self.metrics.open_connections()
         );
         // Every connection is closed or out of time; the rest is the HTTP
         // layer's own graceful stop.
@@ -114,31 +115,48 @@ pub fn start(config: Config, listener: TcpListener) -> Result<Running, StartErro
     // ChatServer and Broadcaster address each other: the broadcaster's
     // mailbox exists before either actor starts.
     let broadcaster_ctx = actix::Context::<Broadcaster>::new();
-    let chat_server = ChatServer::new(
-        config.limits.max_connections_per_player,
-        broadcaster_ctx.address().recipient(),
-    )
-    .start();
+    let broadcaster_addr = broadcaster_ctx.address();
+    let chat_server = Metered::new(
+        ChatServer::new(
+            config.limits.max_connections_per_player,
+            broadcaster_addr.clone().recipient(),
+            metrics.clone(),
+        )
+        .start(),
+        metrics.clone(),
+        ActorKind::ChatServer,
+    );
     let broker = MemoryBroker::new(Duration::from_secs(config.channels.idle_stream_ttl_s));
-    let broadcaster = broadcaster_ctx.run(Broadcaster::new(
+    broadcaster_ctx.run(Broadcaster::new(
         Box::new(broker),
         channel_rules.clone(),
         chat_server.clone(),
-    ));
-    let chat_processor = ChatProcessor::new(
-        Box::new(BuiltinEngine::new(max_players)),
-        config.chat.crisis_resources.clone(),
-        catalogue.clone(),
         metrics.clone(),
-    )
-    .start();
-    let exercise_flow = ExerciseFlow::new(
-        catalogue,
-        chat_server.clone(),
-        progress.clone(),
-        max_players,
-    )
-    .start();
+    ));
+    let broadcaster = Metered::new(broadcaster_addr, metrics.clone(), ActorKind::Broadcaster);
+    let chat_processor = Metered::new(
+        ChatProcessor::new(
+            Box::new(BuiltinEngine::new(max_players)),
+            config.chat.crisis_resources.clone(),
+            catalogue.clone(),
+            metrics.clone(),
+        )
+        .start(),
+        metrics.clone(),
+        ActorKind::ChatProcessor,
+    );
+    let exercise_flow = Metered::new(
+        ExerciseFlow::new(
+            catalogue,
+            chat_server.clone(),
+            progress.clone(),
+            max_players,
+            metrics.clone(),
+        )
+        .start(),
+        metrics.clone(),
+        ActorKind::ExerciseFlow,
+    );
 
     let state = web::Data::new(AppState {
         chat_server: chat_server.clone(),

@@ -11,6 +11,7 @@ use hearth_actors::broker::{BrokerError, Payload, Publisher};
 use hearth_actors::channels::ChannelName;
 use hearth_actors::chat_server::GetRegistryStats;
 use hearth_actors::ids::PlayerId;
+use hearth_actors::metrics::RegistrySizes;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -21,6 +22,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/ws/chat", web::get().to(ws_chat))
         .route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
+        .route("/metrics", web::get().to(metrics_prometheus))
         .route("/api/metrics", web::get().to(metrics_json))
         .route("/api/publish", web::post().to(publish))
         .route(
@@ -84,7 +86,8 @@ async fn ws_chat(
         .map(String::as_str)
         .or_else(|| bearer(&req));
 
-    if state.metrics.snapshot().connections >= state.max_connections as i64 {
+    if state.metrics.open_connections() >= i64::try_from(state.max_connections).unwrap_or(i64::MAX)
+    {
         log::warn!("ws_refused reason=server_full");
         return session::refuse(&req, stream, CloseCode::Again, "try again later");
     }
@@ -109,29 +112,27 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-async fn metrics_json(state: web::Data<AppState>) -> HttpResponse {
-    let counters = state.metrics.snapshot();
-    let registry = state
+async fn registry_sizes(state: &AppState) -> RegistrySizes {
+    state
         .chat_server
         .send(GetRegistryStats)
         .await
-        .unwrap_or_default();
-    HttpResponse::Ok().json(json!({
-        "connections": counters.connections,
-        "connections_total": counters.connections_total,
-        "messages_in": counters.messages_in,
-        "messages_out": counters.messages_out,
-        "crisis_detected": counters.crisis_detected,
-        "rate_limited": counters.rate_limited,
-        "slow_consumer_closes": counters.slow_consumer_closes,
-        "registry": {
-            "players": registry.players,
-            "connections": registry.connections,
-            "channels": registry.channels,
-            "subscriptions": registry.subscriptions,
-        },
-        "actors": {},
-    }))
+        .unwrap_or_default()
+}
+
+/// `GET /api/metrics`: the counters, registry sizes and per-actor figures
+/// as JSON (PROTOCOL.md section 8).
+async fn metrics_json(state: web::Data<AppState>) -> HttpResponse {
+    let sizes = registry_sizes(&state).await;
+    HttpResponse::Ok().json(state.metrics.snapshot(sizes))
+}
+
+/// `GET /metrics`: the same figures in Prometheus text format.
+async fn metrics_prometheus(state: web::Data<AppState>) -> HttpResponse {
+    let sizes = registry_sizes(&state).await;
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(state.metrics.prometheus_text(sizes))
 }
 
 /// The server API's key check: the refusal to send, if any. 403 when no key

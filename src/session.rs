@@ -26,6 +26,7 @@ use hearth_actors::protocol::{
     UnsubscribeResult, WelcomeMetadata,
 };
 
+use hearth_actors::metrics::ActorKind;
 use hearth_actors::rate_limit::TokenBucket;
 
 use crate::auth::{AuthError, Identity};
@@ -959,11 +960,11 @@ impl Actor for WsSession {
                 player: self.identity.player.clone(),
             });
         }
-        self.state.metrics.connection_closed();
         let (code, reason) = self
             .close
             .take()
             .unwrap_or((1006, "connection lost".to_string()));
+        self.state.metrics.connection_closed(code);
         log::info!(
             "ws_disconnect player_id={} conn_id={} duration_ms={} close_code={} close_reason={:?}",
             self.identity.player,
@@ -979,6 +980,7 @@ impl Handler<Deliver> for WsSession {
     type Result = ();
 
     fn handle(&mut self, msg: Deliver, ctx: &mut Ctx) {
+        let _timer = self.state.metrics.handling(ActorKind::Session);
         // A publication can be in flight when the client unsubscribes; once
         // the unsubscribe is answered, nothing more of that channel arrives.
         if msg
@@ -986,6 +988,7 @@ impl Handler<Deliver> for WsSession {
             .as_ref()
             .is_some_and(|channel| !self.subscriptions.contains(channel))
         {
+            self.state.metrics.dropped(1);
             return;
         }
         self.write(ctx, msg.frame);
@@ -996,12 +999,17 @@ impl Handler<Evict> for WsSession {
     type Result = ();
 
     fn handle(&mut self, msg: Evict, ctx: &mut Ctx) {
+        let _timer = self.state.metrics.handling(ActorKind::Session);
         self.close(ctx, CloseCode::Other(msg.code), &msg.reason);
     }
 }
 
 impl StreamHandler<Result<Message, ProtocolError>> for WsSession {
     fn handle(&mut self, item: Result<Message, ProtocolError>, ctx: &mut Ctx) {
+        // Socket reads are this actor's work too; counted as queued and
+        // handled at once so they never show as backlog.
+        self.state.metrics.actor(ActorKind::Session).queued(1);
+        let _timer = self.state.metrics.handling(ActorKind::Session);
         self.last_heard = Instant::now();
         let message = match item {
             Ok(message) => message,

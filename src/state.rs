@@ -5,12 +5,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::Addr;
 use hearth_actors::broadcaster::Broadcaster;
 use hearth_actors::channels::ChannelRules;
 use hearth_actors::chat_processor::ChatProcessor;
 use hearth_actors::chat_server::ChatServer;
 use hearth_actors::exercise_flow::ExerciseFlow;
+use hearth_actors::metered::Metered;
 use hearth_actors::metrics::Metrics;
 use hearth_actors::progress::SharedProgressStore;
 use hearth_actors::protocol::RequestLimits;
@@ -27,10 +27,10 @@ pub struct RateSettings {
 }
 
 pub struct AppState {
-    pub chat_server: Addr<ChatServer>,
-    pub chat_processor: Addr<ChatProcessor>,
-    pub exercise_flow: Addr<ExerciseFlow>,
-    pub broadcaster: Addr<Broadcaster>,
+    pub chat_server: Metered<ChatServer>,
+    pub chat_processor: Metered<ChatProcessor>,
+    pub exercise_flow: Metered<ExerciseFlow>,
+    pub broadcaster: Metered<Broadcaster>,
     pub channel_rules: Arc<ChannelRules>,
     pub metrics: Arc<Metrics>,
     pub auth: Authenticator,

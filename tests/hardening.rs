@@ -126,7 +126,7 @@ fn churn(server: &TestServer, cycles: usize) {
     });
     assert_eq!(
         metrics["registry"],
-        json!({"players": 0, "connections": 0, "channels": 0, "subscriptions": 0}),
+        json!({"players": 0, "connections": 0, "channels": 0, "subscriptions": 0, "presence_entries": 0}),
         "after {cycles} cycles in {:?}",
         started.elapsed()
     );

@@ -19,12 +19,14 @@ use std::time::Duration;
 use actix::prelude::*;
 
 use crate::broker::{
-    Broker, BrokerError, BrokerEvent, FromBroker, Payload, PresenceEntry, Publication, Publisher,
-    Recovery,
+    Broker, BrokerError, BrokerEvent, BrokerSink, FromBroker, Payload, PresenceEntry, Publication,
+    Publisher, Recovery,
 };
 use crate::channels::{ChannelName, ChannelRules, Refusal};
 use crate::chat_server::{ChatServer, FanOut, JoinChannel, JoinChannels};
 use crate::ids::{ClientRef, ConnId, PlayerId};
+use crate::metered::Metered;
+use crate::metrics::{ActorKind, Metrics};
 use crate::protocol::{
     ChannelEvent, ChannelPosition, EncodedFrame, ErrorCode, ErrorFrame, PresencePlayer,
     RecoverFrom, Response, ResponseResult, ServerFrame, SubscribeResult,
@@ -85,7 +87,8 @@ pub struct IsReady;
 pub struct Broadcaster {
     broker: Box<dyn Broker>,
     rules: Arc<ChannelRules>,
-    chat_server: Addr<ChatServer>,
+    chat_server: Metered<ChatServer>,
+    metrics: Arc<Metrics>,
 }
 
 const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(10);
@@ -94,12 +97,14 @@ impl Broadcaster {
     pub fn new(
         broker: Box<dyn Broker>,
         rules: Arc<ChannelRules>,
-        chat_server: Addr<ChatServer>,
+        chat_server: Metered<ChatServer>,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Broadcaster {
             broker,
             rules,
             chat_server,
+            metrics,
         }
     }
 
@@ -189,7 +194,8 @@ impl Actor for Broadcaster {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        self.broker.set_sink(ctx.address().recipient());
+        let sink = BrokerSink::new(ctx.address().recipient(), self.metrics.clone());
+        self.broker.set_sink(sink);
         ctx.run_interval(MAINTENANCE_INTERVAL, |act, _| act.broker.maintain());
     }
 }
@@ -198,6 +204,7 @@ impl Handler<Subscribe> for Broadcaster {
     type Result = AtomicResponse<Self, ()>;
 
     fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) -> Self::Result {
+        let _timer = self.metrics.handling(ActorKind::Broadcaster);
         let pending: Vec<_> = msg
             .requests
             .iter()
@@ -228,6 +235,7 @@ impl Handler<Publish> for Broadcaster {
     type Result = ResponseFuture<Result<Publication, BrokerError>>;
 
     fn handle(&mut self, msg: Publish, _: &mut Context<Self>) -> Self::Result {
+        let _timer = self.metrics.handling(ActorKind::Broadcaster);
         let rules = self.rules.for_channel(&msg.channel).clone();
         self.broker
             .publish(&msg.channel, msg.publisher, msg.data, &rules)
@@ -238,6 +246,7 @@ impl Handler<GetPresence> for Broadcaster {
     type Result = ResponseFuture<Result<Vec<PresenceEntry>, BrokerError>>;
 
     fn handle(&mut self, msg: GetPresence, _: &mut Context<Self>) -> Self::Result {
+        let _timer = self.metrics.handling(ActorKind::Broadcaster);
         self.broker.presence(&msg.channel)
     }
 }
@@ -246,6 +255,7 @@ impl Handler<PresenceChanged> for Broadcaster {
     type Result = AtomicResponse<Self, ()>;
 
     fn handle(&mut self, msg: PresenceChanged, _: &mut Context<Self>) -> Self::Result {
+        let _timer = self.metrics.handling(ActorKind::Broadcaster);
         let update = self.broker.set_presence(
             &msg.channel,
             &msg.player,
@@ -270,12 +280,16 @@ impl Handler<FromBroker> for Broadcaster {
     type Result = ();
 
     fn handle(&mut self, msg: FromBroker, _: &mut Context<Self>) {
+        let _timer = self.metrics.handling(ActorKind::Broadcaster);
         let (channel, offset, event) = match msg.event {
-            BrokerEvent::Publication(publication) => (
-                publication.channel.clone(),
-                Some(publication.offset),
-                ChannelEvent::publication(publication),
-            ),
+            BrokerEvent::Publication(publication) => {
+                self.metrics.published();
+                (
+                    publication.channel.clone(),
+                    Some(publication.offset),
+                    ChannelEvent::publication(publication),
+                )
+            }
             BrokerEvent::Join { channel, player } => (
                 channel.clone(),
                 None,
@@ -307,6 +321,7 @@ impl Handler<IsReady> for Broadcaster {
     type Result = bool;
 
     fn handle(&mut self, _: IsReady, _: &mut Context<Self>) -> bool {
+        let _timer = self.metrics.handling(ActorKind::Broadcaster);
         self.broker.is_ready()
     }
 }

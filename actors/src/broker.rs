@@ -21,6 +21,7 @@ use thiserror::Error;
 
 use crate::channels::{ChannelName, NamespaceRules};
 use crate::ids::PlayerId;
+use crate::metrics::{ActorKind, Metrics};
 use crate::protocol::{RecoverFrom, Timestamp};
 
 pub type BrokerFuture<T> = Pin<Box<dyn Future<Output = Result<T, BrokerError>>>>;
@@ -157,9 +158,27 @@ pub struct FromBroker {
     pub event: BrokerEvent,
 }
 
+/// Where a broker delivers live events: the broadcaster's mailbox, counted.
+#[derive(Clone)]
+pub struct BrokerSink {
+    recipient: Recipient<FromBroker>,
+    metrics: Arc<Metrics>,
+}
+
+impl BrokerSink {
+    pub fn new(recipient: Recipient<FromBroker>, metrics: Arc<Metrics>) -> Self {
+        BrokerSink { recipient, metrics }
+    }
+
+    pub fn emit(&self, event: BrokerEvent) {
+        self.metrics.actor(ActorKind::Broadcaster).queued(1);
+        self.recipient.do_send(FromBroker { event });
+    }
+}
+
 pub trait Broker: 'static {
     /// Where live events go. Called once, before anything else.
-    fn set_sink(&mut self, sink: Recipient<FromBroker>);
+    fn set_sink(&mut self, sink: BrokerSink);
 
     /// Assigns the next offset, appends to history (bounded by `rules`),
     /// and emits the publication to the sink.

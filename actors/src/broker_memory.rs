@@ -7,10 +7,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use actix::prelude::*;
-
 use crate::broker::{
-    Broker, BrokerEvent, BrokerFuture, Epoch, FromBroker, Payload, PresenceEntry, Publication,
+    Broker, BrokerEvent, BrokerFuture, BrokerSink, Epoch, Payload, PresenceEntry, Publication,
     Publisher, Recovery, StreamPosition,
 };
 use crate::channels::{ChannelName, NamespaceRules};
@@ -53,7 +51,7 @@ impl Stream {
 pub struct MemoryBroker {
     streams: HashMap<ChannelName, Stream>,
     presence: HashMap<ChannelName, HashMap<PlayerId, (Option<String>, u32)>>,
-    sink: Option<Recipient<FromBroker>>,
+    sink: Option<BrokerSink>,
     /// How long a channel with no history and no presence keeps its epoch
     /// and offset.
     idle_ttl: Duration,
@@ -71,7 +69,7 @@ impl MemoryBroker {
 
     fn emit(&self, event: BrokerEvent) {
         if let Some(sink) = &self.sink {
-            sink.do_send(FromBroker { event });
+            sink.emit(event);
         }
     }
 
@@ -94,7 +92,7 @@ fn ready<T: 'static>(value: T) -> BrokerFuture<T> {
 }
 
 impl Broker for MemoryBroker {
-    fn set_sink(&mut self, sink: Recipient<FromBroker>) {
+    fn set_sink(&mut self, sink: BrokerSink) {
         self.sink = Some(sink);
     }
 

@@ -10,7 +10,7 @@ use crate::crisis::{detect_anxiety_in, detect_crisis_in};
 use crate::engine::{FeedbackInput, PersonalizationEngine, Turn};
 use crate::exercises::Catalogue;
 use crate::ids::{ClientRef, PlayerId, SessionId};
-use crate::metrics::Metrics;
+use crate::metrics::{ActorKind, Metrics};
 use crate::protocol::{
     AssistantMetadata, ChatMessage, Element, FeedbackMetadata, MessageContent, MessageMetadata,
     Role, Safety,
@@ -70,6 +70,7 @@ impl Handler<HandleUserMessage> for ChatProcessor {
     type Result = MessageResult<HandleUserMessage>;
 
     fn handle(&mut self, msg: HandleUserMessage, _: &mut Context<Self>) -> Self::Result {
+        let _timer = self.metrics.handling(ActorKind::ChatProcessor);
         let text = NormalizedText::new(&msg.text);
         let crisis = detect_crisis_in(&text);
         let anxious = detect_anxiety_in(&text);
@@ -116,6 +117,7 @@ impl Handler<HandleFeedback> for ChatProcessor {
     type Result = MessageResult<HandleFeedback>;
 
     fn handle(&mut self, msg: HandleFeedback, _: &mut Context<Self>) -> Self::Result {
+        let _timer = self.metrics.handling(ActorKind::ChatProcessor);
         let outcome = self.engine.feedback(&FeedbackInput {
             player: &msg.player,
             rating: msg.rating,

@@ -11,12 +11,14 @@
 //! recipient.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use actix::prelude::*;
 
 use crate::broadcaster::PresenceChanged;
 use crate::channels::ChannelName;
 use crate::ids::{ConnId, PlayerId, SessionId};
+use crate::metrics::{ActorKind, Metrics, RegistrySizes};
 use crate::protocol::{EncodedFrame, ServerFrame};
 
 /// A frame for one connection, already serialized so that fan-out to many
@@ -131,16 +133,8 @@ pub struct FanOut {
 
 /// Registry sizes, for metrics and for tests that check nothing leaked.
 #[derive(Message, Debug)]
-#[rtype(result = "RegistryStats")]
+#[rtype(result = "RegistrySizes")]
 pub struct GetRegistryStats;
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, MessageResponse)]
-pub struct RegistryStats {
-    pub players: usize,
-    pub connections: usize,
-    pub channels: usize,
-    pub subscriptions: usize,
-}
 
 pub struct ChatServer {
     connections: HashMap<ConnId, Connection>,
@@ -148,6 +142,7 @@ pub struct ChatServer {
     rooms: HashMap<ChannelName, Room>,
     active_sessions: HashMap<PlayerId, SessionId>,
     presence_sink: Recipient<PresenceChanged>,
+    metrics: Arc<Metrics>,
     max_connections_per_player: usize,
     max_remembered_sessions: usize,
 }
@@ -177,6 +172,7 @@ impl ChatServer {
     pub fn new(
         max_connections_per_player: usize,
         presence_sink: Recipient<PresenceChanged>,
+        metrics: Arc<Metrics>,
     ) -> Self {
         ChatServer {
             connections: HashMap::new(),
@@ -184,6 +180,7 @@ impl ChatServer {
             rooms: HashMap::new(),
             active_sessions: HashMap::new(),
             presence_sink,
+            metrics,
             max_connections_per_player: max_connections_per_player.max(1),
             max_remembered_sessions: 100_000,
         }
@@ -237,6 +234,7 @@ impl ChatServer {
             if count == Some(0) {
                 room.players.remove(&connection.player);
             }
+            self.metrics.actor(ActorKind::Broadcaster).queued(1);
             self.presence_sink.do_send(PresenceChanged {
                 channel: channel.clone(),
                 player: connection.player.clone(),
@@ -258,6 +256,7 @@ impl Handler<Connect> for ChatServer {
     type Result = Result<(), ConnectRefused>;
 
     fn handle(&mut self, msg: Connect, _: &mut Context<Self>) -> Self::Result {
+        let _timer = self.metrics.handling(ActorKind::ChatServer);
         let conns = self.players.entry(msg.player.clone()).or_default();
         if conns.len() >= self.max_connections_per_player {
             return Err(ConnectRefused::TooManyForPlayer);
@@ -282,6 +281,7 @@ impl Handler<Disconnect> for ChatServer {
     type Result = ();
 
     fn handle(&mut self, msg: Disconnect, _: &mut Context<Self>) {
+        let _timer = self.metrics.handling(ActorKind::ChatServer);
         let channels: Vec<ChannelName> = match self.connections.get(&msg.conn) {
             Some(connection) => connection.channels.iter().cloned().collect(),
             None => return,
@@ -304,6 +304,7 @@ impl Handler<SendToPlayer> for ChatServer {
     type Result = usize;
 
     fn handle(&mut self, msg: SendToPlayer, _: &mut Context<Self>) -> usize {
+        let _timer = self.metrics.handling(ActorKind::ChatServer);
         let Some(conns) = self.players.get(&msg.player) else {
             return 0;
         };
@@ -318,6 +319,9 @@ impl Handler<SendToPlayer> for ChatServer {
                 reached += 1;
             }
         }
+        self.metrics
+            .actor(ActorKind::Session)
+            .queued(reached as u64);
         reached
     }
 }
@@ -326,6 +330,7 @@ impl Handler<ResolveSession> for ChatServer {
     type Result = MessageResult<ResolveSession>;
 
     fn handle(&mut self, msg: ResolveSession, _: &mut Context<Self>) -> Self::Result {
+        let _timer = self.metrics.handling(ActorKind::ChatServer);
         if !self.active_sessions.contains_key(&msg.player)
             && self.active_sessions.len() >= self.max_remembered_sessions
         {
@@ -354,10 +359,14 @@ impl Handler<JoinChannels> for ChatServer {
     type Result = ();
 
     fn handle(&mut self, msg: JoinChannels, _: &mut Context<Self>) {
+        let _timer = self.metrics.handling(ActorKind::ChatServer);
         let Some(connection) = self.connections.get_mut(&msg.conn) else {
             // The connection closed while the broker answered.
             return;
         };
+        self.metrics
+            .actor(ActorKind::Session)
+            .queued(msg.frames.len() as u64);
         for frame in msg.frames {
             connection.recipient.do_send(Deliver {
                 frame,
@@ -380,6 +389,7 @@ impl Handler<JoinChannels> for ChatServer {
             if join.presence {
                 let count = room.players.entry(connection.player.clone()).or_default();
                 *count += 1;
+                self.metrics.actor(ActorKind::Broadcaster).queued(1);
                 self.presence_sink.do_send(PresenceChanged {
                     channel: join.channel,
                     player: connection.player.clone(),
@@ -396,6 +406,7 @@ impl Handler<LeaveChannels> for ChatServer {
     type Result = ();
 
     fn handle(&mut self, msg: LeaveChannels, _: &mut Context<Self>) {
+        let _timer = self.metrics.handling(ActorKind::ChatServer);
         for channel in &msg.channels {
             self.leave(msg.conn, channel);
         }
@@ -407,9 +418,11 @@ impl Handler<FanOut> for ChatServer {
     type Result = ();
 
     fn handle(&mut self, msg: FanOut, _: &mut Context<Self>) {
+        let _timer = self.metrics.handling(ActorKind::ChatServer);
         let Some(room) = self.rooms.get(&msg.channel) else {
             return;
         };
+        let mut sent = 0;
         for member in room.members.values() {
             if msg.offset.is_some_and(|offset| offset <= member.watermark) {
                 continue;
@@ -418,7 +431,11 @@ impl Handler<FanOut> for ChatServer {
                 frame: msg.frame.clone(),
                 channel: Some(msg.channel.clone()),
             });
+            sent += 1;
         }
+        // One count per fan-out, not per recipient.
+        self.metrics.actor(ActorKind::Session).queued(sent);
+        self.metrics.delivered(sent);
     }
 }
 
@@ -426,6 +443,7 @@ impl Handler<EvictAll> for ChatServer {
     type Result = usize;
 
     fn handle(&mut self, msg: EvictAll, _: &mut Context<Self>) -> usize {
+        let _timer = self.metrics.handling(ActorKind::ChatServer);
         for connection in self.connections.values() {
             connection.evict.do_send(msg.evict.clone());
         }
@@ -434,14 +452,16 @@ impl Handler<EvictAll> for ChatServer {
 }
 
 impl Handler<GetRegistryStats> for ChatServer {
-    type Result = RegistryStats;
+    type Result = MessageResult<GetRegistryStats>;
 
-    fn handle(&mut self, _: GetRegistryStats, _: &mut Context<Self>) -> RegistryStats {
-        RegistryStats {
+    fn handle(&mut self, _: GetRegistryStats, _: &mut Context<Self>) -> Self::Result {
+        let _timer = self.metrics.handling(ActorKind::ChatServer);
+        MessageResult(RegistrySizes {
             players: self.players.len(),
             connections: self.connections.len(),
             channels: self.rooms.len(),
             subscriptions: self.rooms.values().map(|r| r.members.len()).sum(),
-        }
+            presence_entries: self.rooms.values().map(|r| r.players.len()).sum(),
+        })
     }
 }

@@ -13,6 +13,8 @@ use uuid::Uuid;
 use crate::chat_server::{ChatServer, SendToPlayer};
 use crate::exercises::{Catalogue, Exercise};
 use crate::ids::{ClientRef, ConnId, PlayerId, SessionId};
+use crate::metered::Metered;
+use crate::metrics::{ActorKind, Metrics};
 use crate::progress::{MarkerId, ProgressMarker, SharedProgressStore, StoreError};
 use crate::protocol::{
     ChatMessage, Element, ExerciseEvent, ExerciseMetadata, MessageContent, MessageMetadata, Role,
@@ -53,7 +55,8 @@ struct Run {
 
 pub struct ExerciseFlow {
     catalogue: Arc<Catalogue>,
-    chat_server: Addr<ChatServer>,
+    chat_server: Metered<ChatServer>,
+    metrics: Arc<Metrics>,
     store: SharedProgressStore,
     /// player -> exercise id -> the latest run
     runs: HashMap<PlayerId, HashMap<String, Run>>,
@@ -66,13 +69,15 @@ const COMPLETE_SUFFIX: &str = "_complete";
 impl ExerciseFlow {
     pub fn new(
         catalogue: Arc<Catalogue>,
-        chat_server: Addr<ChatServer>,
+        chat_server: Metered<ChatServer>,
         store: SharedProgressStore,
         max_players: usize,
+        metrics: Arc<Metrics>,
     ) -> Self {
         ExerciseFlow {
             catalogue,
             chat_server,
+            metrics,
             store,
             runs: HashMap::new(),
             max_players: max_players.max(1),
@@ -263,6 +268,7 @@ impl Handler<PendingWrites> for ExerciseFlow {
     type Result = usize;
 
     fn handle(&mut self, _: PendingWrites, _: &mut Context<Self>) -> usize {
+        let _timer = self.metrics.handling(ActorKind::ExerciseFlow);
         self.pending_writes
     }
 }
@@ -271,6 +277,7 @@ impl Handler<HandleInteraction> for ExerciseFlow {
     type Result = ResponseActFuture<Self, Result<ChatMessage, FlowError>>;
 
     fn handle(&mut self, msg: HandleInteraction, _: &mut Context<Self>) -> Self::Result {
+        let _timer = self.metrics.handling(ActorKind::ExerciseFlow);
         if let Some(exercise) = self.catalogue.get(&msg.button_id).cloned() {
             let reply = self.start(&msg, &exercise);
             return Box::pin(fut::ready(Ok(reply)));

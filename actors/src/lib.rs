@@ -13,6 +13,7 @@ pub mod engine;
 pub mod exercise_flow;
 pub mod exercises;
 pub mod ids;
+pub mod metered;
 pub mod metrics;
 pub mod progress;
 pub mod protocol;

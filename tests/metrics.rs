@@ -1,0 +1,165 @@
+//! `/metrics` (Prometheus text) and `/api/metrics` (JSON): the names and
+//! shapes of PROTOCOL.md section 8, and figures that move as frames flow.
+
+mod common;
+
+use common::TestServer;
+use serde_json::{json, Value};
+
+const ACTORS: [&str; 5] = [
+    "chat_server",
+    "chat_processor",
+    "exercise_flow",
+    "broadcaster",
+    "session",
+];
+
+fn prometheus(server: &TestServer) -> String {
+    let response = common::http_agent()
+        .get(&server.http_url("/metrics"))
+        .call()
+        .expect("GET /metrics");
+    assert_eq!(response.status().as_u16(), 200);
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert!(content_type.starts_with("text/plain"), "{content_type}");
+    response.into_body().read_to_string().expect("body")
+}
+
+/// The value of one sample line, e.g. `hearth_connections` or
+/// `hearth_actor_handled_total{actor="session"}`.
+fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no sample {series} in\n{text}"))
+        .trim()
+        .parse()
+        .expect("a number")
+}
+
+/// Every series PROTOCOL.md names is exposed, with the actor label on each
+/// actor series.
+#[test]
+fn prometheus_exposes_the_named_series() {
+    let server = TestServer::start();
+    let text = prometheus(&server);
+    for (name, kind) in [
+        ("hearth_connections", "gauge"),
+        ("hearth_connections_total", "counter"),
+        ("hearth_messages_in_total", "counter"),
+        ("hearth_messages_out_total", "counter"),
+        ("hearth_crisis_detected_total", "counter"),
+        ("hearth_actor_handled_total", "counter"),
+        ("hearth_actor_backlog", "gauge"),
+        ("hearth_actor_handle_seconds", "histogram"),
+        ("hearth_publications_total", "counter"),
+        ("hearth_deliveries_total", "counter"),
+        ("hearth_slow_consumer_closes_total", "counter"),
+        ("hearth_rate_limited_total", "counter"),
+        ("hearth_process_resident_memory_bytes", "gauge"),
+        ("hearth_subscriptions", "gauge"),
+    ] {
+        assert!(
+            text.contains(&format!("# TYPE {name} {kind}")),
+            "{name} {kind}"
+        );
+    }
+    for actor in ACTORS {
+        sample(
+            &text,
+            &format!("hearth_actor_handled_total{{actor=\"{actor}\"}}"),
+        );
+        sample(&text, &format!("hearth_actor_backlog{{actor=\"{actor}\"}}"));
+        sample(
+            &text,
+            &format!("hearth_actor_handle_seconds_count{{actor=\"{actor}\"}}"),
+        );
+    }
+    assert!(sample(&text, "hearth_process_resident_memory_bytes") > 0.0);
+}
+
+/// The JSON shape: the five counters and, per actor, handled, backlog and
+/// two quantiles.
+#[test]
+fn the_json_has_the_protocol_shape() {
+    let server = TestServer::start();
+    let metrics = server.metrics();
+    for key in [
+        "connections",
+        "connections_total",
+        "messages_in",
+        "messages_out",
+        "crisis_detected",
+    ] {
+        assert!(
+            metrics[key].is_u64() || metrics[key].is_i64(),
+            "{key}: {metrics}"
+        );
+    }
+    for actor in ACTORS {
+        let figures = &metrics["actors"][actor];
+        for key in ["handled", "backlog", "p50_us", "p99_us"] {
+            assert!(figures[key].is_u64(), "{actor}.{key}: {figures}");
+        }
+    }
+}
+
+fn handled(metrics: &Value, actor: &str) -> u64 {
+    metrics["actors"][actor]["handled"].as_u64().unwrap()
+}
+
+/// Chatting, exercising and publishing move the right actors' figures, the
+/// counters and the close codes.
+#[test]
+fn figures_move_as_frames_flow() {
+    const KEY: &str = "metrics-key";
+    let server = TestServer::with_config(|config| config.api.key = KEY.into());
+    let before = server.metrics();
+    let mut client = server.connect("alice");
+    client.say("m", "I want to end it all");
+    client.click("s", "ex_breathing");
+    client.request("sub", json!({"type": "subscribe", "channels": ["news:m"]}));
+    let (status, _) = common::http_post(
+        &server.http_url("/api/publish"),
+        &json!({"channel": "news:m", "data": 1}),
+        Some(KEY),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(client.recv()["event"], "publication");
+    client.close();
+
+    let after = server.wait_for_metrics("the close counted", |m| m["connections"] == 0);
+    assert_eq!(after["crisis_detected"], 1);
+    assert_eq!(after["publications"], 1);
+    assert_eq!(after["deliveries"], 1);
+    assert_eq!(after["closes"]["1000"], 1, "{after}");
+    assert!(handled(&after, "chat_processor") > handled(&before, "chat_processor"));
+    assert!(handled(&after, "exercise_flow") > handled(&before, "exercise_flow"));
+    assert!(handled(&after, "broadcaster") > handled(&before, "broadcaster"));
+    assert!(handled(&after, "chat_server") > handled(&before, "chat_server"));
+    // welcome, reply, interactive, subscribe response, publication: each
+    // written by the session, plus the four frames it read.
+    assert!(handled(&after, "session") >= 4, "{after}");
+    assert!(
+        after["actors"]["chat_processor"]["p99_us"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    assert!(after["process_rss_bytes"].as_u64().unwrap() > 0);
+
+    let text = prometheus(&server);
+    assert_eq!(sample(&text, "hearth_crisis_detected_total"), 1.0);
+    assert_eq!(sample(&text, "hearth_connections"), 0.0);
+    assert!(
+        sample(
+            &text,
+            "hearth_actor_handled_total{actor=\"chat_processor\"}"
+        ) >= 1.0
+    );
+    assert_eq!(sample(&text, "hearth_closes_total{code=\"1000\"}"), 1.0);
+}
