@@ -1,0 +1,612 @@
+//! `hearth-bench`: drives any server that speaks Hearth's wire protocol over
+//! real sockets, with bounded counts and time, and reports what a user of
+//! a realtime server compares: fan-out throughput and latency, memory per
+//! idle connection, request round trips, and connection churn.
+//!
+//! It runs on one thread (pin it to a core of its own) and keeps its own
+//! per-frame work small: publications are recognised and their send time
+//! read without parsing the whole frame.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use clap::{Parser, Subcommand};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+type BenchResult<T> = Result<T, String>;
+
+#[derive(Parser)]
+#[command(
+    name = "hearth-bench",
+    about = "Benchmarks a server speaking Hearth's protocol"
+)]
+struct Cli {
+    /// host:port of the server.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: String,
+    /// HS256 secret the server verifies tokens with.
+    #[arg(long, default_value = "hearth-dev-secret-change-me")]
+    secret: String,
+    /// The server's process id, to read its memory (idle).
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// A label for the result line (e.g. hearth, node-ws).
+    #[arg(long, default_value = "server")]
+    label: String,
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Subcommand)]
+enum Scenario {
+    /// N subscribers in one room; a publisher at a rate or as fast as possible.
+    Fanout {
+        #[arg(long, default_value_t = 1000)]
+        subscribers: usize,
+        /// Publications to send.
+        #[arg(long, default_value_t = 1000)]
+        messages: usize,
+        /// Publications per second; 0 = as fast as the server takes them.
+        #[arg(long, default_value_t = 0)]
+        rate: u64,
+        /// With rate 0: publications in flight (sent, not yet seen back).
+        #[arg(long, default_value_t = 8)]
+        window: usize,
+        /// Bytes of padding in each publication.
+        #[arg(long, default_value_t = 64)]
+        payload: usize,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+    },
+    /// C authenticated connections held open; server memory per connection.
+    Idle {
+        #[arg(long, default_value_t = 10_000)]
+        connections: usize,
+        /// Seconds to hold them before measuring.
+        #[arg(long, default_value_t = 3)]
+        settle: u64,
+    },
+    /// K clients each sending chat messages one at a time.
+    Rtt {
+        #[arg(long, default_value_t = 100)]
+        clients: usize,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
+    /// Connect, chat, disconnect, repeated.
+    Churn {
+        #[arg(long, default_value_t = 2000)]
+        cycles: usize,
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("hearth-bench: {err}");
+            std::process::exit(1);
+        }
+    };
+    let local = tokio::task::LocalSet::new();
+    let outcome = local.block_on(&runtime, run(&cli));
+    match outcome {
+        Ok(result) => {
+            let mut result = result;
+            result["label"] = json!(cli.label);
+            println!("{result}");
+        }
+        Err(err) => {
+            eprintln!("hearth-bench: {err}");
+            std::process::exit(1);
+        }
+    }
+}
+
+async fn run(cli: &Cli) -> BenchResult<Value> {
+    let target = Target {
+        addr: cli.addr.clone(),
+        secret: cli.secret.clone(),
+    };
+    let target = &target;
+    match &cli.scenario {
+        Scenario::Fanout {
+            subscribers,
+            messages,
+            rate,
+            window,
+            payload,
+            timeout,
+        } => {
+            let plan = FanoutPlan {
+                subscribers: *subscribers,
+                messages: *messages,
+                rate: *rate,
+                window: (*window).max(1),
+                payload: *payload,
+                timeout: Duration::from_secs(*timeout),
+            };
+            fanout(target, plan).await
+        }
+        Scenario::Idle {
+            connections,
+            settle,
+        } => {
+            idle(
+                target,
+                cli.server_pid,
+                *connections,
+                Duration::from_secs(*settle),
+            )
+            .await
+        }
+        Scenario::Rtt { clients, seconds } => {
+            rtt(target, *clients, Duration::from_secs(*seconds)).await
+        }
+        Scenario::Churn {
+            cycles,
+            concurrency,
+        } => churn(target, *cycles, *concurrency).await,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Connections
+// ---------------------------------------------------------------------------
+
+fn token(secret: &str, player: &str) -> BenchResult<String> {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_err(|e| e.to_string())?
+        .as_secs();
+    let claims = json!({"sub": player, "iat": now, "exp": now + 3600});
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// Where to connect and how to sign tokens.
+#[derive(Clone)]
+struct Target {
+    addr: String,
+    secret: String,
+}
+
+/// Connects as `player` and reads the welcome.
+async fn connect(target: &Target, player: &str) -> BenchResult<Socket> {
+    let url = format!(
+        "ws://{}/ws/chat?token={}",
+        target.addr,
+        token(&target.secret, player)?
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .map_err(|e| format!("connect {player}: {e}"))?;
+    match next_text(&mut socket).await? {
+        text if text.contains("\"connected\"") => Ok(socket),
+        other => Err(format!("{player}: expected the welcome, got {other}")),
+    }
+}
+
+/// Opens `count` connections, `parallel` handshakes at a time.
+async fn connect_many(
+    target: &Target,
+    prefix: &str,
+    count: usize,
+    parallel: usize,
+) -> BenchResult<Vec<Socket>> {
+    let mut sockets = Vec::with_capacity(count);
+    let mut next = 0;
+    while next < count {
+        let batch = (next..count.min(next + parallel))
+            .map(|n| {
+                let player = format!("{prefix}{n}");
+                async move { connect(target, &player).await }
+            })
+            .collect::<Vec<_>>();
+        for socket in futures_util::future::join_all(batch).await {
+            sockets.push(socket?);
+        }
+        next += parallel;
+    }
+    Ok(sockets)
+}
+
+async fn next_text(socket: &mut Socket) -> BenchResult<String> {
+    loop {
+        match socket.next().await {
+            Some(Ok(Message::Text(text))) => return Ok(text.to_string()),
+            Some(Ok(Message::Close(frame))) => return Err(format!("closed: {frame:?}")),
+            Some(Ok(_)) => continue,
+            Some(Err(err)) => return Err(err.to_string()),
+            None => return Err("connection ended".into()),
+        }
+    }
+}
+
+async fn send_json(socket: &mut Socket, value: &Value) -> BenchResult<()> {
+    socket
+        .send(Message::text(value.to_string()))
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Sends a request with `id` and waits for the frame that answers it.
+async fn request(socket: &mut Socket, id: &str, mut body: Value) -> BenchResult<Value> {
+    body["id"] = json!(id);
+    send_json(socket, &body).await?;
+    let marker = format!("\"reply_to\":\"{id}\"");
+    loop {
+        let text = next_text(socket).await?;
+        if text.contains(&marker) {
+            return serde_json::from_str(&text).map_err(|e| e.to_string());
+        }
+    }
+}
+
+/// The number after `"key":` in a frame, without parsing the whole frame.
+fn number_after(text: &str, key: &str) -> Option<u64> {
+    let start = text.find(key)? + key.len();
+    let digits: &str = &text[start..];
+    let end = digits
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(digits.len());
+    digits[..end].parse().ok()
+}
+
+// ---------------------------------------------------------------------------
+// Figures
+// ---------------------------------------------------------------------------
+
+fn percentile(sorted: &[u64], q: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = ((sorted.len() as f64) * q).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn latency_summary(mut micros: Vec<u64>) -> Value {
+    micros.sort_unstable();
+    json!({
+        "p50_ms": percentile(&micros, 0.50) as f64 / 1000.0,
+        "p90_ms": percentile(&micros, 0.90) as f64 / 1000.0,
+        "p99_ms": percentile(&micros, 0.99) as f64 / 1000.0,
+        "max_ms": micros.last().copied().unwrap_or(0) as f64 / 1000.0,
+    })
+}
+
+/// Resident memory of a process in KiB, from /proc.
+fn rss_kib(pid: u32) -> BenchResult<u64> {
+    let status =
+        std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(|e| e.to_string())?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| "no VmRSS".to_string())
+}
+
+/// `GET /api/metrics` as JSON, by hand: one request, no client library.
+async fn server_metrics(addr: &str) -> BenchResult<Value> {
+    let mut stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    let request = format!("GET /api/metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut response = Vec::new();
+    stream
+        .read_to_end(&mut response)
+        .await
+        .map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&response);
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
+    serde_json::from_str(body).map_err(|e| format!("metrics body: {e}"))
+}
+
+// ---------------------------------------------------------------------------
+// Scenarios
+// ---------------------------------------------------------------------------
+
+struct FanoutPlan {
+    subscribers: usize,
+    messages: usize,
+    rate: u64,
+    window: usize,
+    payload: usize,
+    timeout: Duration,
+}
+
+#[derive(Default)]
+struct FanoutTally {
+    received: u64,
+    latencies_us: Vec<u64>,
+    last_receipt: Option<Instant>,
+    closed_early: u64,
+}
+
+async fn fanout(target: &Target, plan: FanoutPlan) -> BenchResult<Value> {
+    let room = format!("room:bench-{}", std::process::id());
+    let connect_started = Instant::now();
+    let mut subscribers = connect_many(target, "sub", plan.subscribers, 100).await?;
+    for (n, socket) in subscribers.iter_mut().enumerate() {
+        let reply = request(
+            socket,
+            &format!("s{n}"),
+            json!({"type": "subscribe", "channels": [room]}),
+        )
+        .await?;
+        if reply["type"] != "response" {
+            return Err(format!("subscribe refused: {reply}"));
+        }
+    }
+    let connect_s = connect_started.elapsed().as_secs_f64();
+    let mut publisher = connect(target, "publisher").await?;
+    let reply = request(
+        &mut publisher,
+        "p",
+        json!({"type": "subscribe", "channels": [room]}),
+    )
+    .await?;
+    if reply["type"] != "response" {
+        return Err(format!("publisher subscribe refused: {reply}"));
+    }
+
+    let clock = Instant::now();
+    let tally = Rc::new(RefCell::new(FanoutTally::default()));
+    let expected_each = plan.messages as u64;
+    let deadline = clock + plan.timeout;
+    let mut readers = Vec::new();
+    for socket in subscribers {
+        let tally = tally.clone();
+        readers.push(tokio::task::spawn_local(async move {
+            read_publications(socket, expected_each, clock, deadline, tally).await
+        }));
+    }
+
+    let (mut sink, mut stream) = publisher.split();
+    let echoed = Rc::new(RefCell::new(0u64));
+    let echo_reader = {
+        let echoed = echoed.clone();
+        tokio::task::spawn_local(async move {
+            while let Some(Ok(message)) = stream.next().await {
+                if let Message::Text(text) = message {
+                    if text.contains("\"publication\"") {
+                        *echoed.borrow_mut() += 1;
+                    }
+                }
+            }
+        })
+    };
+    let padding = "x".repeat(plan.payload);
+    let started = Instant::now();
+    let gap = (plan.rate > 0).then(|| Duration::from_secs_f64(1.0 / plan.rate as f64));
+    for n in 0..plan.messages {
+        match gap {
+            Some(gap) => tokio::time::sleep_until((started + gap * n as u32).into()).await,
+            None => {
+                while (n as u64).saturating_sub(*echoed.borrow()) >= plan.window as u64 {
+                    if Instant::now() > deadline {
+                        return Err("publisher window never drained".into());
+                    }
+                    tokio::time::sleep(Duration::from_micros(200)).await;
+                }
+            }
+        }
+        let sent_us = clock.elapsed().as_micros() as u64;
+        let frame = json!({"type": "publish", "channel": room,
+                           "data": {"t": sent_us, "n": n, "pad": padding}});
+        sink.send(Message::text(frame.to_string()))
+            .await
+            .map_err(|e| format!("publish: {e}"))?;
+    }
+    let publish_s = started.elapsed().as_secs_f64();
+    for reader in readers {
+        let _ = reader.await;
+    }
+    echo_reader.abort();
+
+    let tally = tally.borrow();
+    let expected = expected_each * plan.subscribers as u64;
+    let span = tally
+        .last_receipt
+        .map_or(0.0, |last| last.duration_since(started).as_secs_f64());
+    let mut result = json!({
+        "scenario": "fanout",
+        "subscribers": plan.subscribers,
+        "messages": plan.messages,
+        "rate": plan.rate,
+        "connect_s": connect_s,
+        "publish_s": publish_s,
+        "deliveries": tally.received,
+        "lost": expected.saturating_sub(tally.received),
+        "closed_early": tally.closed_early,
+        "deliveries_per_s": if span > 0.0 { tally.received as f64 / span } else { 0.0 },
+    });
+    let latency = latency_summary(tally.latencies_us.clone());
+    if let (Some(target), Some(figures)) = (result.as_object_mut(), latency.as_object()) {
+        target.extend(figures.clone());
+    }
+    Ok(result)
+}
+
+async fn read_publications(
+    mut socket: Socket,
+    expected: u64,
+    clock: Instant,
+    deadline: Instant,
+    tally: Rc<RefCell<FanoutTally>>,
+) {
+    let mut seen = 0;
+    while seen < expected {
+        let next = tokio::time::timeout_at(deadline.into(), socket.next()).await;
+        let text = match next {
+            Ok(Some(Ok(Message::Text(text)))) => text,
+            Ok(Some(Ok(Message::Close(_)))) | Ok(Some(Err(_))) | Ok(None) => {
+                tally.borrow_mut().closed_early += 1;
+                return;
+            }
+            Ok(Some(Ok(_))) => continue,
+            Err(_) => return,
+        };
+        if !text.contains("\"publication\"") {
+            continue;
+        }
+        seen += 1;
+        let now = clock.elapsed().as_micros() as u64;
+        let mut tally = tally.borrow_mut();
+        tally.received += 1;
+        tally.last_receipt = Some(Instant::now());
+        if let Some(sent) = number_after(&text, "\"t\":") {
+            tally.latencies_us.push(now.saturating_sub(sent));
+        }
+    }
+}
+
+async fn idle(
+    target: &Target,
+    server_pid: Option<u32>,
+    connections: usize,
+    settle: Duration,
+) -> BenchResult<Value> {
+    let pid = server_pid.ok_or("idle needs --server-pid to read the server's memory")?;
+    let before = rss_kib(pid)?;
+    let started = Instant::now();
+    let sockets = connect_many(target, "idle", connections, 200).await?;
+    let connect_s = started.elapsed().as_secs_f64();
+    tokio::time::sleep(settle).await;
+    let after = rss_kib(pid)?;
+    drop(sockets);
+    Ok(json!({
+        "scenario": "idle",
+        "connections": connections,
+        "connect_s": connect_s,
+        "rss_before_kib": before,
+        "rss_after_kib": after,
+        "kib_per_connection": after.saturating_sub(before) as f64 / connections as f64,
+    }))
+}
+
+async fn rtt(target: &Target, clients: usize, length: Duration) -> BenchResult<Value> {
+    let sockets = connect_many(target, "rtt", clients, 100).await?;
+    let started = Instant::now();
+    let deadline = started + length;
+    let mut tasks = Vec::new();
+    for (n, mut socket) in sockets.into_iter().enumerate() {
+        tasks.push(tokio::task::spawn_local(async move {
+            let mut rtts = Vec::new();
+            let mut seq = 0u64;
+            while Instant::now() < deadline {
+                let id = format!("c{n}-{seq}");
+                seq += 1;
+                let sent = Instant::now();
+                let body = json!({"type": "user_message", "content": {"text": "I had a stressful day at work"}});
+                match request(&mut socket, &id, body).await {
+                    Ok(reply) if reply["role"] == "assistant" => rtts.push(sent.elapsed().as_micros() as u64),
+                    Ok(other) => return Err(format!("unexpected reply {other}")),
+                    Err(err) => return Err(err),
+                }
+            }
+            Ok(rtts)
+        }));
+    }
+    let mut all = Vec::new();
+    for task in tasks {
+        let rtts = task.await.map_err(|e| e.to_string())??;
+        all.extend(rtts);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    all.sort_unstable();
+    Ok(json!({
+        "scenario": "rtt",
+        "clients": clients,
+        "messages": all.len(),
+        "messages_per_s": all.len() as f64 / elapsed,
+        "rtt_p50_ms": percentile(&all, 0.50) as f64 / 1000.0,
+        "rtt_p99_ms": percentile(&all, 0.99) as f64 / 1000.0,
+    }))
+}
+
+async fn churn(target: &Target, cycles: usize, concurrency: usize) -> BenchResult<Value> {
+    let started = Instant::now();
+    let per_worker = cycles.div_ceil(concurrency.max(1));
+    let mut workers = Vec::new();
+    for worker in 0..concurrency.max(1) {
+        let target = target.clone();
+        workers.push(tokio::task::spawn_local(async move {
+            for n in 0..per_worker {
+                let mut socket = connect(&target, &format!("churn{worker}-{}", n % 8)).await?;
+                let body = json!({"type": "user_message", "content": {"text": "checking in"}});
+                request(&mut socket, "m", body).await?;
+                socket.close(None).await.map_err(|e| e.to_string())?;
+                while let Some(Ok(_)) = socket.next().await {}
+            }
+            Ok::<usize, String>(per_worker)
+        }));
+    }
+    let mut done = 0;
+    for worker in workers {
+        done += worker.await.map_err(|e| e.to_string())??;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    // Did the server let go of every connection? Poll its counter briefly.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut open = -1;
+    while Instant::now() < deadline {
+        open = server_metrics(&target.addr)
+            .await
+            .ok()
+            .and_then(|m| m["connections"].as_i64())
+            .unwrap_or(-1);
+        if open == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(json!({
+        "scenario": "churn",
+        "cycles": done,
+        "cycles_per_s": done as f64 / elapsed,
+        "connections_after": open,
+        "returned_to_zero": open == 0,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_read_after_their_key() {
+        let frame = r#"{"type":"event","data":{"t":123456,"n":7,"pad":"xx"}}"#;
+        assert_eq!(number_after(frame, "\"t\":"), Some(123_456));
+        assert_eq!(number_after(frame, "\"n\":"), Some(7));
+        assert_eq!(number_after(frame, "\"q\":"), None);
+    }
+
+    #[test]
+    fn percentiles_pick_ranks() {
+        let values: Vec<u64> = (1..=100).collect();
+        assert_eq!(percentile(&values, 0.5), 50);
+        assert_eq!(percentile(&values, 0.99), 99);
+        assert_eq!(percentile(&[], 0.5), 0);
+    }
+}
