@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod local_hub;
 pub mod logging;
 pub mod outbound;
 pub mod routes;

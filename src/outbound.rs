@@ -38,30 +38,19 @@ struct Queue {
     closing: bool,
 }
 
-pub struct Outbound {
-    queue: Rc<RefCell<Queue>>,
+/// The queue of one connection; cheap to clone, for the session and its
+/// worker's hub, which live on the same thread.
+#[derive(Clone)]
+pub struct OutboundQueue {
+    shared: Rc<RefCell<Queue>>,
     wake: Rc<Notify>,
     limits: OutboundLimits,
-    writer: Option<actix_rt::task::JoinHandle<()>>,
 }
 
-impl Outbound {
-    /// Starts the writer task on the current arbiter.
-    pub fn start(session: actix_ws::Session, limits: OutboundLimits) -> Self {
-        let queue = Rc::new(RefCell::new(Queue::default()));
-        let wake = Rc::new(Notify::new());
-        let writer = actix_rt::spawn(write_all(session, queue.clone(), wake.clone()));
-        Outbound {
-            queue,
-            wake,
-            limits,
-            writer: Some(writer),
-        }
-    }
-
+impl OutboundQueue {
     /// Queues a text frame, or reports that the queue is full.
     pub fn text(&self, text: ByteString) -> Result<(), Overflow> {
-        let mut queue = self.queue.borrow_mut();
+        let mut queue = self.shared.borrow_mut();
         if queue.closing {
             return Ok(());
         }
@@ -86,7 +75,7 @@ impl Outbound {
     }
 
     fn control(&self, item: Outgoing) -> Result<(), Overflow> {
-        let mut queue = self.queue.borrow_mut();
+        let mut queue = self.shared.borrow_mut();
         if queue.closing {
             return Ok(());
         }
@@ -103,7 +92,7 @@ impl Outbound {
     /// `discard_pending`, what the client has not taken yet is dropped
     /// first, so the close is not stuck behind it.
     pub fn close(&self, reason: Option<CloseReason>, discard_pending: bool) {
-        let mut queue = self.queue.borrow_mut();
+        let mut queue = self.shared.borrow_mut();
         if queue.closing {
             return;
         }
@@ -119,13 +108,35 @@ impl Outbound {
 
     /// Frames queued and not yet handed to the socket.
     pub fn backlog(&self) -> usize {
-        self.queue.borrow().items.len()
+        self.shared.borrow().items.len()
+    }
+}
+
+/// A connection's queue and the task that drains it into the socket.
+pub struct Outbound {
+    pub queue: OutboundQueue,
+    writer: Option<actix_rt::task::JoinHandle<()>>,
+}
+
+impl Outbound {
+    /// Starts the writer task on the current arbiter.
+    pub fn start(session: actix_ws::Session, limits: OutboundLimits) -> Self {
+        let queue = OutboundQueue {
+            shared: Rc::new(RefCell::new(Queue::default())),
+            wake: Rc::new(Notify::new()),
+            limits,
+        };
+        let writer = actix_rt::spawn(write_all(session, queue.shared.clone(), queue.wake.clone()));
+        Outbound {
+            queue,
+            writer: Some(writer),
+        }
     }
 
     /// Gives the writer `grace` to deliver what is queued (the close frame
     /// last), then stops it: a peer that never reads cannot hold it.
     pub fn finish(&mut self, grace: Duration) {
-        self.close(None, false);
+        self.queue.close(None, false);
         if let Some(writer) = self.writer.take() {
             actix_rt::spawn(async move {
                 actix_rt::time::sleep(grace).await;

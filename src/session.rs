@@ -3,7 +3,9 @@
 //! (`ping`, `refresh`, errors), forwards the rest to the actor that owns it,
 //! and writes every reply. It holds no domain rules.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashSet};
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,7 +17,7 @@ use hearth_actors::broker::{Payload, Publisher};
 use hearth_actors::channels::{ChannelName, Refusal};
 use hearth_actors::chat_processor::{HandleFeedback, HandleUserMessage};
 use hearth_actors::chat_server::{
-    Connect, ConnectRefused, Deliver, Disconnect, Evict, LeaveChannels, ResolveSession,
+    Connect, ConnectRefused, Disconnect, Evict, LeaveChannels, ResolveSession,
 };
 use hearth_actors::exercise_flow::HandleInteraction;
 use hearth_actors::ids::{ClientRef, ConnId, SessionId};
@@ -30,6 +32,7 @@ use hearth_actors::metrics::ActorKind;
 use hearth_actors::rate_limit::TokenBucket;
 
 use crate::auth::{AuthError, Identity};
+use crate::local_hub::{self, LocalConn, Overflowed};
 use crate::outbound::Outbound;
 use crate::state::AppState;
 
@@ -111,7 +114,7 @@ pub struct WsSession {
     /// Messages refused by the rate limit since the last one accepted.
     limited_in_a_row: u32,
     /// Channels this connection is in, its personal channel included.
-    subscriptions: HashSet<ChannelName>,
+    subscriptions: Rc<RefCell<HashSet<ChannelName>>>,
     expiry: Option<SpawnHandle>,
     /// Why the connection ended, for the disconnect log line.
     close: Option<(u16, String)>,
@@ -154,14 +157,14 @@ impl WsSession {
             active_session: None,
             partial: None,
             registered: false,
-            subscriptions: HashSet::new(),
+            subscriptions: Rc::default(),
             expiry: None,
             close: None,
         }
     }
 
     fn write(&mut self, ctx: &mut Ctx, frame: EncodedFrame) {
-        match self.outbound.text(frame.into_inner()) {
+        match self.outbound.queue.text(frame.into_inner()) {
             Ok(()) => self.state.metrics.message_out(),
             Err(_) => self.slow_consumer(ctx),
         }
@@ -177,11 +180,11 @@ impl WsSession {
             "ws_slow_consumer player_id={} conn_id={} backlog={}",
             self.identity.player,
             self.conn,
-            self.outbound.backlog()
+            self.outbound.queue.backlog()
         );
         self.state.metrics.slow_consumer_closed();
         self.close = Some((4002, "slow consumer".to_string()));
-        self.outbound.close(
+        self.outbound.queue.close(
             Some(CloseReason {
                 code: CloseCode::Other(4002),
                 description: Some("slow consumer".into()),
@@ -203,7 +206,7 @@ impl WsSession {
         if self.close.is_none() {
             self.close = Some((u16::from(code), reason.to_string()));
         }
-        self.outbound.close(
+        self.outbound.queue.close(
             Some(CloseReason {
                 code,
                 description: Some(reason.to_string()),
@@ -252,7 +255,7 @@ impl WsSession {
     /// how a broadcast to the player reaches it.
     fn join_personal_channel(&mut self) {
         let channel = ChannelName::personal(&self.identity.player);
-        self.subscriptions.insert(channel.clone());
+        self.subscriptions.borrow_mut().insert(channel.clone());
         self.state.broadcaster.do_send(Subscribe {
             conn: self.conn,
             requests: vec![SubscribeRequest {
@@ -277,7 +280,7 @@ impl WsSession {
                     act.last_heard.elapsed().as_millis()
                 );
                 act.close(ctx, CloseCode::Normal, "idle timeout");
-            } else if act.outbound.ping().is_err() {
+            } else if act.outbound.queue.ping().is_err() {
                 act.slow_consumer(ctx);
             }
         });
@@ -507,8 +510,8 @@ impl WsSession {
         let mut recover = request.recover.unwrap_or_default();
         let mut refused = BTreeMap::new();
         let mut requests = Vec::new();
-        let mut counted = self
-            .subscriptions
+        let subscriptions = self.subscriptions.borrow();
+        let mut counted = subscriptions
             .iter()
             .filter(|c| rules.counts_against_limit(c, player))
             .count();
@@ -528,7 +531,7 @@ impl WsSession {
                 refused.insert(name, refusal);
                 continue;
             }
-            let already = self.subscriptions.contains(&channel);
+            let already = subscriptions.contains(&channel);
             if !already && rules.counts_against_limit(&channel, player) {
                 if counted >= rules.max_subscriptions_per_connection {
                     refused.insert(
@@ -550,6 +553,7 @@ impl WsSession {
             let recover = if already { None } else { recover.remove(&name) };
             requests.push(SubscribeRequest { channel, recover });
         }
+        drop(subscriptions);
         if requests.is_empty() {
             let (code, message) = refused
                 .values()
@@ -562,9 +566,11 @@ impl WsSession {
             };
             return self.send_error(ctx, error);
         }
+        let mut subscriptions = self.subscriptions.borrow_mut();
         for request in &requests {
-            self.subscriptions.insert(request.channel.clone());
+            subscriptions.insert(request.channel.clone());
         }
+        drop(subscriptions);
         self.state.broadcaster.do_send(Subscribe {
             conn: self.conn,
             requests,
@@ -578,12 +584,17 @@ impl WsSession {
     /// returns them.
     fn unsubscribe(&mut self, names: &[String]) -> Vec<ChannelName> {
         let personal = ChannelName::personal(&self.identity.player);
+        let mut subscriptions = self.subscriptions.borrow_mut();
         let left: Vec<ChannelName> = names
             .iter()
             .filter_map(|name| ChannelName::parse(name).ok())
-            .filter(|channel| *channel != personal && self.subscriptions.remove(channel))
+            .filter(|channel| *channel != personal && subscriptions.remove(channel))
             .collect();
+        drop(subscriptions);
         if !left.is_empty() {
+            // Out of the local rooms before the reply is queued: nothing
+            // of these channels follows it.
+            local_hub::leave(self.conn, &left);
             self.state.chat_server.do_send(LeaveChannels {
                 conn: self.conn,
                 channels: left.clone(),
@@ -602,7 +613,7 @@ impl WsSession {
         let checked = ChannelName::parse(&publish.channel)
             .map_err(|err| ErrorFrame::new(ErrorCode::BadChannel, err.to_string()))
             .and_then(|channel| {
-                let member = self.subscriptions.contains(&channel);
+                let member = self.subscriptions.borrow().contains(&channel);
                 self.state
                     .channel_rules
                     .check_client_publish(&channel, member)
@@ -925,11 +936,19 @@ impl Actor for WsSession {
         );
         self.start_heartbeat(ctx);
         self.schedule_expiry(ctx);
+        local_hub::register(
+            self.conn,
+            LocalConn {
+                outbound: self.outbound.queue.clone(),
+                session: ctx.address().recipient(),
+                wanted: self.subscriptions.clone(),
+            },
+        );
         let connect = Connect {
             conn: self.conn,
             player: self.identity.player.clone(),
             name: self.identity.name.clone(),
-            recipient: ctx.address().recipient(),
+            hub: local_hub::this_thread_hub(&self.state.metrics),
             evict: ctx.address().recipient(),
         };
         // The welcome must be the first frame, so nothing else is handled
@@ -953,6 +972,8 @@ impl Actor for WsSession {
     }
 
     fn stopped(&mut self, _: &mut Ctx) {
+        let channels: Vec<ChannelName> = self.subscriptions.borrow().iter().cloned().collect();
+        local_hub::unregister(self.conn, &channels);
         self.outbound.finish(self.state.session.close_grace);
         if self.registered {
             self.state.chat_server.do_send(Disconnect {
@@ -976,22 +997,12 @@ impl Actor for WsSession {
     }
 }
 
-impl Handler<Deliver> for WsSession {
+impl Handler<Overflowed> for WsSession {
     type Result = ();
 
-    fn handle(&mut self, msg: Deliver, ctx: &mut Ctx) {
+    fn handle(&mut self, _: Overflowed, ctx: &mut Ctx) {
         let _timer = self.state.metrics.handling(ActorKind::Session);
-        // A publication can be in flight when the client unsubscribes; once
-        // the unsubscribe is answered, nothing more of that channel arrives.
-        if msg
-            .channel
-            .as_ref()
-            .is_some_and(|channel| !self.subscriptions.contains(channel))
-        {
-            self.state.metrics.dropped(1);
-            return;
-        }
-        self.write(ctx, msg.frame);
+        self.slow_consumer(ctx);
     }
 }
 
@@ -1049,7 +1060,7 @@ impl StreamHandler<Result<Message, ProtocolError>> for WsSession {
             Message::Binary(_) => self.on_binary(ctx),
             Message::Continuation(item) => self.on_fragment(item, ctx),
             Message::Ping(payload) => {
-                if self.outbound.pong(payload).is_err() {
+                if self.outbound.queue.pong(payload).is_err() {
                     self.slow_consumer(ctx);
                 }
             }
@@ -1063,7 +1074,7 @@ impl StreamHandler<Result<Message, ProtocolError>> for WsSession {
                     None => (1005, String::new()),
                 };
                 self.close = Some((code, format!("client: {text}")));
-                self.outbound.close(reason, false);
+                self.outbound.queue.close(reason, false);
                 ctx.stop();
             }
         }

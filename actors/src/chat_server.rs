@@ -2,13 +2,12 @@
 //! owns which connections, each player's active therapeutic session, and
 //! which connections are in which channel room; it delivers frames to one
 //! connection, to all of a player's, or to a room. It holds no domain rules
-//! and never touches a socket: each connection is a `Recipient<Deliver>`,
-//! and only the session actor turns that into bytes.
+//! and never touches a socket.
 //!
-//! Fan-out cost per recipient: one `do_send` (an envelope allocation and a
-//! queue push) carrying a reference-counted copy of bytes serialized once,
-//! plus a watermark comparison. Nothing is serialized or cloned deeply per
-//! recipient.
+//! Delivery goes through hubs: one per worker thread, which writes straight
+//! into the queues of the connections living on that thread. A fan-out to
+//! a room is one message per worker that has members in it, not one per
+//! member; the frame is serialized once and shared by reference count.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -21,14 +20,38 @@ use crate::ids::{ConnId, PlayerId, SessionId};
 use crate::metrics::{ActorKind, Metrics, RegistrySizes};
 use crate::protocol::{EncodedFrame, ServerFrame};
 
-/// A frame for one connection, already serialized so that fan-out to many
-/// connections serializes once. `channel` names the room it was delivered
-/// through, so a session can drop what arrives after it unsubscribed.
+/// What `ChatServer` asks of the hub of the worker thread a connection
+/// lives on. Messages to one hub are handled in the order sent, which is
+/// what keeps a subscriber's backlog ahead of live publications.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
-pub struct Deliver {
-    pub frame: EncodedFrame,
-    pub channel: Option<ChannelName>,
+pub enum HubCommand {
+    /// Frames for one connection, in order.
+    Deliver {
+        conn: ConnId,
+        frames: Vec<EncodedFrame>,
+    },
+    /// Frames for one connection (a subscribe reply and the publications it
+    /// missed), then membership of `channels`: live publications at or
+    /// below a channel's watermark were in the backlog and are skipped.
+    Join {
+        conn: ConnId,
+        frames: Vec<EncodedFrame>,
+        channels: Vec<(ChannelName, u64)>,
+    },
+    /// One frame for every member of the room on this hub's thread.
+    FanOut {
+        channel: ChannelName,
+        offset: Option<u64>,
+        frame: EncodedFrame,
+    },
+}
+
+/// A worker thread's hub: its id and its mailbox.
+#[derive(Clone)]
+pub struct HubRef {
+    pub id: usize,
+    pub recipient: Recipient<HubCommand>,
 }
 
 /// Asks a connection to close with `code` and `reason` (server shutdown).
@@ -48,7 +71,7 @@ pub struct Connect {
     pub player: PlayerId,
     /// Display name from the token, shown in presence.
     pub name: Option<String>,
-    pub recipient: Recipient<Deliver>,
+    pub hub: HubRef,
     pub evict: Recipient<Evict>,
 }
 
@@ -98,6 +121,8 @@ pub struct ResolveSession {
 /// From the broadcaster: deliver `frames` to `conn` (the subscribe reply,
 /// then missed publications), then add it to the rooms. Live publications
 /// at or below a room's `watermark` were in the backlog and are skipped.
+/// A connection leaves rooms by `LeaveChannels` or `Disconnect`; its hub
+/// has already stopped delivering to it by then.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
 pub struct JoinChannels {
@@ -150,22 +175,20 @@ pub struct ChatServer {
 struct Connection {
     player: PlayerId,
     name: Option<String>,
-    recipient: Recipient<Deliver>,
+    hub: HubRef,
     evict: Recipient<Evict>,
     channels: HashSet<ChannelName>,
 }
 
 #[derive(Default)]
 struct Room {
-    members: HashMap<ConnId, Member>,
+    /// Member connections and the hub each lives on.
+    members: HashMap<ConnId, usize>,
+    /// The hubs with members here, and how many each has.
+    hubs: HashMap<usize, (Recipient<HubCommand>, u32)>,
     presence: bool,
     /// Connections per player, kept only for presence channels.
     players: HashMap<PlayerId, u32>,
-}
-
-struct Member {
-    recipient: Recipient<Deliver>,
-    watermark: u64,
 }
 
 impl ChatServer {
@@ -225,7 +248,14 @@ impl ChatServer {
         let Some(room) = self.rooms.get_mut(channel) else {
             return;
         };
-        room.members.remove(&conn);
+        if let Some(hub) = room.members.remove(&conn) {
+            if let Some((_, count)) = room.hubs.get_mut(&hub) {
+                *count -= 1;
+                if *count == 0 {
+                    room.hubs.remove(&hub);
+                }
+            }
+        }
         if room.presence {
             let count = room.players.get_mut(&connection.player).map(|count| {
                 *count = count.saturating_sub(1);
@@ -267,7 +297,7 @@ impl Handler<Connect> for ChatServer {
             Connection {
                 player: msg.player,
                 name: msg.name,
-                recipient: msg.recipient,
+                hub: msg.hub,
                 evict: msg.evict,
                 channels: HashSet::new(),
             },
@@ -312,9 +342,9 @@ impl Handler<SendToPlayer> for ChatServer {
         let mut reached = 0;
         for conn in conns.iter().filter(|conn| Some(**conn) != msg.except) {
             if let Some(connection) = self.connections.get(conn) {
-                connection.recipient.do_send(Deliver {
-                    frame: frame.clone(),
-                    channel: None,
+                connection.hub.recipient.do_send(HubCommand::Deliver {
+                    conn: *conn,
+                    frames: vec![frame.clone()],
                 });
                 reached += 1;
             }
@@ -364,40 +394,37 @@ impl Handler<JoinChannels> for ChatServer {
             // The connection closed while the broker answered.
             return;
         };
-        self.metrics
-            .actor(ActorKind::Session)
-            .queued(msg.frames.len() as u64);
-        for frame in msg.frames {
-            connection.recipient.do_send(Deliver {
-                frame,
-                channel: None,
-            });
-        }
+        let mut joined = Vec::with_capacity(msg.channels.len());
         for join in msg.channels {
             if !connection.channels.insert(join.channel.clone()) {
                 continue;
             }
             let room = self.rooms.entry(join.channel.clone()).or_default();
             room.presence = join.presence;
-            room.members.insert(
-                msg.conn,
-                Member {
-                    recipient: connection.recipient.clone(),
-                    watermark: join.watermark,
-                },
-            );
+            room.members.insert(msg.conn, connection.hub.id);
+            room.hubs
+                .entry(connection.hub.id)
+                .or_insert_with(|| (connection.hub.recipient.clone(), 0))
+                .1 += 1;
             if join.presence {
                 let count = room.players.entry(connection.player.clone()).or_default();
                 *count += 1;
                 self.metrics.actor(ActorKind::Broadcaster).queued(1);
                 self.presence_sink.do_send(PresenceChanged {
-                    channel: join.channel,
+                    channel: join.channel.clone(),
                     player: connection.player.clone(),
                     name: connection.name.clone(),
                     connections: *count,
                 });
             }
+            joined.push((join.channel, join.watermark));
         }
+        self.metrics.actor(ActorKind::Session).queued(1);
+        connection.hub.recipient.do_send(HubCommand::Join {
+            conn: msg.conn,
+            frames: msg.frames,
+            channels: joined,
+        });
         self.check_invariants();
     }
 }
@@ -422,20 +449,17 @@ impl Handler<FanOut> for ChatServer {
         let Some(room) = self.rooms.get(&msg.channel) else {
             return;
         };
-        let mut sent = 0;
-        for member in room.members.values() {
-            if msg.offset.is_some_and(|offset| offset <= member.watermark) {
-                continue;
-            }
-            member.recipient.do_send(Deliver {
+        // One message per worker thread with members, whatever the room's size.
+        for (hub, _) in room.hubs.values() {
+            hub.do_send(HubCommand::FanOut {
+                channel: msg.channel.clone(),
+                offset: msg.offset,
                 frame: msg.frame.clone(),
-                channel: Some(msg.channel.clone()),
             });
-            sent += 1;
         }
-        // One count per fan-out, not per recipient.
-        self.metrics.actor(ActorKind::Session).queued(sent);
-        self.metrics.delivered(sent);
+        self.metrics
+            .actor(ActorKind::Session)
+            .queued(room.hubs.len() as u64);
     }
 }
 
