@@ -178,7 +178,6 @@ pub fn start(config: Config, listener: TcpListener) -> Result<Running, StartErro
                 max_frames: config.limits.outbound_max_frames,
                 max_bytes: config.limits.outbound_max_bytes,
             },
-            close_grace: Duration::from_secs(config.server.shutdown_timeout_s.max(1)),
             heartbeat_interval: Duration::from_secs(config.server.heartbeat_interval_s),
             client_timeout: Duration::from_secs(config.server.client_timeout_s),
             max_message_bytes: config.limits.max_message_bytes,

@@ -1,17 +1,25 @@
-//! The outbound side of one WebSocket: a queue bounded in frames and bytes,
-//! drained into the socket by a writer task. The session actor never waits
-//! on the socket: it queues and moves on, and a client that stops reading
-//! fills its own queue, not the server's memory. Overflow is reported to
-//! the session, which closes the connection 4002.
+//! The WebSocket transport of one connection, on actix-http's frame codec:
+//! [`accept`] completes the upgrade and returns the incoming frames as a
+//! stream and the outgoing side as a bounded queue, which the response body
+//! drains. The session actor never waits on the socket: it queues and moves
+//! on; each time the socket can take more, everything queued is encoded
+//! into one buffer, so a busy connection costs one write for many frames.
+//! A client that stops reading fills its own queue, not the server's
+//! memory; overflow is reported to the caller, which closes it 4002.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
+use std::pin::Pin;
 use std::rc::Rc;
-use std::time::Duration;
+use std::task::{Context, Poll, Waker};
 
-use actix_http::ws::CloseReason;
+use actix_codec::{Decoder, Encoder};
+use actix_http::ws::{CloseReason, Codec, Frame, Message, ProtocolError};
+use actix_web::http::header;
+use actix_web::web::{Bytes, BytesMut};
+use actix_web::{web, HttpRequest, HttpResponse};
 use bytestring::ByteString;
-use tokio::sync::Notify;
+use futures_core::Stream;
 
 #[derive(Debug, Clone, Copy)]
 pub struct OutboundLimits {
@@ -23,10 +31,13 @@ pub struct OutboundLimits {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Overflow;
 
+/// How much one write gathers before handing it to the socket.
+const WRITE_CHUNK: usize = 64 * 1024;
+
 enum Outgoing {
     Text(ByteString),
     Ping,
-    Pong(actix_web::web::Bytes),
+    Pong(Bytes),
     Close(Option<CloseReason>),
 }
 
@@ -36,14 +47,24 @@ struct Queue {
     bytes: usize,
     /// A close is queued: nothing may follow it.
     closing: bool,
+    /// The response body, waiting for something to write.
+    writer: Option<Waker>,
 }
 
-/// The queue of one connection; cheap to clone, for the session and its
-/// worker's hub, which live on the same thread.
+impl Queue {
+    fn push(&mut self, item: Outgoing) {
+        self.items.push_back(item);
+        if let Some(writer) = self.writer.take() {
+            writer.wake();
+        }
+    }
+}
+
+/// The outgoing side of one connection; cheap to clone, for the session and
+/// its worker's hub, which live on the same thread.
 #[derive(Clone)]
 pub struct OutboundQueue {
     shared: Rc<RefCell<Queue>>,
-    wake: Rc<Notify>,
     limits: OutboundLimits,
 }
 
@@ -60,9 +81,7 @@ impl OutboundQueue {
             return Err(Overflow);
         }
         queue.bytes += text.len();
-        queue.items.push_back(Outgoing::Text(text));
-        drop(queue);
-        self.wake.notify_one();
+        queue.push(Outgoing::Text(text));
         Ok(())
     }
 
@@ -70,7 +89,7 @@ impl OutboundQueue {
         self.control(Outgoing::Ping)
     }
 
-    pub fn pong(&self, payload: actix_web::web::Bytes) -> Result<(), Overflow> {
+    pub fn pong(&self, payload: Bytes) -> Result<(), Overflow> {
         self.control(Outgoing::Pong(payload))
     }
 
@@ -82,15 +101,14 @@ impl OutboundQueue {
         if queue.items.len() >= self.limits.max_frames {
             return Err(Overflow);
         }
-        queue.items.push_back(item);
-        drop(queue);
-        self.wake.notify_one();
+        queue.push(item);
         Ok(())
     }
 
-    /// Queues the close frame after everything already queued. With
-    /// `discard_pending`, what the client has not taken yet is dropped
-    /// first, so the close is not stuck behind it.
+    /// Queues the close frame after everything already queued, and ends the
+    /// connection once it is written. With `discard_pending`, what the
+    /// client has not taken yet is dropped first, so the close is not stuck
+    /// behind it.
     pub fn close(&self, reason: Option<CloseReason>, discard_pending: bool) {
         let mut queue = self.shared.borrow_mut();
         if queue.closing {
@@ -101,9 +119,7 @@ impl OutboundQueue {
             queue.bytes = 0;
         }
         queue.closing = true;
-        queue.items.push_back(Outgoing::Close(reason));
-        drop(queue);
-        self.wake.notify_one();
+        queue.push(Outgoing::Close(reason));
     }
 
     /// Frames queued and not yet handed to the socket.
@@ -112,66 +128,136 @@ impl OutboundQueue {
     }
 }
 
-/// A connection's queue and the task that drains it into the socket.
-pub struct Outbound {
-    pub queue: OutboundQueue,
-    writer: Option<actix_rt::task::JoinHandle<()>>,
+/// Completes the WebSocket upgrade: the response to return, the client's
+/// frames (none larger than `max_frame_bytes`), and the outgoing queue.
+pub fn accept(
+    req: &HttpRequest,
+    payload: web::Payload,
+    max_frame_bytes: usize,
+    limits: OutboundLimits,
+) -> Result<(HttpResponse, Inbound, OutboundQueue), actix_web::Error> {
+    // actix-http checks the upgrade request and computes the accept key; the
+    // response is rebuilt as actix-web's so that its body can be ours.
+    let handshake = actix_http::ws::handshake(req.head())?.finish();
+    let mut response = HttpResponse::build(handshake.status());
+    response.upgrade("websocket");
+    for (name, value) in handshake.headers() {
+        if name != header::UPGRADE && name != header::CONNECTION {
+            response.insert_header((name.clone(), value.clone()));
+        }
+    }
+    let queue = OutboundQueue {
+        shared: Rc::new(RefCell::new(Queue::default())),
+        limits,
+    };
+    let body = OutboundBody {
+        queue: queue.shared.clone(),
+        codec: Codec::new(),
+        finished: false,
+    };
+    let inbound = Inbound {
+        payload,
+        buf: BytesMut::new(),
+        codec: Codec::new().max_size(max_frame_bytes),
+        ended: false,
+    };
+    Ok((response.streaming(body), inbound, queue))
 }
 
-impl Outbound {
-    /// Starts the writer task on the current arbiter.
-    pub fn start(session: actix_ws::Session, limits: OutboundLimits) -> Self {
-        let queue = OutboundQueue {
-            shared: Rc::new(RefCell::new(Queue::default())),
-            wake: Rc::new(Notify::new()),
-            limits,
-        };
-        let writer = actix_rt::spawn(write_all(session, queue.shared.clone(), queue.wake.clone()));
-        Outbound {
-            queue,
-            writer: Some(writer),
-        }
-    }
+/// The response body: whatever is queued, encoded, each time the socket can
+/// take more.
+struct OutboundBody {
+    queue: Rc<RefCell<Queue>>,
+    codec: Codec,
+    finished: bool,
+}
 
-    /// Gives the writer `grace` to deliver what is queued (the close frame
-    /// last), then stops it: a peer that never reads cannot hold it.
-    pub fn finish(&mut self, grace: Duration) {
-        self.queue.close(None, false);
-        if let Some(writer) = self.writer.take() {
-            actix_rt::spawn(async move {
-                actix_rt::time::sleep(grace).await;
-                writer.abort();
-            });
+impl Stream for OutboundBody {
+    type Item = Result<Bytes, actix_web::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if this.finished {
+            return Poll::Ready(None);
+        }
+        let mut queue = this.queue.borrow_mut();
+        if queue.items.is_empty() {
+            queue.writer = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        let mut out = BytesMut::new();
+        while out.len() < WRITE_CHUNK {
+            let Some(item) = queue.items.pop_front() else {
+                break;
+            };
+            let message = match item {
+                Outgoing::Text(text) => {
+                    queue.bytes -= text.len();
+                    Message::Text(text)
+                }
+                Outgoing::Ping => Message::Ping(Bytes::new()),
+                Outgoing::Pong(payload) => Message::Pong(payload),
+                Outgoing::Close(reason) => {
+                    this.finished = true;
+                    Message::Close(reason)
+                }
+            };
+            if let Err(err) = this.codec.encode(message, &mut out) {
+                return Poll::Ready(Some(Err(actix_web::error::ErrorInternalServerError(err))));
+            }
+            if this.finished {
+                queue.items.clear();
+                break;
+            }
+        }
+        Poll::Ready(Some(Ok(out.freeze())))
+    }
+}
+
+/// The client's frames, decoded from the request payload.
+pub struct Inbound {
+    payload: web::Payload,
+    buf: BytesMut,
+    codec: Codec,
+    ended: bool,
+}
+
+impl Stream for Inbound {
+    type Item = Result<Message, ProtocolError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        loop {
+            match this.codec.decode(&mut this.buf) {
+                Ok(Some(frame)) => return Poll::Ready(Some(Ok(message_of(frame)?))),
+                Ok(None) if this.ended => return Poll::Ready(None),
+                Ok(None) => {}
+                Err(err) => return Poll::Ready(Some(Err(err))),
+            }
+            match Pin::new(&mut this.payload).poll_next(cx) {
+                Poll::Ready(Some(Ok(chunk))) => this.buf.extend_from_slice(&chunk),
+                Poll::Ready(Some(Err(err))) => {
+                    this.ended = true;
+                    return Poll::Ready(Some(Err(ProtocolError::Io(std::io::Error::other(
+                        err.to_string(),
+                    )))));
+                }
+                Poll::Ready(None) => this.ended = true,
+                Poll::Pending => return Poll::Pending,
+            }
         }
     }
 }
 
-async fn write_all(mut session: actix_ws::Session, queue: Rc<RefCell<Queue>>, wake: Rc<Notify>) {
-    loop {
-        let next = {
-            let mut queue = queue.borrow_mut();
-            let item = queue.items.pop_front();
-            if let Some(Outgoing::Text(text)) = &item {
-                queue.bytes -= text.len();
-            }
-            item
-        };
-        let Some(item) = next else {
-            wake.notified().await;
-            continue;
-        };
-        let sent = match item {
-            Outgoing::Text(text) => session.text(text).await,
-            Outgoing::Ping => session.ping(b"").await,
-            Outgoing::Pong(payload) => session.pong(&payload).await,
-            Outgoing::Close(reason) => {
-                let _ = session.close(reason).await;
-                return;
-            }
-        };
-        if sent.is_err() {
-            // The connection is gone; nothing more can be written.
-            return;
-        }
-    }
+fn message_of(frame: Frame) -> Result<Message, ProtocolError> {
+    Ok(match frame {
+        Frame::Text(bytes) => Message::Text(ByteString::try_from(bytes).map_err(|err| {
+            ProtocolError::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, err))
+        })?),
+        Frame::Binary(bytes) => Message::Binary(bytes),
+        Frame::Continuation(item) => Message::Continuation(item),
+        Frame::Ping(bytes) => Message::Ping(bytes),
+        Frame::Pong(bytes) => Message::Pong(bytes),
+        Frame::Close(reason) => Message::Close(reason),
+    })
 }

@@ -33,7 +33,7 @@ use hearth_actors::rate_limit::TokenBucket;
 
 use crate::auth::{AuthError, Identity};
 use crate::local_hub::{self, LocalConn, Overflowed};
-use crate::outbound::Outbound;
+use crate::outbound::{self, OutboundLimits, OutboundQueue};
 use crate::state::AppState;
 
 type Ctx = Context<WsSession>;
@@ -48,9 +48,9 @@ pub fn serve(
     options: ConnOptions,
     state: Arc<AppState>,
 ) -> Result<HttpResponse, actix_web::Error> {
-    let (response, socket, messages) = actix_ws::handle(req, body)?;
-    let messages = messages.max_frame_size(state.session.max_message_bytes);
-    let outbound = Outbound::start(socket, state.session.outbound);
+    let settings = &state.session;
+    let (response, messages, outbound) =
+        outbound::accept(req, body, settings.max_message_bytes, settings.outbound)?;
     WsSession::create(move |ctx| {
         ctx.add_stream(messages);
         WsSession::new(identity, options, state, outbound)
@@ -66,14 +66,18 @@ pub fn refuse(
     code: CloseCode,
     reason: &'static str,
 ) -> Result<HttpResponse, actix_web::Error> {
-    let (response, socket, _messages) = actix_ws::handle(req, body)?;
-    actix_rt::spawn(async move {
-        let close = CloseReason {
+    let limits = OutboundLimits {
+        max_frames: 1,
+        max_bytes: 0,
+    };
+    let (response, _messages, outbound) = outbound::accept(req, body, 0, limits)?;
+    outbound.close(
+        Some(CloseReason {
             code,
             description: Some(reason.to_string()),
-        };
-        let _ = socket.close(Some(close)).await;
-    });
+        }),
+        false,
+    );
     Ok(response)
 }
 
@@ -109,7 +113,7 @@ pub struct WsSession {
     active_session: Option<SessionId>,
     partial: Option<PartialMessage>,
     registered: bool,
-    outbound: Outbound,
+    outbound: OutboundQueue,
     rate: TokenBucket,
     /// Messages refused by the rate limit since the last one accepted.
     limited_in_a_row: u32,
@@ -139,7 +143,7 @@ impl WsSession {
         identity: Identity,
         options: ConnOptions,
         state: Arc<AppState>,
-        outbound: Outbound,
+        outbound: OutboundQueue,
     ) -> Self {
         let now = Instant::now();
         let limits = &state.session.rate;
@@ -164,7 +168,7 @@ impl WsSession {
     }
 
     fn write(&mut self, ctx: &mut Ctx, frame: EncodedFrame) {
-        match self.outbound.queue.text(frame.into_inner()) {
+        match self.outbound.text(frame.into_inner()) {
             Ok(()) => self.state.metrics.message_out(),
             Err(_) => self.slow_consumer(ctx),
         }
@@ -180,11 +184,11 @@ impl WsSession {
             "ws_slow_consumer player_id={} conn_id={} backlog={}",
             self.identity.player,
             self.conn,
-            self.outbound.queue.backlog()
+            self.outbound.backlog()
         );
         self.state.metrics.slow_consumer_closed();
         self.close = Some((4002, "slow consumer".to_string()));
-        self.outbound.queue.close(
+        self.outbound.close(
             Some(CloseReason {
                 code: CloseCode::Other(4002),
                 description: Some("slow consumer".into()),
@@ -206,7 +210,7 @@ impl WsSession {
         if self.close.is_none() {
             self.close = Some((u16::from(code), reason.to_string()));
         }
-        self.outbound.queue.close(
+        self.outbound.close(
             Some(CloseReason {
                 code,
                 description: Some(reason.to_string()),
@@ -280,7 +284,7 @@ impl WsSession {
                     act.last_heard.elapsed().as_millis()
                 );
                 act.close(ctx, CloseCode::Normal, "idle timeout");
-            } else if act.outbound.queue.ping().is_err() {
+            } else if act.outbound.ping().is_err() {
                 act.slow_consumer(ctx);
             }
         });
@@ -939,7 +943,7 @@ impl Actor for WsSession {
         local_hub::register(
             self.conn,
             LocalConn {
-                outbound: self.outbound.queue.clone(),
+                outbound: self.outbound.clone(),
                 session: ctx.address().recipient(),
                 wanted: self.subscriptions.clone(),
             },
@@ -974,7 +978,8 @@ impl Actor for WsSession {
     fn stopped(&mut self, _: &mut Ctx) {
         let channels: Vec<ChannelName> = self.subscriptions.borrow().iter().cloned().collect();
         local_hub::unregister(self.conn, &channels);
-        self.outbound.finish(self.state.session.close_grace);
+        // Whatever is queued goes first; the close frame ends the connection.
+        self.outbound.close(None, false);
         if self.registered {
             self.state.chat_server.do_send(Disconnect {
                 conn: self.conn,
@@ -1060,7 +1065,7 @@ impl StreamHandler<Result<Message, ProtocolError>> for WsSession {
             Message::Binary(_) => self.on_binary(ctx),
             Message::Continuation(item) => self.on_fragment(item, ctx),
             Message::Ping(payload) => {
-                if self.outbound.queue.pong(payload).is_err() {
+                if self.outbound.pong(payload).is_err() {
                     self.slow_consumer(ctx);
                 }
             }
@@ -1074,7 +1079,7 @@ impl StreamHandler<Result<Message, ProtocolError>> for WsSession {
                     None => (1005, String::new()),
                 };
                 self.close = Some((code, format!("client: {text}")));
-                self.outbound.queue.close(reason, false);
+                self.outbound.close(reason, false);
                 ctx.stop();
             }
         }

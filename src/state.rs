@@ -46,8 +46,6 @@ pub struct AppState {
 pub struct SessionSettings {
     pub rate: RateSettings,
     pub outbound: OutboundLimits,
-    /// How long a closing connection may take to deliver what is queued.
-    pub close_grace: Duration,
     pub heartbeat_interval: Duration,
     pub client_timeout: Duration,
     pub max_message_bytes: usize,
