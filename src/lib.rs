@@ -202,6 +202,15 @@ pub fn start(config: Config, listener: TcpListener) -> Result<Running, StartErro
             .app_data(state.clone())
             .configure(routes::configure)
     })
+    // Realtime frames go out as soon as they are written; Nagle's algorithm
+    // would hold a small frame back for the previous one's ACK.
+    .on_connect(|connection, _| {
+        if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
+            if let Err(err) = tcp.set_nodelay(true) {
+                log::debug!("set_nodelay_failed error={err}");
+            }
+        }
+    })
     .workers(workers)
     .shutdown_timeout(config.server.shutdown_timeout_s)
     // After a WebSocket's close handshake the server closes the TCP

@@ -272,22 +272,35 @@ impl WsSession {
         });
     }
 
+    /// Pings every heartbeat interval and closes a silent connection. The
+    /// first ping comes after a random part of the interval, so that
+    /// connections opened together do not all ping at once.
     fn start_heartbeat(&self, ctx: &mut Ctx) {
-        let settings = &self.state.session;
-        let timeout = settings.client_timeout;
-        ctx.run_interval(settings.heartbeat_interval, move |act, ctx| {
-            if act.last_heard.elapsed() > timeout {
-                log::info!(
-                    "ws_idle_timeout player_id={} conn_id={} silent_ms={}",
-                    act.identity.player,
-                    act.conn,
-                    act.last_heard.elapsed().as_millis()
-                );
-                act.close(ctx, CloseCode::Normal, "idle timeout");
-            } else if act.outbound.ping().is_err() {
-                act.slow_consumer(ctx);
-            }
+        let interval = self.state.session.heartbeat_interval;
+        let spread = u64::try_from(interval.as_nanos())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| u64::from(since.subsec_nanos()));
+        ctx.run_later(Duration::from_nanos(nanos % spread), move |act, ctx| {
+            act.heartbeat(ctx);
+            ctx.run_interval(interval, |act, ctx| act.heartbeat(ctx));
         });
+    }
+
+    fn heartbeat(&mut self, ctx: &mut Ctx) {
+        if self.last_heard.elapsed() > self.state.session.client_timeout {
+            log::info!(
+                "ws_idle_timeout player_id={} conn_id={} silent_ms={}",
+                self.identity.player,
+                self.conn,
+                self.last_heard.elapsed().as_millis()
+            );
+            self.close(ctx, CloseCode::Normal, "idle timeout");
+        } else if self.outbound.ping().is_err() {
+            self.slow_consumer(ctx);
+        }
     }
 
     /// Closes with 4001 when the token's `exp` (plus the leeway that let it

@@ -26,9 +26,9 @@ fn a_silent_client_is_closed_and_unregistered() {
         config.server.client_timeout_s = 2;
     });
     // Not reading means not answering the server's pings.
-    let mut silent = server.connect("alice");
+    let silent = server.connect("alice");
     server.wait_for_metrics("the silent client to be closed", |m| m["connections"] == 0);
-    assert_eq!(silent.expect_close(), (1000, "idle timeout".into()));
+    assert_eq!(silent.raw_close(), (1000, "idle timeout".into()));
     let mut fresh = server.connect("alice");
     assert_eq!(fresh.say("m", "hello again")["role"], "assistant");
 }

@@ -272,6 +272,150 @@ fn number_after(text: &str, key: &str) -> Option<u64> {
 }
 
 // ---------------------------------------------------------------------------
+// A minimal WebSocket client for fan-out subscribers
+// ---------------------------------------------------------------------------
+
+/// Just enough of RFC 6455 to subscribe and count publications at the rate
+/// a fast server delivers them: frames are read in bulk from one buffer
+/// and only scanned, never decoded into messages.
+struct RawSocket {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    start: usize,
+}
+
+impl RawSocket {
+    async fn connect(target: &Target, player: &str) -> BenchResult<RawSocket> {
+        let mut stream = TcpStream::connect(&target.addr)
+            .await
+            .map_err(|e| e.to_string())?;
+        let _ = stream.set_nodelay(true);
+        let request = format!(
+            "GET /ws/chat?token={} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+            token(&target.secret, player)?,
+            target.addr
+        );
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut socket = RawSocket {
+            stream,
+            buf: Vec::with_capacity(64 * 1024),
+            start: 0,
+        };
+        let head_end = loop {
+            if let Some(at) = find(&socket.buf, b"\r\n\r\n") {
+                break at + 4;
+            }
+            socket.fill().await?;
+        };
+        if !socket.buf.starts_with(b"HTTP/1.1 101") {
+            return Err(format!("{player}: upgrade refused"));
+        }
+        socket.start = head_end;
+        let welcome = socket.next_text().await?;
+        if find(&welcome, b"\"connected\"").is_none() {
+            return Err(format!("{player}: expected the welcome"));
+        }
+        Ok(socket)
+    }
+
+    async fn fill(&mut self) -> BenchResult<()> {
+        if self.start > 0 && self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+        } else if self.start > self.buf.capacity() / 2 {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        let len = self.buf.len();
+        self.buf.resize(len + 64 * 1024, 0);
+        let read = self.stream.read(&mut self.buf[len..]).await;
+        match read {
+            Ok(0) => {
+                self.buf.truncate(len);
+                Err("connection ended".into())
+            }
+            Ok(n) => {
+                self.buf.truncate(len + n);
+                Ok(())
+            }
+            Err(err) => {
+                self.buf.truncate(len);
+                Err(err.to_string())
+            }
+        }
+    }
+
+    /// The next complete frame's opcode and payload, if one is buffered.
+    fn frame(&mut self) -> Option<(u8, std::ops::Range<usize>)> {
+        let data = &self.buf[self.start..];
+        if data.len() < 2 {
+            return None;
+        }
+        let opcode = data[0] & 0x0f;
+        let (len, header) = match data[1] & 0x7f {
+            126 if data.len() >= 4 => (u16::from_be_bytes([data[2], data[3]]) as usize, 4),
+            127 if data.len() >= 10 => {
+                let mut bytes = [0u8; 8];
+                bytes.copy_from_slice(&data[2..10]);
+                (u64::from_be_bytes(bytes) as usize, 10)
+            }
+            126 | 127 => return None,
+            n => (n as usize, 2),
+        };
+        if data.len() < header + len {
+            return None;
+        }
+        let payload = self.start + header..self.start + header + len;
+        self.start += header + len;
+        Some((opcode, payload))
+    }
+
+    async fn next_text(&mut self) -> BenchResult<Vec<u8>> {
+        loop {
+            match self.frame() {
+                Some((1, payload)) => return Ok(self.buf[payload].to_vec()),
+                Some((8, _)) => return Err("closed by the server".into()),
+                Some(_) => continue,
+                None => self.fill().await?,
+            }
+        }
+    }
+
+    async fn send_text(&mut self, text: &str) -> BenchResult<()> {
+        let bytes = text.as_bytes();
+        let mut frame = vec![0x81u8];
+        match bytes.len() {
+            n if n < 126 => frame.push(0x80 | n as u8),
+            n if n <= u16::MAX as usize => {
+                frame.push(0x80 | 126);
+                frame.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                frame.push(0x80 | 127);
+                frame.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        // A zero mask key: masking leaves the payload as it is.
+        frame.extend_from_slice(&[0, 0, 0, 0]);
+        frame.extend_from_slice(bytes);
+        self.stream
+            .write_all(&frame)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack
+        .windows(needle.len())
+        .position(|window| window == needle)
+}
+
+// ---------------------------------------------------------------------------
 // Figures
 // ---------------------------------------------------------------------------
 
@@ -346,17 +490,9 @@ struct FanoutTally {
 async fn fanout(target: &Target, plan: FanoutPlan) -> BenchResult<Value> {
     let room = format!("room:bench-{}", std::process::id());
     let connect_started = Instant::now();
-    let mut subscribers = connect_many(target, "sub", plan.subscribers, 100).await?;
-    for (n, socket) in subscribers.iter_mut().enumerate() {
-        let reply = request(
-            socket,
-            &format!("s{n}"),
-            json!({"type": "subscribe", "channels": [room]}),
-        )
-        .await?;
-        if reply["type"] != "response" {
-            return Err(format!("subscribe refused: {reply}"));
-        }
+    let mut subscribers = Vec::with_capacity(plan.subscribers);
+    for n in 0..plan.subscribers {
+        subscribers.push(raw_subscriber(target, n, &room).await?);
     }
     let connect_s = connect_started.elapsed().as_secs_f64();
     let mut publisher = connect(target, "publisher").await?;
@@ -448,36 +584,84 @@ async fn fanout(target: &Target, plan: FanoutPlan) -> BenchResult<Value> {
     Ok(result)
 }
 
+/// Connects subscriber `n` and subscribes it to `room`.
+async fn raw_subscriber(target: &Target, n: usize, room: &str) -> BenchResult<RawSocket> {
+    let mut socket = RawSocket::connect(target, &format!("sub{n}")).await?;
+    let id = format!("s{n}");
+    let subscribe = json!({"type": "subscribe", "id": id, "channels": [room]});
+    socket.send_text(&subscribe.to_string()).await?;
+    let marker = format!("\"reply_to\":\"{id}\"");
+    loop {
+        let text = socket.next_text().await?;
+        if find(&text, marker.as_bytes()).is_some() {
+            if find(&text, b"\"response\"").is_none() {
+                return Err(format!(
+                    "subscribe refused: {}",
+                    String::from_utf8_lossy(&text)
+                ));
+            }
+            return Ok(socket);
+        }
+    }
+}
+
 async fn read_publications(
-    mut socket: Socket,
+    mut socket: RawSocket,
     expected: u64,
     clock: Instant,
     deadline: Instant,
     tally: Rc<RefCell<FanoutTally>>,
 ) {
     let mut seen = 0;
-    while seen < expected {
-        let next = tokio::time::timeout_at(deadline.into(), socket.next()).await;
-        let text = match next {
-            Ok(Some(Ok(Message::Text(text)))) => text,
-            Ok(Some(Ok(Message::Close(_)))) | Ok(Some(Err(_))) | Ok(None) => {
-                tally.borrow_mut().closed_early += 1;
-                return;
+    let mut latencies = Vec::with_capacity(expected as usize);
+    'reading: while seen < expected {
+        while let Some((opcode, payload)) = socket.frame() {
+            match opcode {
+                1 => {
+                    let text = &socket.buf[payload];
+                    // Publications say so near their start; joins and leaves
+                    // of other subscribers are skipped.
+                    let head = &text[..text.len().min(96)];
+                    if find(head, b"\"publication\"").is_none() {
+                        continue;
+                    }
+                    seen += 1;
+                    let now = clock.elapsed().as_micros() as u64;
+                    if let Some(sent) = std::str::from_utf8(text)
+                        .ok()
+                        .and_then(|text| number_after(text, "\"t\":"))
+                    {
+                        latencies.push(now.saturating_sub(sent));
+                    }
+                }
+                8 => {
+                    tally.borrow_mut().closed_early += 1;
+                    break 'reading;
+                }
+                _ => {}
             }
-            Ok(Some(Ok(_))) => continue,
-            Err(_) => return,
-        };
-        if !text.contains("\"publication\"") {
-            continue;
         }
-        seen += 1;
-        let now = clock.elapsed().as_micros() as u64;
-        let mut tally = tally.borrow_mut();
-        tally.received += 1;
-        tally.last_receipt = Some(Instant::now());
-        if let Some(sent) = number_after(&text, "\"t\":") {
-            tally.latencies_us.push(now.saturating_sub(sent));
+        if seen >= expected {
+            break;
         }
+        match tokio::time::timeout_at(deadline.into(), socket.fill()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => {
+                tally.borrow_mut().closed_early += 1;
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+    let mut tally = tally.borrow_mut();
+    tally.received += seen;
+    tally.latencies_us.extend(latencies);
+    if seen > 0 {
+        tally.last_receipt = Some(
+            tally
+                .last_receipt
+                .map_or(Instant::now(), |last| last.max(Instant::now())),
+        );
     }
 }
 

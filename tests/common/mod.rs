@@ -288,6 +288,41 @@ impl Client {
         }
     }
 
+    /// For a client that never read anything: reads the raw bytes the server
+    /// sent until it hung up, without answering (a WebSocket library would
+    /// answer pings), and returns the close frame's code and reason.
+    pub fn raw_close(mut self) -> (u16, String) {
+        use std::io::Read;
+        let mut bytes = Vec::new();
+        let _ = self.ws.get_mut().read_to_end(&mut bytes);
+        let mut at = 0;
+        while at + 2 <= bytes.len() {
+            let opcode = bytes[at] & 0x0f;
+            let (len, header) = match bytes[at + 1] & 0x7f {
+                126 => (
+                    usize::from(u16::from_be_bytes([bytes[at + 2], bytes[at + 3]])),
+                    4,
+                ),
+                127 => {
+                    let mut len = [0u8; 8];
+                    len.copy_from_slice(&bytes[at + 2..at + 10]);
+                    (
+                        usize::try_from(u64::from_be_bytes(len)).expect("frame length"),
+                        10,
+                    )
+                }
+                n => (usize::from(n), 2),
+            };
+            let payload = &bytes[at + header..at + header + len];
+            if opcode == 8 {
+                let code = u16::from_be_bytes([payload[0], payload[1]]);
+                return (code, String::from_utf8_lossy(&payload[2..]).into_owned());
+            }
+            at += header + len;
+        }
+        panic!("no close frame in {} bytes", bytes.len());
+    }
+
     /// Reads until the server's close frame; returns its code and reason.
     pub fn expect_close(&mut self) -> (u16, String) {
         loop {
