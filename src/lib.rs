@@ -21,7 +21,7 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, App, HttpServer};
 use hearth_actors::broadcaster::Broadcaster;
 use hearth_actors::broker_memory::MemoryBroker;
-use hearth_actors::chat_processor::ChatProcessor;
+use hearth_actors::chat_processor::ChatShared;
 use hearth_actors::chat_server::{ChatServer, Evict, EvictAll};
 use hearth_actors::engine::BuiltinEngine;
 use hearth_actors::exercise_flow::{ExerciseFlow, PendingWrites};
@@ -135,17 +135,12 @@ pub fn start(config: Config, listener: TcpListener) -> Result<Running, StartErro
         metrics.clone(),
     ));
     let broadcaster = Metered::new(broadcaster_addr, metrics.clone(), ActorKind::Broadcaster);
-    let chat_processor = Metered::new(
-        ChatProcessor::new(
-            Box::new(BuiltinEngine::new(max_players)),
-            config.chat.crisis_resources.clone(),
-            catalogue.clone(),
-            metrics.clone(),
-        )
-        .start(),
-        metrics.clone(),
-        ActorKind::ChatProcessor,
-    );
+    let chat = ChatShared {
+        engine: Arc::new(BuiltinEngine::new(max_players)),
+        resources: Arc::new(config.chat.crisis_resources.clone()),
+        exercises: catalogue.clone(),
+        metrics: metrics.clone(),
+    };
     let exercise_flow = Metered::new(
         ExerciseFlow::new(
             catalogue,
@@ -161,7 +156,7 @@ pub fn start(config: Config, listener: TcpListener) -> Result<Running, StartErro
 
     let state = web::Data::new(AppState {
         chat_server: chat_server.clone(),
-        chat_processor,
+        chat,
         exercise_flow: exercise_flow.clone(),
         broadcaster,
         channel_rules,

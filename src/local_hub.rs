@@ -1,3 +1,6 @@
+//! What runs once per worker thread: the `LocalHub`, and the thread's
+//! `ChatProcessor` (so a chat message never crosses threads).
+//!
 //! `LocalHub`: one actor per worker thread, which delivers `ChatServer`'s
 //! frames straight into the queues of the connections on that thread. A
 //! room's publication reaches the hub once; the hub walks its local members
@@ -17,8 +20,10 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 use hearth_actors::channels::ChannelName;
+use hearth_actors::chat_processor::{ChatProcessor, ChatShared};
 use hearth_actors::chat_server::{HubCommand, HubRef};
 use hearth_actors::ids::ConnId;
+use hearth_actors::metered::Metered;
 use hearth_actors::metrics::{ActorKind, Metrics};
 use hearth_actors::protocol::EncodedFrame;
 
@@ -59,6 +64,19 @@ impl LocalIndex {
 thread_local! {
     static INDEX: RefCell<LocalIndex> = RefCell::new(LocalIndex::default());
     static HUB: OnceCell<HubRef> = const { OnceCell::new() };
+    static PROCESSOR: OnceCell<Metered<ChatProcessor>> = const { OnceCell::new() };
+}
+
+/// This thread's chat processor, started on the current arbiter on first use.
+pub fn chat_processor(shared: &ChatShared) -> Metered<ChatProcessor> {
+    PROCESSOR.with(|processor| {
+        processor
+            .get_or_init(|| {
+                let addr = ChatProcessor::new(shared.clone()).start();
+                Metered::new(addr, shared.metrics.clone(), ActorKind::ChatProcessor)
+            })
+            .clone()
+    })
 }
 
 static NEXT_HUB_ID: AtomicUsize = AtomicUsize::new(0);

@@ -455,8 +455,7 @@ impl WsSession {
                         text: feedback.content.text,
                         reply_to: reply_to.clone(),
                     };
-                    act.state
-                        .chat_processor
+                    local_hub::chat_processor(&act.state.chat)
                         .send(ask)
                         .into_actor(act)
                         .map(move |result, act, ctx| {
@@ -748,8 +747,7 @@ impl WsSession {
             text,
             reply_to: reply_to.clone(),
         };
-        self.state
-            .chat_processor
+        local_hub::chat_processor(&self.state.chat)
             .send(ask)
             .into_actor(self)
             .map(move |result, act, ctx| {

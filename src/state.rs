@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use hearth_actors::broadcaster::Broadcaster;
 use hearth_actors::channels::ChannelRules;
-use hearth_actors::chat_processor::ChatProcessor;
+use hearth_actors::chat_processor::ChatShared;
 use hearth_actors::chat_server::ChatServer;
 use hearth_actors::exercise_flow::ExerciseFlow;
 use hearth_actors::metered::Metered;
@@ -28,7 +28,8 @@ pub struct RateSettings {
 
 pub struct AppState {
     pub chat_server: Metered<ChatServer>,
-    pub chat_processor: Metered<ChatProcessor>,
+    /// For this thread's chat processor (see `local_hub::chat_processor`).
+    pub chat: ChatShared,
     pub exercise_flow: Metered<ExerciseFlow>,
     pub broadcaster: Metered<Broadcaster>,
     pub channel_rules: Arc<ChannelRules>,

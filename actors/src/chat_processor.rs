@@ -39,26 +39,24 @@ pub struct HandleFeedback {
     pub reply_to: Option<ClientRef>,
 }
 
+/// What every chat processor shares. The server runs one `ChatProcessor`
+/// per worker thread, so a chat message is answered on the thread that
+/// read it; player state lives in the shared engine.
+#[derive(Clone)]
+pub struct ChatShared {
+    pub engine: Arc<dyn PersonalizationEngine>,
+    pub resources: Arc<Vec<CrisisResource>>,
+    pub exercises: Arc<Catalogue>,
+    pub metrics: Arc<Metrics>,
+}
+
 pub struct ChatProcessor {
-    engine: Box<dyn PersonalizationEngine>,
-    resources: Vec<CrisisResource>,
-    exercises: Arc<Catalogue>,
-    metrics: Arc<Metrics>,
+    shared: ChatShared,
 }
 
 impl ChatProcessor {
-    pub fn new(
-        engine: Box<dyn PersonalizationEngine>,
-        resources: Vec<CrisisResource>,
-        exercises: Arc<Catalogue>,
-        metrics: Arc<Metrics>,
-    ) -> Self {
-        ChatProcessor {
-            engine,
-            resources,
-            exercises,
-            metrics,
-        }
+    pub fn new(shared: ChatShared) -> Self {
+        ChatProcessor { shared }
     }
 }
 
@@ -70,11 +68,11 @@ impl Handler<HandleUserMessage> for ChatProcessor {
     type Result = MessageResult<HandleUserMessage>;
 
     fn handle(&mut self, msg: HandleUserMessage, _: &mut Context<Self>) -> Self::Result {
-        let _timer = self.metrics.handling(ActorKind::ChatProcessor);
+        let _timer = self.shared.metrics.handling(ActorKind::ChatProcessor);
         let text = NormalizedText::new(&msg.text);
         let crisis = detect_crisis_in(&text);
         let anxious = detect_anxiety_in(&text);
-        let reply = self.engine.respond(&Turn {
+        let reply = self.shared.engine.respond(&Turn {
             player: &msg.player,
             text: &text,
             crisis: &crisis,
@@ -83,7 +81,7 @@ impl Handler<HandleUserMessage> for ChatProcessor {
 
         let mut elements: Vec<Element> = Vec::new();
         if crisis.is_crisis() {
-            self.metrics.crisis_detected();
+            self.shared.metrics.crisis_detected();
             let types: Vec<&str> = crisis.types.iter().map(|t| t.as_str()).collect();
             log::info!(
                 "crisis_detected player_id={} session_id={} types={}",
@@ -91,10 +89,10 @@ impl Handler<HandleUserMessage> for ChatProcessor {
                 msg.session_id,
                 types.join(",")
             );
-            elements.extend(resources_for(&self.resources, &crisis.types));
+            elements.extend(resources_for(&self.shared.resources, &crisis.types));
         }
         if anxious || crisis.is_crisis() {
-            elements.extend(self.exercises.offer_buttons());
+            elements.extend(self.shared.exercises.offer_buttons());
         }
         let safety = Safety {
             crisis: crisis.is_crisis(),
@@ -117,8 +115,8 @@ impl Handler<HandleFeedback> for ChatProcessor {
     type Result = MessageResult<HandleFeedback>;
 
     fn handle(&mut self, msg: HandleFeedback, _: &mut Context<Self>) -> Self::Result {
-        let _timer = self.metrics.handling(ActorKind::ChatProcessor);
-        let outcome = self.engine.feedback(&FeedbackInput {
+        let _timer = self.shared.metrics.handling(ActorKind::ChatProcessor);
+        let outcome = self.shared.engine.feedback(&FeedbackInput {
             player: &msg.player,
             rating: msg.rating,
             text: msg.text.as_deref(),

@@ -4,6 +4,8 @@
 //! deterministic default.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{Hash, Hasher};
+use std::sync::{Mutex, PoisonError};
 
 use crate::crisis::{CrisisAssessment, CrisisType};
 use crate::ids::PlayerId;
@@ -38,9 +40,12 @@ pub struct FeedbackOutcome {
 /// Generates replies and adapts to feedback. Called from the chat processor
 /// actor: implementations must answer quickly; one that calls a remote model
 /// would hand the call to an async task instead of blocking here.
-pub trait PersonalizationEngine: Send + 'static {
-    fn respond(&mut self, turn: &Turn<'_>) -> EngineReply;
-    fn feedback(&mut self, input: &FeedbackInput<'_>) -> FeedbackOutcome;
+///
+/// One engine is shared by the chat processors of every worker thread, so
+/// its methods take `&self` and it keeps its own state safe to share.
+pub trait PersonalizationEngine: Send + Sync + 'static {
+    fn respond(&self, turn: &Turn<'_>) -> EngineReply;
+    fn feedback(&self, input: &FeedbackInput<'_>) -> FeedbackOutcome;
 }
 
 /// How much recent history shapes recommendations.
@@ -119,22 +124,21 @@ const STRESS_FOCUS: Recommendation = Recommendation {
 
 /// The deterministic default engine: supportive, topic-aware replies and
 /// per-player profiles held in memory, at most `max_players` of them (the
-/// least recently active is forgotten first).
+/// least recently active is forgotten first). Profiles are split over a
+/// few locks by player, so processors on different threads rarely wait.
 pub struct BuiltinEngine {
+    shards: Vec<Mutex<ProfileShard>>,
+}
+
+const SHARDS: usize = 16;
+
+struct ProfileShard {
     profiles: HashMap<PlayerId, Profile>,
     max_players: usize,
     clock: u64,
 }
 
-impl BuiltinEngine {
-    pub fn new(max_players: usize) -> Self {
-        BuiltinEngine {
-            profiles: HashMap::new(),
-            max_players: max_players.max(1),
-            clock: 0,
-        }
-    }
-
+impl ProfileShard {
     fn profile(&mut self, player: &PlayerId) -> &mut Profile {
         self.clock += 1;
         if !self.profiles.contains_key(player) && self.profiles.len() >= self.max_players {
@@ -157,25 +161,62 @@ impl BuiltinEngine {
     }
 }
 
-impl PersonalizationEngine for BuiltinEngine {
-    fn respond(&mut self, turn: &Turn<'_>) -> EngineReply {
-        let profile = self.profile(turn.player);
-        profile.stress_turns.push_back(turn.anxious);
-        if profile.stress_turns.len() > RECENT_TURNS {
-            profile.stress_turns.pop_front();
-        }
-        if turn.crisis.is_crisis() {
-            // enable_crisis_monitoring, reduce_intensity: later replies stay gentle.
-            profile.gentle = true;
-        }
-        let text = compose_reply(turn, profile.gentle);
-        EngineReply {
-            text,
-            recommendations: profile.recommendations(),
+impl BuiltinEngine {
+    pub fn new(max_players: usize) -> Self {
+        let per_shard = max_players.div_ceil(SHARDS).max(1);
+        BuiltinEngine {
+            shards: (0..SHARDS)
+                .map(|_| {
+                    Mutex::new(ProfileShard {
+                        profiles: HashMap::new(),
+                        max_players: per_shard,
+                        clock: 0,
+                    })
+                })
+                .collect(),
         }
     }
 
-    fn feedback(&mut self, input: &FeedbackInput<'_>) -> FeedbackOutcome {
+    /// Runs `work` on the player's profile, under its shard's lock.
+    fn with_profile<R>(&self, player: &PlayerId, work: impl FnOnce(&mut Profile) -> R) -> R {
+        let mut hasher = std::hash::DefaultHasher::new();
+        player.hash(&mut hasher);
+        let shard = &self.shards[(hasher.finish() % SHARDS as u64) as usize];
+        // A panic while holding the lock leaves a profile at worst half
+        // updated; the lock is still usable.
+        let mut shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
+        work(shard.profile(player))
+    }
+
+    #[cfg(test)]
+    fn profile_count(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|shard| shard.lock().map_or(0, |s| s.profiles.len()))
+            .sum()
+    }
+}
+
+impl PersonalizationEngine for BuiltinEngine {
+    fn respond(&self, turn: &Turn<'_>) -> EngineReply {
+        let (gentle, recommendations) = self.with_profile(turn.player, |profile| {
+            profile.stress_turns.push_back(turn.anxious);
+            if profile.stress_turns.len() > RECENT_TURNS {
+                profile.stress_turns.pop_front();
+            }
+            if turn.crisis.is_crisis() {
+                // enable_crisis_monitoring, reduce_intensity: later replies stay gentle.
+                profile.gentle = true;
+            }
+            (profile.gentle, profile.recommendations())
+        });
+        EngineReply {
+            text: compose_reply(turn, gentle),
+            recommendations,
+        }
+    }
+
+    fn feedback(&self, input: &FeedbackInput<'_>) -> FeedbackOutcome {
         let mut adjustments = Vec::new();
         let mut entry = FeedbackEntry {
             rating: input.rating,
@@ -207,17 +248,20 @@ impl PersonalizationEngine for BuiltinEngine {
         let mut seen = std::collections::HashSet::new();
         adjustments.retain(|adjustment| seen.insert(*adjustment));
 
-        let profile = self.profile(input.player);
-        if adjustments.contains(&"reduce_intensity") {
-            profile.gentle = true;
-        }
-        profile.feedback.push_back(entry);
-        if profile.feedback.len() > RECENT_FEEDBACK {
-            profile.feedback.pop_front();
-        }
+        let reduce_intensity = adjustments.contains(&"reduce_intensity");
+        let recommendations = self.with_profile(input.player, |profile| {
+            if reduce_intensity {
+                profile.gentle = true;
+            }
+            profile.feedback.push_back(entry);
+            if profile.feedback.len() > RECENT_FEEDBACK {
+                profile.feedback.pop_front();
+            }
+            profile.recommendations()
+        });
         FeedbackOutcome {
             adjustments,
-            recommendations: profile.recommendations(),
+            recommendations,
         }
     }
 }
@@ -357,7 +401,7 @@ mod tests {
     use super::*;
     use crate::crisis::detect_crisis_in;
 
-    fn reply(engine: &mut BuiltinEngine, player: &PlayerId, text: &str) -> EngineReply {
+    fn reply(engine: &BuiltinEngine, player: &PlayerId, text: &str) -> EngineReply {
         let normalized = NormalizedText::new(text);
         let crisis = detect_crisis_in(&normalized);
         let anxious = crate::crisis::detect_anxiety_in(&normalized);
@@ -371,11 +415,11 @@ mod tests {
 
     #[test]
     fn replies_are_deterministic_topic_aware_and_not_echoes() {
-        let mut engine = BuiltinEngine::new(100);
+        let engine = BuiltinEngine::new(100);
         let alice = PlayerId::parse("alice").unwrap();
         let text = "My boss keeps piling on work before the deadline";
-        let first = reply(&mut engine, &alice, text).text;
-        let second = reply(&mut engine, &alice, text).text;
+        let first = reply(&engine, &alice, text).text;
+        let second = reply(&engine, &alice, text).text;
         assert_eq!(first, second);
         assert!(!first.contains("piling"));
         assert!(TOPICS[4].replies.contains(&first.as_str()), "{first}");
@@ -383,16 +427,16 @@ mod tests {
 
     #[test]
     fn crisis_replies_point_to_help_without_repeating_the_words() {
-        let mut engine = BuiltinEngine::new(100);
+        let engine = BuiltinEngine::new(100);
         let bob = PlayerId::parse("bob").unwrap();
-        let answer = reply(&mut engine, &bob, "I want to kill myself").text;
+        let answer = reply(&engine, &bob, "I want to kill myself").text;
         assert!(answer.contains("help is available right now"));
         assert!(!answer.to_lowercase().contains("kill"));
     }
 
     #[test]
     fn feedback_follows_the_domain_table_and_shapes_recommendations() {
-        let mut engine = BuiltinEngine::new(100);
+        let engine = BuiltinEngine::new(100);
         let carol = PlayerId::parse("carol").unwrap();
         let outcome = engine.feedback(&FeedbackInput {
             player: &carol,
@@ -429,23 +473,22 @@ mod tests {
 
     #[test]
     fn a_stress_cue_in_conversation_recommends_stress_management() {
-        let mut engine = BuiltinEngine::new(100);
+        let engine = BuiltinEngine::new(100);
         let dan = PlayerId::parse("dan").unwrap();
-        assert!(reply(&mut engine, &dan, "hello").recommendations.is_empty());
-        let stressed = reply(&mut engine, &dan, "I'm so stressed about tomorrow");
+        assert!(reply(&engine, &dan, "hello").recommendations.is_empty());
+        let stressed = reply(&engine, &dan, "I'm so stressed about tomorrow");
         assert_eq!(stressed.recommendations, [STRESS_FOCUS]);
     }
 
     #[test]
     fn profiles_are_bounded() {
-        let mut engine = BuiltinEngine::new(50);
+        let engine = BuiltinEngine::new(50);
         for n in 0..500 {
             let player = PlayerId::parse(&format!("p{n}")).unwrap();
-            reply(&mut engine, &player, "hi");
+            reply(&engine, &player, "hi");
         }
-        assert!(engine.profiles.len() <= 50);
-        assert!(engine
-            .profiles
-            .contains_key(&PlayerId::parse("p499").unwrap()));
+        assert!(engine.profile_count() <= 50 + SHARDS);
+        let last = PlayerId::parse("p499").unwrap();
+        assert!(engine.with_profile(&last, |p| p.stress_turns.len()) == 1);
     }
 }

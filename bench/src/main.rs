@@ -692,15 +692,33 @@ async fn rtt(target: &Target, clients: usize, length: Duration) -> BenchResult<V
             while Instant::now() < deadline {
                 let id = format!("c{n}-{seq}");
                 seq += 1;
+                // Built and checked as text: the load generator's own JSON
+                // work would otherwise be what this measures.
+                let frame = format!(
+                    r#"{{"type":"user_message","id":"{id}","content":{{"text":"I had a stressful day at work"}}}}"#
+                );
+                let marker = format!("\"reply_to\":\"{id}\"");
                 let sent = Instant::now();
-                let body = json!({"type": "user_message", "content": {"text": "I had a stressful day at work"}});
-                match request(&mut socket, &id, body).await {
-                    Ok(reply) if reply["role"] == "assistant" => rtts.push(sent.elapsed().as_micros() as u64),
-                    Ok(other) => return Err(format!("unexpected reply {other}")),
-                    Err(err) => return Err(err),
+                socket
+                    .send(Message::text(frame))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                loop {
+                    match socket.next().await {
+                        Some(Ok(Message::Text(text))) if text.contains(&marker) => {
+                            if !text.contains("\"role\":\"assistant\"") {
+                                return Err(format!("unexpected reply {text}"));
+                            }
+                            rtts.push(sent.elapsed().as_micros() as u64);
+                            break;
+                        }
+                        Some(Ok(_)) => continue,
+                        Some(Err(err)) => return Err(err.to_string()),
+                        None => return Err("connection ended".into()),
+                    }
                 }
             }
-            Ok(rtts)
+            Ok::<Vec<u64>, String>(rtts)
         }));
     }
     let mut all = Vec::new();
