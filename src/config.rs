@@ -158,8 +158,12 @@ impl Default for ExercisesConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ProgressConfig {
+    /// "sqlite" (embedded, one node) or "postgres" (shared by several nodes).
     pub kind: String,
+    /// The SQLite file.
     pub path: PathBuf,
+    /// The PostgreSQL connection URL.
+    pub url: String,
 }
 
 impl Default for ProgressConfig {
@@ -167,6 +171,7 @@ impl Default for ProgressConfig {
         ProgressConfig {
             kind: "sqlite".into(),
             path: PathBuf::from("data/progress.db"),
+            url: String::new(),
         }
     }
 }
@@ -229,7 +234,8 @@ impl Config {
     }
 
     /// `HEARTH_BIND`, `HEARTH_JWT_SECRET`, `HEARTH_API_KEY`,
-    /// `HEARTH_PROGRESS_PATH`: so secrets need not live in a file.
+    /// `HEARTH_PROGRESS_PATH`, `HEARTH_PROGRESS_URL`: so secrets need not
+    /// live in a file.
     pub fn apply_env(&mut self, lookup: impl Fn(&str) -> Option<String>) {
         if let Some(bind) = lookup("HEARTH_BIND") {
             self.server.bind = bind;
@@ -242,6 +248,9 @@ impl Config {
         }
         if let Some(path) = lookup("HEARTH_PROGRESS_PATH") {
             self.progress.path = PathBuf::from(path);
+        }
+        if let Some(url) = lookup("HEARTH_PROGRESS_URL") {
+            self.progress.url = url;
         }
     }
 
@@ -265,8 +274,11 @@ impl Config {
         if self.limits.max_message_bytes < 1024 {
             return invalid("limits.max_message_bytes must be at least 1024");
         }
-        if self.progress.kind != "sqlite" {
-            return invalid("progress.kind must be \"sqlite\"");
+        match self.progress.kind.as_str() {
+            "sqlite" => {}
+            "postgres" if !self.progress.url.is_empty() => {}
+            "postgres" => return invalid("progress.kind \"postgres\" needs progress.url"),
+            _ => return invalid("progress.kind must be \"sqlite\" or \"postgres\""),
         }
         if self.channels.max_subscriptions_per_connection == 0 {
             return invalid("channels.max_subscriptions_per_connection must be at least 1");

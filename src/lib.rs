@@ -28,7 +28,9 @@ use hearth_actors::exercise_flow::{ExerciseFlow, PendingWrites};
 use hearth_actors::exercises::Catalogue;
 use hearth_actors::metered::Metered;
 use hearth_actors::metrics::{ActorKind, Metrics};
-use hearth_actors::progress::{SharedProgressStore, SqliteProgressStore, StoreError};
+use hearth_actors::progress::{SharedProgressStore, StoreError};
+use hearth_actors::progress_postgres::PostgresProgressStore;
+use hearth_actors::progress_sqlite::SqliteProgressStore;
 use hearth_actors::protocol::RequestLimits;
 use thiserror::Error;
 
@@ -101,12 +103,28 @@ impl Shutdown {
     }
 }
 
+fn open_progress_store(config: &Config) -> Result<SharedProgressStore, StartError> {
+    if config.progress.kind == "postgres" {
+        // The blocking PostgreSQL client runs a runtime of its own, which
+        // may not start inside this one: connect on a plain thread.
+        let url = config.progress.url.clone();
+        let store = std::thread::spawn(move || PostgresProgressStore::open(&url))
+            .join()
+            .map_err(|_| {
+                StartError::Store(StoreError::Corrupt("the connect thread failed".into()))
+            })??;
+        log::info!("progress_store kind=postgres");
+        return Ok(Arc::new(store));
+    }
+    Ok(Arc::new(SqliteProgressStore::open(&config.progress.path)?))
+}
+
 /// Starts every actor and the HTTP server on `listener`. Must run inside an
 /// actix `System`. Signals are the caller's: see [`Shutdown::run`].
 pub fn start(config: Config, listener: TcpListener) -> Result<Running, StartError> {
     config.validate()?;
     let auth = Authenticator::from_config(&config.auth)?;
-    let progress: SharedProgressStore = Arc::new(SqliteProgressStore::open(&config.progress.path)?);
+    let progress = open_progress_store(&config)?;
     let metrics = Arc::new(Metrics::default());
     let catalogue = Arc::new(Catalogue::new(config.exercises.catalogue.clone()));
     let max_players = config.chat.max_tracked_players;

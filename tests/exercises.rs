@@ -179,3 +179,42 @@ fn a_new_marker_reaches_the_players_other_connections() {
     laptop.expect_quiet();
     bob.expect_quiet();
 }
+
+/// With `progress.kind = "postgres"`, two servers share one store: a marker
+/// recorded through one is listed by the other (the cluster-mode store).
+#[test]
+fn markers_are_shared_through_postgres() {
+    let url = std::env::var("HEARTH_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string());
+    let player = format!("pg{}", uuid::Uuid::new_v4().simple());
+    let node = || {
+        TestServer::with_config(|config| {
+            config.api.key = KEY.into();
+            config.progress.kind = "postgres".into();
+            config.progress.url = url.clone();
+        })
+    };
+    let first = node();
+    let second = node();
+    let mut client = first.connect(&player);
+    client.click("s", "ex_grounding");
+    let marker = progress_id(&client.click("c", "ex_grounding_complete"));
+    let listed = markers(&second, &player);
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["marker_id"], marker.as_str());
+    assert_eq!(
+        listed[0]["description"],
+        "Completed guided exercise: ex_grounding"
+    );
+    // Clean up this run's rows.
+    std::thread::spawn(move || {
+        let mut db = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+        db.execute(
+            "DELETE FROM progress_markers WHERE player_id = $1",
+            &[&player],
+        )
+        .expect("clean up");
+    })
+    .join()
+    .expect("clean-up thread");
+}

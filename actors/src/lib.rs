@@ -16,6 +16,8 @@ pub mod ids;
 pub mod metered;
 pub mod metrics;
 pub mod progress;
+pub mod progress_postgres;
+pub mod progress_sqlite;
 pub mod protocol;
 pub mod rate_limit;
 pub mod resources;
