@@ -514,7 +514,7 @@ impl WsSession {
 
     /// Checks what depends on this connection (name, permission, the
     /// subscription limit), then hands the allowed channels to the
-    /// broadcaster, whose single reply arrives through `Deliver`.
+    /// broadcaster, whose single reply arrives through this thread's hub.
     fn subscribe(
         &mut self,
         request: hearth_actors::protocol::Subscribe,
