@@ -62,6 +62,10 @@ enum Scenario {
         /// Bytes of padding in each publication.
         #[arg(long, default_value_t = 64)]
         payload: usize,
+        /// Publications sent first, delivered and counted but left out of
+        /// the latency figures (both servers start cold).
+        #[arg(long, default_value_t = 100)]
+        warmup: usize,
         /// Give up after this many seconds.
         #[arg(long, default_value_t = 120)]
         timeout: u64,
@@ -130,6 +134,7 @@ async fn run(cli: &Cli) -> BenchResult<Value> {
             rate,
             window,
             payload,
+            warmup,
             timeout,
         } => {
             let plan = FanoutPlan {
@@ -138,6 +143,7 @@ async fn run(cli: &Cli) -> BenchResult<Value> {
                 rate: *rate,
                 window: (*window).max(1),
                 payload: *payload,
+                warmup: *warmup,
                 timeout: Duration::from_secs(*timeout),
             };
             fanout(target, plan).await
@@ -467,6 +473,7 @@ struct FanoutPlan {
     rate: u64,
     window: usize,
     payload: usize,
+    warmup: usize,
     timeout: Duration,
 }
 
@@ -499,7 +506,7 @@ async fn fanout(target: &Target, plan: FanoutPlan) -> BenchResult<Value> {
 
     let clock = Instant::now();
     let tally = Rc::new(RefCell::new(FanoutTally::default()));
-    let expected_each = plan.messages as u64;
+    let expected_each = (plan.warmup + plan.messages) as u64;
     let deadline = clock + plan.timeout;
     let mut readers = Vec::new();
     for socket in subscribers {
@@ -526,7 +533,7 @@ async fn fanout(target: &Target, plan: FanoutPlan) -> BenchResult<Value> {
     let padding = "x".repeat(plan.payload);
     let started = Instant::now();
     let gap = (plan.rate > 0).then(|| Duration::from_secs_f64(1.0 / plan.rate as f64));
-    for n in 0..plan.messages {
+    for n in 0..plan.warmup + plan.messages {
         match gap {
             Some(gap) => tokio::time::sleep_until((started + gap * n as u32).into()).await,
             None => {
@@ -539,8 +546,9 @@ async fn fanout(target: &Target, plan: FanoutPlan) -> BenchResult<Value> {
             }
         }
         let sent_us = clock.elapsed().as_micros() as u64;
+        let warm = u8::from(n < plan.warmup);
         let frame = json!({"type": "publish", "channel": room,
-                           "data": {"t": sent_us, "n": n, "pad": padding}});
+                           "data": {"w": warm, "t": sent_us, "n": n, "pad": padding}});
         sink.send(Message::text(frame.to_string()))
             .await
             .map_err(|e| format!("publish: {e}"))?;
@@ -560,6 +568,7 @@ async fn fanout(target: &Target, plan: FanoutPlan) -> BenchResult<Value> {
         "scenario": "fanout",
         "subscribers": plan.subscribers,
         "messages": plan.messages,
+        "warmup": plan.warmup,
         "rate": plan.rate,
         "connect_s": connect_s,
         "publish_s": publish_s,
@@ -617,6 +626,9 @@ async fn read_publications(
                         continue;
                     }
                     seen += 1;
+                    if find(text, b"\"w\":1").is_some() {
+                        continue;
+                    }
                     let now = clock.elapsed().as_micros() as u64;
                     if let Some(sent) = std::str::from_utf8(text)
                         .ok()
