@@ -522,6 +522,16 @@ impl WsSession {
         ctx: &mut Ctx,
     ) {
         let rules = &self.state.channel_rules;
+        // One request may not name more channels than a connection may
+        // hold (plus its own): the reply, refusals included, stays small.
+        let most = rules.max_subscriptions_per_connection + 1;
+        if request.channels.len() > most {
+            let error = ErrorFrame::new(
+                ErrorCode::LimitExceeded,
+                format!("at most {most} channels in one subscribe"),
+            );
+            return self.send_error(ctx, error.replying_to(reply_to));
+        }
         let player = &self.identity.player;
         let mut recover = request.recover.unwrap_or_default();
         let mut refused = BTreeMap::new();

@@ -470,5 +470,12 @@ fn subscriptions_per_connection_are_limited() {
     assert_eq!(again["type"], "response", "{again}");
     client.request("u", json!({"type": "unsubscribe", "channels": ["news:r0"]}));
     let now_fits = subscribe(&mut client, "f", &["news:one-more"]);
+    // One request naming more channels than a connection may hold is
+    // refused whole, so its reply cannot grow with the request.
+    let many: Vec<String> = (0..130).map(|n| format!("bad name {n}")).collect();
+    let refs: Vec<&str> = many.iter().map(String::as_str).collect();
+    let too_many = subscribe(&mut client, "m", &refs);
+    assert_eq!(too_many["code"], "limit_exceeded");
+    assert!(too_many.get("refused").is_none());
     assert_eq!(now_fits["type"], "response");
 }
