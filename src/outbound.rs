@@ -161,7 +161,10 @@ pub fn accept(
         codec: Codec::new().max_size(max_frame_bytes),
         ended: false,
     };
-    Ok((response.streaming(body), inbound, queue))
+    let mut response = response.streaming(body);
+    // A streaming body gets a default content type; a 101 carries none.
+    response.headers_mut().remove(header::CONTENT_TYPE);
+    Ok((response, inbound, queue))
 }
 
 /// The response body: whatever is queued, encoded, each time the socket can
