@@ -7,6 +7,7 @@ use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::sync::{Mutex, PoisonError};
 
+use crate::bounded::forget_oldest_tenth;
 use crate::crisis::{CrisisAssessment, CrisisType};
 use crate::ids::PlayerId;
 use crate::protocol::Recommendation;
@@ -149,15 +150,8 @@ impl ProfileShard {
         profile
     }
 
-    /// Drops the least recently active tenth at once, so the scan is paid
-    /// rarely rather than on every new player.
     fn forget_oldest(&mut self) {
-        let mut ages: Vec<u64> = self.profiles.values().map(|p| p.last_touched).collect();
-        let cut = (ages.len() / 10).max(1);
-        let (_, threshold, _) = ages.select_nth_unstable(cut - 1);
-        let threshold = *threshold;
-        self.profiles
-            .retain(|_, profile| profile.last_touched > threshold);
+        forget_oldest_tenth(&mut self.profiles, |profile| profile.last_touched);
     }
 }
 

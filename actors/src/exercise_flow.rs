@@ -10,6 +10,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 use uuid::Uuid;
 
+use crate::bounded::forget_oldest_tenth;
 use crate::chat_server::{ChatServer, SendToPlayer};
 use crate::exercises::{Catalogue, Exercise};
 use crate::ids::{ClientRef, ConnId, PlayerId, SessionId};
@@ -45,6 +46,13 @@ pub enum FlowError {
     StoreTask,
 }
 
+/// A player's latest run of each exercise, and when they were last active.
+#[derive(Default)]
+struct PlayerRuns {
+    runs: HashMap<String, Run>,
+    touched: u64,
+}
+
 /// One started exercise. Its key names the run in the store, which is what
 /// makes a repeated completion record nothing new.
 struct Run {
@@ -58,8 +66,9 @@ pub struct ExerciseFlow {
     chat_server: Metered<ChatServer>,
     metrics: Arc<Metrics>,
     store: SharedProgressStore,
-    /// player -> exercise id -> the latest run
-    runs: HashMap<PlayerId, HashMap<String, Run>>,
+    runs: HashMap<PlayerId, PlayerRuns>,
+    /// Stamps which players were active most recently.
+    clock: u64,
     max_players: usize,
     pending_writes: usize,
 }
@@ -80,6 +89,7 @@ impl ExerciseFlow {
             metrics,
             store,
             runs: HashMap::new(),
+            clock: 0,
             max_players: max_players.max(1),
             pending_writes: 0,
         }
@@ -105,11 +115,14 @@ impl ExerciseFlow {
 
     fn start(&mut self, msg: &HandleInteraction, exercise: &Exercise) -> ChatMessage {
         if !self.runs.contains_key(&msg.player) && self.runs.len() >= self.max_players {
-            // Started-but-unfinished runs are cheap to lose (the player just
-            // starts again); an unbounded map is not.
-            self.runs.clear();
+            // An unfinished run of a long-idle player is cheap to lose (they
+            // start again); an unbounded map is not.
+            forget_oldest_tenth(&mut self.runs, |player| player.touched);
         }
-        self.runs.entry(msg.player.clone()).or_default().insert(
+        self.clock += 1;
+        let player = self.runs.entry(msg.player.clone()).or_default();
+        player.touched = self.clock;
+        player.runs.insert(
             exercise.id.clone(),
             Run {
                 key: Uuid::new_v4().simple().to_string(),
@@ -142,7 +155,7 @@ impl ExerciseFlow {
         let run = self
             .runs
             .get_mut(&msg.player)
-            .and_then(|runs| runs.get_mut(&exercise.id));
+            .and_then(|player| player.runs.get_mut(&exercise.id));
         let Some(run) = run else {
             let reply = Self::reply(
                 &msg,
@@ -216,7 +229,7 @@ impl ExerciseFlow {
         let run = self
             .runs
             .get_mut(player)
-            .and_then(|runs| runs.get_mut(exercise_id))
+            .and_then(|player| player.runs.get_mut(exercise_id))
             .filter(|run| run.marker.as_ref() == Some(marker));
         match run {
             Some(run) if !run.recorded => {

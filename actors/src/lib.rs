@@ -2,6 +2,7 @@
 //! therapeutic domain. Nothing here opens a socket; the server crate adapts
 //! these actors to HTTP and WebSocket.
 
+pub mod bounded;
 pub mod broadcaster;
 pub mod broker;
 pub mod broker_memory;
