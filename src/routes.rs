@@ -221,18 +221,31 @@ fn broker_reply<T>(
     HttpResponse::ServiceUnavailable().json(error_json("internal", failure))
 }
 
+/// The server API's prologue for a resource named in the path: the key
+/// check, then the name parsed (400 with `code` when it is not valid).
+fn api_path<T, E: std::fmt::Display>(
+    req: &HttpRequest,
+    state: &AppState,
+    path: web::Path<String>,
+    parse: fn(&str) -> Result<T, E>,
+    code: &str,
+) -> Result<T, Box<HttpResponse>> {
+    if let Some(refusal) = api_key_refusal(req, state) {
+        return Err(Box::new(refusal));
+    }
+    parse(&path.into_inner())
+        .map_err(|err| Box::new(HttpResponse::BadRequest().json(error_json(code, err))))
+}
+
 /// `GET /api/channels/{channel}/presence`.
 async fn channel_presence(
     req: HttpRequest,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    if let Some(refusal) = api_key_refusal(&req, &state) {
-        return refusal;
-    }
-    let channel = match ChannelName::parse(&path.into_inner()) {
+    let channel = match api_path(&req, &state, path, ChannelName::parse, "bad_channel") {
         Ok(channel) => channel,
-        Err(err) => return HttpResponse::BadRequest().json(error_json("bad_channel", err)),
+        Err(refusal) => return *refusal,
     };
     if !state.channel_rules.for_channel(&channel).presence {
         return HttpResponse::NotFound().json(error_json(
@@ -251,12 +264,9 @@ async fn player_progress(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    if let Some(refusal) = api_key_refusal(&req, &state) {
-        return refusal;
-    }
-    let player = match PlayerId::parse(&path.into_inner()) {
+    let player = match api_path(&req, &state, path, PlayerId::parse, "bad_request") {
         Ok(player) => player,
-        Err(err) => return HttpResponse::BadRequest().json(error_json("bad_request", err)),
+        Err(refusal) => return *refusal,
     };
     let store = state.progress.clone();
     let failure = match web::block(move || store.markers(&player)).await {
