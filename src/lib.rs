@@ -138,7 +138,7 @@ pub fn start(config: Config, listener: TcpListener) -> Result<Running, StartErro
     let chat_server = Metered::new(
         ChatServer::new(
             config.limits.max_connections_per_player,
-            broadcaster_addr.clone().recipient(),
+            broadcaster_addr.clone(),
             metrics.clone(),
         )
         .start(),

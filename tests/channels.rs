@@ -479,3 +479,54 @@ fn subscriptions_per_connection_are_limited() {
     assert!(too_many.get("refused").is_none());
     assert_eq!(now_fits["type"], "response");
 }
+
+/// A channel nobody on this node is in costs it nothing: its publications
+/// are kept for recovery but not fanned out. Joining starts the live flow
+/// with no gap; the last one leaving stops it.
+#[test]
+fn only_channels_in_use_are_listened_to() {
+    let server = server();
+    // /readyz asks the broadcaster, so it answers after the broadcaster has
+    // handled every publication queued before it: a barrier.
+    let fanned_out = |server: &TestServer| {
+        assert_eq!(server.get("/readyz", None).0, 200);
+        server.metrics()["publications"].as_u64().unwrap()
+    };
+    let first = server_publish(&server, "news:quiet", json!(1));
+    assert_eq!(fanned_out(&server), 0, "nobody listens yet");
+
+    let mut client = server.connect("alice");
+    let reply = client.request(
+        "s",
+        json!({"type": "subscribe", "channels": ["news:quiet"],
+               "recover": {"news:quiet": {"offset": 0, "epoch": first["epoch"]}}}),
+    );
+    assert_eq!(reply["result"]["channels"]["news:quiet"]["missed"], 1);
+    assert_eq!(publication(&mut client, "news:quiet")["offset"], 1);
+    server_publish(&server, "news:quiet", json!(2));
+    assert_eq!(publication(&mut client, "news:quiet")["offset"], 2);
+    assert_eq!(fanned_out(&server), 1);
+
+    client.request(
+        "u",
+        json!({"type": "unsubscribe", "channels": ["news:quiet"]}),
+    );
+    server.wait_for_metrics("the room closed", |m| m["registry"]["channels"] == 1);
+    // The personal channel is the one room left; news:quiet is unwatched
+    // once the broadcaster has heard, which a publish then shows.
+    let deadline = std::time::Instant::now() + common::FRAME_TIMEOUT;
+    let mut offset = 2;
+    loop {
+        offset += 1;
+        let before = fanned_out(&server);
+        server_publish(&server, "news:quiet", json!(offset));
+        if fanned_out(&server) == before {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still listening to news:quiet"
+        );
+    }
+    client.expect_quiet();
+}

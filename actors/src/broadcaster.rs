@@ -12,7 +12,7 @@
 //! is handled while the broker answers), so no live publication can be
 //! fanned out between reading history and joining.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -84,11 +84,28 @@ pub struct PresenceChanged {
 #[rtype(result = "bool")]
 pub struct IsReady;
 
+/// From `ChatServer`, which knows the rooms: what decides whether this node
+/// still listens to a channel's live events.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub enum RoomsChanged {
+    /// The channel's room lost its last connection.
+    Closed(ChannelName),
+    /// A `JoinChannels` was applied; for each channel, whether its room is
+    /// open now.
+    JoinsDone(Vec<(ChannelName, bool)>),
+}
+
 pub struct Broadcaster {
     broker: Box<dyn Broker>,
     rules: Arc<ChannelRules>,
     chat_server: Metered<ChatServer>,
     metrics: Arc<Metrics>,
+    /// Channels whose live events this node receives.
+    watched: HashSet<ChannelName>,
+    /// Joins sent to `ChatServer` and not yet applied, per channel: while
+    /// any is in flight, a room that just closed is about to reopen.
+    pending_joins: HashMap<ChannelName, u32>,
 }
 
 const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(10);
@@ -105,6 +122,32 @@ impl Broadcaster {
             rules,
             chat_server,
             metrics,
+            watched: HashSet::new(),
+            pending_joins: HashMap::new(),
+        }
+    }
+
+    fn unwatch(&mut self, channel: &ChannelName) {
+        if self.watched.remove(channel) {
+            self.broker.unwatch(channel);
+        }
+    }
+
+    /// One pending join of `channel` is settled; with none left and the
+    /// room closed, the node stops listening.
+    fn join_settled(&mut self, channel: &ChannelName, room_open: bool) {
+        self.release_pending(channel);
+        if !room_open && !self.pending_joins.contains_key(channel) {
+            self.unwatch(channel);
+        }
+    }
+
+    fn release_pending(&mut self, channel: &ChannelName) {
+        if let Some(count) = self.pending_joins.get_mut(channel) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                self.pending_joins.remove(channel);
+            }
         }
     }
 
@@ -128,6 +171,9 @@ impl Broadcaster {
                 Ok(recovery) => recovery,
                 Err(err) => {
                     log::warn!("subscribe_failed channel={} error={err}", request.channel);
+                    // Not joined; whether others keep the room open is for
+                    // ChatServer's next report to say.
+                    self.release_pending(&request.channel);
                     refused.insert(
                         request.channel.to_string(),
                         Refusal::new(ErrorCode::Internal, "the broker is unavailable; retry"),
@@ -205,6 +251,18 @@ impl Handler<Subscribe> for Broadcaster {
 
     fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) -> Self::Result {
         let _timer = self.metrics.handling(ActorKind::Broadcaster);
+        // Listen first, read history second: a publication in between is
+        // both in the backlog and live, and the watermark drops the repeat.
+        let mut watches = Vec::new();
+        for request in &msg.requests {
+            *self
+                .pending_joins
+                .entry(request.channel.clone())
+                .or_default() += 1;
+            if self.watched.insert(request.channel.clone()) {
+                watches.push(self.broker.watch(&request.channel));
+            }
+        }
         let pending: Vec<_> = msg
             .requests
             .iter()
@@ -217,6 +275,11 @@ impl Handler<Subscribe> for Broadcaster {
             })
             .collect();
         let recoveries = async move {
+            for watch in watches {
+                if let Err(err) = watch.await {
+                    log::warn!("watch_failed error={err}");
+                }
+            }
             let mut outcomes = Vec::with_capacity(pending.len());
             for (request, recovery) in pending {
                 outcomes.push((request, recovery.await));
@@ -314,6 +377,26 @@ impl Handler<FromBroker> for Broadcaster {
             offset,
             frame,
         });
+    }
+}
+
+impl Handler<RoomsChanged> for Broadcaster {
+    type Result = ();
+
+    fn handle(&mut self, msg: RoomsChanged, _: &mut Context<Self>) {
+        let _timer = self.metrics.handling(ActorKind::Broadcaster);
+        match msg {
+            RoomsChanged::Closed(channel) => {
+                if !self.pending_joins.contains_key(&channel) {
+                    self.unwatch(&channel);
+                }
+            }
+            RoomsChanged::JoinsDone(channels) => {
+                for (channel, open) in channels {
+                    self.join_settled(&channel, open);
+                }
+            }
+        }
     }
 }
 

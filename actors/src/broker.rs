@@ -180,8 +180,17 @@ pub trait Broker: 'static {
     /// Where live events go. Called once, before anything else.
     fn set_sink(&mut self, sink: BrokerSink);
 
+    /// Starts delivering the channel's live events (publications, joins,
+    /// leaves) to the sink; the broadcaster calls it before reading the
+    /// channel's history, so nothing falls between the two. Idempotent.
+    fn watch(&mut self, channel: &ChannelName) -> BrokerFuture<()>;
+
+    /// Stops delivering them: no connection of this node is in the channel
+    /// any more, and a channel nobody here listens to costs nothing.
+    fn unwatch(&mut self, channel: &ChannelName);
+
     /// Assigns the next offset, appends to history (bounded by `rules`),
-    /// and emits the publication to the sink.
+    /// and emits the publication to the sink if the channel is watched.
     fn publish(
         &mut self,
         channel: &ChannelName,

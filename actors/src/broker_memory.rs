@@ -4,7 +4,7 @@
 //! clients recovering across it get `recovered: false`, never a wrong
 //! publication.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use crate::broker::{
@@ -52,6 +52,9 @@ pub struct MemoryBroker {
     streams: HashMap<ChannelName, Stream>,
     presence: HashMap<ChannelName, HashMap<PlayerId, (Option<String>, u32)>>,
     sink: Option<BrokerSink>,
+    /// Channels with connections on this node: only their events are sent
+    /// to the sink.
+    watched: HashSet<ChannelName>,
     /// How long a channel with no history and no presence keeps its epoch
     /// and offset.
     idle_ttl: Duration,
@@ -63,11 +66,19 @@ impl MemoryBroker {
             streams: HashMap::new(),
             presence: HashMap::new(),
             sink: None,
+            watched: HashSet::new(),
             idle_ttl,
         }
     }
 
     fn emit(&self, event: BrokerEvent) {
+        let channel = match &event {
+            BrokerEvent::Publication(publication) => &publication.channel,
+            BrokerEvent::Join { channel, .. } | BrokerEvent::Leave { channel, .. } => channel,
+        };
+        if !self.watched.contains(channel) {
+            return;
+        }
         if let Some(sink) = &self.sink {
             sink.emit(event);
         }
@@ -94,6 +105,15 @@ fn ready<T: 'static>(value: T) -> BrokerFuture<T> {
 impl Broker for MemoryBroker {
     fn set_sink(&mut self, sink: BrokerSink) {
         self.sink = Some(sink);
+    }
+
+    fn watch(&mut self, channel: &ChannelName) -> BrokerFuture<()> {
+        self.watched.insert(channel.clone());
+        ready(())
+    }
+
+    fn unwatch(&mut self, channel: &ChannelName) {
+        self.watched.remove(channel);
     }
 
     fn publish(

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 
-use crate::broadcaster::PresenceChanged;
+use crate::broadcaster::{Broadcaster, PresenceChanged, RoomsChanged};
 use crate::channels::ChannelName;
 use crate::ids::{ConnId, PlayerId, SessionId};
 use crate::metrics::{ActorKind, Metrics, RegistrySizes};
@@ -166,7 +166,8 @@ pub struct ChatServer {
     players: HashMap<PlayerId, Vec<ConnId>>,
     rooms: HashMap<ChannelName, Room>,
     active_sessions: HashMap<PlayerId, SessionId>,
-    presence_sink: Recipient<PresenceChanged>,
+    /// Told of presence changes and of rooms opening and closing.
+    broadcaster: Addr<Broadcaster>,
     metrics: Arc<Metrics>,
     max_connections_per_player: usize,
     max_remembered_sessions: usize,
@@ -194,7 +195,7 @@ struct Room {
 impl ChatServer {
     pub fn new(
         max_connections_per_player: usize,
-        presence_sink: Recipient<PresenceChanged>,
+        broadcaster: Addr<Broadcaster>,
         metrics: Arc<Metrics>,
     ) -> Self {
         ChatServer {
@@ -202,7 +203,7 @@ impl ChatServer {
             players: HashMap::new(),
             rooms: HashMap::new(),
             active_sessions: HashMap::new(),
-            presence_sink,
+            broadcaster,
             metrics,
             max_connections_per_player: max_connections_per_player.max(1),
             max_remembered_sessions: 100_000,
@@ -265,7 +266,7 @@ impl ChatServer {
                 room.players.remove(&connection.player);
             }
             self.metrics.actor(ActorKind::Broadcaster).queued(1);
-            self.presence_sink.do_send(PresenceChanged {
+            self.broadcaster.do_send(PresenceChanged {
                 channel: channel.clone(),
                 player: connection.player.clone(),
                 name: connection.name.clone(),
@@ -274,6 +275,9 @@ impl ChatServer {
         }
         if room.members.is_empty() {
             self.rooms.remove(channel);
+            self.metrics.actor(ActorKind::Broadcaster).queued(1);
+            self.broadcaster
+                .do_send(RoomsChanged::Closed(channel.clone()));
         }
     }
 }
@@ -390,6 +394,23 @@ impl Handler<JoinChannels> for ChatServer {
 
     fn handle(&mut self, msg: JoinChannels, _: &mut Context<Self>) {
         let _timer = self.metrics.handling(ActorKind::ChatServer);
+        let requested: Vec<ChannelName> = msg.channels.iter().map(|j| j.channel.clone()).collect();
+        self.join(msg);
+        // Whatever happened, the broadcaster learns which rooms are open.
+        let done = requested
+            .into_iter()
+            .map(|channel| {
+                let open = self.rooms.contains_key(&channel);
+                (channel, open)
+            })
+            .collect();
+        self.metrics.actor(ActorKind::Broadcaster).queued(1);
+        self.broadcaster.do_send(RoomsChanged::JoinsDone(done));
+    }
+}
+
+impl ChatServer {
+    fn join(&mut self, msg: JoinChannels) {
         let Some(connection) = self.connections.get_mut(&msg.conn) else {
             // The connection closed while the broker answered.
             return;
@@ -410,7 +431,7 @@ impl Handler<JoinChannels> for ChatServer {
                 let count = room.players.entry(connection.player.clone()).or_default();
                 *count += 1;
                 self.metrics.actor(ActorKind::Broadcaster).queued(1);
-                self.presence_sink.do_send(PresenceChanged {
+                self.broadcaster.do_send(PresenceChanged {
                     channel: join.channel.clone(),
                     player: connection.player.clone(),
                     name: connection.name.clone(),

@@ -233,7 +233,11 @@ impl Metrics {
                 "hearth_slow_consumer_closes_total",
                 "Connections closed 4002 for not reading",
             ),
-            publications: counter(r, "hearth_publications_total", "Channel publications"),
+            publications: counter(
+                r,
+                "hearth_publications_total",
+                "Publications fanned out to this node's rooms",
+            ),
             deliveries: counter(
                 r,
                 "hearth_deliveries_total",
