@@ -133,17 +133,16 @@ impl Actor for LocalHub {
     type Context = Context<Self>;
 }
 
-impl LocalHub {
-    /// Pushes `frame` to `conn`; false when its queue is full.
-    fn push(&self, local: &LocalConn, frame: &EncodedFrame) -> bool {
-        match local.outbound.text(frame.clone().into_inner()) {
-            Ok(()) => {
-                self.metrics.message_out();
-                true
-            }
-            Err(_) => false,
+/// Pushes `frames` to one connection, in order, counting what went in;
+/// false when its queue filled up.
+fn push_all(local: &LocalConn, frames: &[EncodedFrame], sent: &mut u64) -> bool {
+    for frame in frames {
+        if local.outbound.text(frame.clone().into_inner()).is_err() {
+            return false;
         }
+        *sent += 1;
     }
+    true
 }
 
 impl Handler<HubCommand> for LocalHub {
@@ -152,13 +151,15 @@ impl Handler<HubCommand> for LocalHub {
     fn handle(&mut self, msg: HubCommand, _: &mut Context<Self>) {
         let _timer = self.metrics.handling(ActorKind::Session);
         let mut overflowed = Vec::new();
+        // Counted once per command, not once per recipient.
+        let mut sent = 0;
         INDEX.with(|index| {
             let mut index = index.borrow_mut();
             let index = &mut *index;
             match msg {
                 HubCommand::Deliver { conn, frames } => {
                     if let Some(local) = index.conns.get(&conn) {
-                        if !frames.iter().all(|frame| self.push(local, frame)) {
+                        if !push_all(local, &frames, &mut sent) {
                             overflowed.push(conn);
                         }
                     }
@@ -171,7 +172,7 @@ impl Handler<HubCommand> for LocalHub {
                     let Some(local) = index.conns.get(&conn) else {
                         return;
                     };
-                    if !frames.iter().all(|frame| self.push(local, frame)) {
+                    if !push_all(local, &frames, &mut sent) {
                         overflowed.push(conn);
                         return;
                     }
@@ -194,7 +195,8 @@ impl Handler<HubCommand> for LocalHub {
                     let Some(members) = index.rooms.get(&channel) else {
                         return;
                     };
-                    let mut delivered = 0;
+                    let before = sent;
+                    let frames = std::slice::from_ref(&frame);
                     for (conn, watermark) in members {
                         if offset.is_some_and(|offset| offset <= *watermark) {
                             continue;
@@ -202,13 +204,11 @@ impl Handler<HubCommand> for LocalHub {
                         let Some(local) = index.conns.get(conn) else {
                             continue;
                         };
-                        if self.push(local, &frame) {
-                            delivered += 1;
-                        } else {
+                        if !push_all(local, frames, &mut sent) {
                             overflowed.push(*conn);
                         }
                     }
-                    self.metrics.delivered(delivered);
+                    self.metrics.delivered(sent - before);
                 }
             }
             for conn in &overflowed {
@@ -222,6 +222,7 @@ impl Handler<HubCommand> for LocalHub {
                 }
             }
         });
+        self.metrics.messages_out(sent);
         self.metrics.dropped(overflowed.len() as u64);
     }
 }

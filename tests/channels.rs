@@ -14,6 +14,16 @@ fn server() -> TestServer {
     TestServer::with_config(|config| config.api.key = KEY.into())
 }
 
+/// A server whose `namespace` keeps `history_size` publications.
+fn server_with_history(namespace: &str, history_size: usize) -> TestServer {
+    TestServer::with_config(|config| {
+        config.api.key = KEY.into();
+        if let Some(rules) = config.channels.namespaces.get_mut(namespace) {
+            rules.history_size = history_size;
+        }
+    })
+}
+
 fn subscribe(client: &mut Client, id: &str, channels: &[&str]) -> Value {
     client.request(id, json!({"type": "subscribe", "channels": channels}))
 }
@@ -355,12 +365,7 @@ fn recovery_after_a_disconnect() {
 /// false and nothing old is sent.
 #[test]
 fn recovery_that_cannot_be_exact_says_so() {
-    let server = TestServer::with_config(|config| {
-        config.api.key = KEY.into();
-        if let Some(news) = config.channels.namespaces.get_mut("news") {
-            news.history_size = 3;
-        }
-    });
+    let server = server_with_history("news", 3);
     let mut client = server.connect("alice");
     let joined = subscribe(&mut client, "s", &["news:short"]);
     let epoch = joined["result"]["channels"]["news:short"]["epoch"]
@@ -400,12 +405,7 @@ fn recovery_that_cannot_be_exact_says_so() {
 fn recovery_is_atomic_with_joining_under_load() {
     // History long enough to reach back to offset 0 from wherever the
     // subscribe lands.
-    let server = TestServer::with_config(|config| {
-        config.api.key = KEY.into();
-        if let Some(room) = config.channels.namespaces.get_mut("room") {
-            room.history_size = 1000;
-        }
-    });
+    let server = server_with_history("room", 1000);
     let mut publisher = server.connect("publisher");
     subscribe(&mut publisher, "s", &["room:flood"]);
     publisher.recv(); // its own join

@@ -55,8 +55,4 @@ impl<A: Actor> Metered<A> {
         self.metrics.actor(self.kind).queued(1);
         self.addr.send(msg)
     }
-
-    pub fn addr(&self) -> &Addr<A> {
-        &self.addr
-    }
 }

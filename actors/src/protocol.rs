@@ -474,13 +474,6 @@ impl ChatMessage {
             MessageContent::Typing(_) => None,
         }
     }
-
-    pub fn elements(&self) -> &[Element] {
-        match &self.content {
-            MessageContent::Body(body) => &body.elements,
-            MessageContent::Typing(_) => &[],
-        }
-    }
 }
 
 #[derive(Debug, Clone, Serialize)]
