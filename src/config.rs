@@ -24,6 +24,7 @@ pub struct Config {
     pub chat: ChatConfig,
     pub exercises: ExercisesConfig,
     pub progress: ProgressConfig,
+    pub broker: BrokerConfig,
     pub channels: ChannelRules,
     pub log: LogConfig,
 }
@@ -178,6 +179,31 @@ impl Default for ProgressConfig {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+pub struct BrokerConfig {
+    /// "memory" (embedded, one node) or "redis" (several nodes as one).
+    pub kind: String,
+    pub url: String,
+    /// Every Redis key and pub/sub channel of this cluster starts with
+    /// `<prefix>:`, so that clusters can share a Redis.
+    pub prefix: String,
+    /// A node that stops beating (killed, cut off) still counts in
+    /// presence and connection limits for at most this long.
+    pub node_ttl_s: u64,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            kind: "memory".into(),
+            url: "redis://127.0.0.1:6379".into(),
+            prefix: "hearth".into(),
+            node_ttl_s: 10,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
     /// env_logger filter syntax; `RUST_LOG` wins when set.
     pub level: String,
@@ -234,8 +260,9 @@ impl Config {
     }
 
     /// `HEARTH_BIND`, `HEARTH_JWT_SECRET`, `HEARTH_API_KEY`,
-    /// `HEARTH_PROGRESS_PATH`, `HEARTH_PROGRESS_URL`: so secrets need not
-    /// live in a file.
+    /// `HEARTH_PROGRESS_PATH`, `HEARTH_PROGRESS_URL`, `HEARTH_BROKER`,
+    /// `HEARTH_BROKER_URL`, `HEARTH_BROKER_PREFIX`: so secrets need not
+    /// live in a file, and nodes of one cluster can share one.
     pub fn apply_env(&mut self, lookup: impl Fn(&str) -> Option<String>) {
         if let Some(bind) = lookup("HEARTH_BIND") {
             self.server.bind = bind;
@@ -251,6 +278,15 @@ impl Config {
         }
         if let Some(url) = lookup("HEARTH_PROGRESS_URL") {
             self.progress.url = url;
+        }
+        if let Some(kind) = lookup("HEARTH_BROKER") {
+            self.broker.kind = kind;
+        }
+        if let Some(url) = lookup("HEARTH_BROKER_URL") {
+            self.broker.url = url;
+        }
+        if let Some(prefix) = lookup("HEARTH_BROKER_PREFIX") {
+            self.broker.prefix = prefix;
         }
     }
 
@@ -279,6 +315,19 @@ impl Config {
             "postgres" if !self.progress.url.is_empty() => {}
             "postgres" => return invalid("progress.kind \"postgres\" needs progress.url"),
             _ => return invalid("progress.kind must be \"sqlite\" or \"postgres\""),
+        }
+        match self.broker.kind.as_str() {
+            "memory" => {}
+            "redis" if self.broker.url.is_empty() => {
+                return invalid("broker.kind \"redis\" needs broker.url")
+            }
+            "redis" if self.broker.prefix.is_empty() || self.broker.node_ttl_s == 0 => {
+                return invalid(
+                    "broker.prefix must not be empty and broker.node_ttl_s must be at least 1",
+                )
+            }
+            "redis" => {}
+            _ => return invalid("broker.kind must be \"memory\" or \"redis\""),
         }
         if self.channels.max_subscriptions_per_connection == 0 {
             return invalid("channels.max_subscriptions_per_connection must be at least 1");

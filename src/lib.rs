@@ -20,7 +20,9 @@ use actix::prelude::*;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, App, HttpServer};
 use hearth_actors::broadcaster::Broadcaster;
+use hearth_actors::broker::{Broker, BrokerError};
 use hearth_actors::broker_memory::MemoryBroker;
+use hearth_actors::broker_redis::{RedisBroker, RedisSettings};
 use hearth_actors::chat_processor::ChatShared;
 use hearth_actors::chat_server::{ChatServer, Evict, EvictAll};
 use hearth_actors::engine::BuiltinEngine;
@@ -49,6 +51,8 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error("cannot listen: {0}")]
     Listen(#[from] std::io::Error),
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
 }
 
 /// A started server: where it listens, the future that runs it to
@@ -119,6 +123,22 @@ fn open_progress_store(config: &Config) -> Result<SharedProgressStore, StartErro
     Ok(Arc::new(SqliteProgressStore::open(&config.progress.path)?))
 }
 
+fn open_broker(config: &Config) -> Result<Box<dyn Broker>, StartError> {
+    let idle_ttl = Duration::from_secs(config.channels.idle_stream_ttl_s);
+    if config.broker.kind == "redis" {
+        let broker = RedisBroker::new(RedisSettings {
+            url: config.broker.url.clone(),
+            prefix: config.broker.prefix.clone(),
+            node_ttl: Duration::from_secs(config.broker.node_ttl_s),
+            idle_ttl,
+            max_connections_per_player: config.limits.max_connections_per_player,
+        })?;
+        return Ok(Box::new(broker));
+    }
+    log::info!("broker kind=memory");
+    Ok(Box::new(MemoryBroker::new(idle_ttl)))
+}
+
 /// Starts every actor and the HTTP server on `listener`. Must run inside an
 /// actix `System`. Signals are the caller's: see [`Shutdown::run`].
 pub fn start(config: Config, listener: TcpListener) -> Result<Running, StartError> {
@@ -145,9 +165,9 @@ pub fn start(config: Config, listener: TcpListener) -> Result<Running, StartErro
         metrics.clone(),
         ActorKind::ChatServer,
     );
-    let broker = MemoryBroker::new(Duration::from_secs(config.channels.idle_stream_ttl_s));
+    let broker = open_broker(&config)?;
     broadcaster_ctx.run(Broadcaster::new(
-        Box::new(broker),
+        broker,
         channel_rules.clone(),
         chat_server.clone(),
         metrics.clone(),
@@ -202,6 +222,7 @@ pub fn start(config: Config, listener: TcpListener) -> Result<Running, StartErro
         },
         api_key: Some(config.api.key.clone()).filter(|key| !key.is_empty()),
         allowed_origins: config.server.allowed_origins.clone(),
+        cluster: config.broker.kind == "redis",
         max_connections: config.limits.max_connections,
     });
 

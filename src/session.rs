@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use actix_http::ws::{CloseCode, CloseReason, Item, Message, ProtocolError};
 use actix_web::{web, HttpRequest, HttpResponse};
-use hearth_actors::broadcaster::{GetPresence, Publish, Subscribe, SubscribeRequest};
+use hearth_actors::broadcaster::{
+    AdmitConnection, GetPresence, Publish, ReleaseConnection, Subscribe, SubscribeRequest,
+};
 use hearth_actors::broker::{Payload, Publisher};
 use hearth_actors::channels::{ChannelName, Refusal};
 use hearth_actors::chat_processor::{HandleFeedback, HandleUserMessage};
@@ -113,6 +115,8 @@ pub struct WsSession {
     active_session: Option<SessionId>,
     partial: Option<PartialMessage>,
     registered: bool,
+    /// Counted by the broker's cluster-wide per-player limit.
+    admitted: bool,
     outbound: OutboundQueue,
     rate: TokenBucket,
     /// Messages refused by the rate limit since the last one accepted.
@@ -161,6 +165,7 @@ impl WsSession {
             active_session: None,
             partial: None,
             registered: false,
+            admitted: false,
             subscriptions: Rc::default(),
             expiry: None,
             close: None,
@@ -684,7 +689,10 @@ impl WsSession {
                 act.send(ctx, &reply);
                 act.log_frame(frame, if ok { "ok" } else { "error" });
             })
-            .spawn(ctx);
+            // One publish at a time per connection: with a remote broker
+            // the offsets are assigned there, and a player's messages must
+            // keep the order they were sent in.
+            .wait(ctx);
     }
 
     fn presence(
@@ -947,20 +955,40 @@ fn sentence_pieces(text: &str) -> Vec<&str> {
     pieces
 }
 
-impl Actor for WsSession {
-    type Context = Ctx;
+impl WsSession {
+    /// In a cluster the per-player limit counts the player's connections on
+    /// every node, which only the broker knows. When the broker cannot
+    /// answer, the connection is let in on this node's count alone: chat
+    /// and exercises do not need the broker, and an outage must not lock
+    /// players out of them.
+    fn admit_then_register(&mut self, ctx: &mut Ctx) {
+        let admit = AdmitConnection {
+            player: self.identity.player.clone(),
+        };
+        self.state
+            .broadcaster
+            .send(admit)
+            .into_actor(self)
+            .map(|answer, act, ctx| match answer {
+                Ok(Ok(true)) => {
+                    act.admitted = true;
+                    act.register(ctx);
+                }
+                Ok(Ok(false)) => act.close(ctx, CloseCode::Policy, "too many connections"),
+                Ok(Err(err)) => {
+                    log::warn!(
+                        "admission_unchecked player_id={} conn_id={} error={err}",
+                        act.identity.player,
+                        act.conn
+                    );
+                    act.register(ctx);
+                }
+                Err(_) => act.close(ctx, CloseCode::Error, "internal error"),
+            })
+            .wait(ctx);
+    }
 
-    fn started(&mut self, ctx: &mut Ctx) {
-        self.state.metrics.connection_opened();
-        log::info!(
-            "ws_connect player_id={} conn_id={} typing={} stream={}",
-            self.identity.player,
-            self.conn,
-            self.options.typing,
-            self.options.stream
-        );
-        self.start_heartbeat(ctx);
-        self.schedule_expiry(ctx);
+    fn register(&mut self, ctx: &mut Ctx) {
         local_hub::register(
             self.conn,
             LocalConn {
@@ -995,12 +1023,39 @@ impl Actor for WsSession {
             })
             .wait(ctx);
     }
+}
+
+impl Actor for WsSession {
+    type Context = Ctx;
+
+    fn started(&mut self, ctx: &mut Ctx) {
+        self.state.metrics.connection_opened();
+        log::info!(
+            "ws_connect player_id={} conn_id={} typing={} stream={}",
+            self.identity.player,
+            self.conn,
+            self.options.typing,
+            self.options.stream
+        );
+        self.start_heartbeat(ctx);
+        self.schedule_expiry(ctx);
+        if self.state.cluster {
+            self.admit_then_register(ctx);
+        } else {
+            self.register(ctx);
+        }
+    }
 
     fn stopped(&mut self, _: &mut Ctx) {
         let channels: Vec<ChannelName> = self.subscriptions.borrow().iter().cloned().collect();
         local_hub::unregister(self.conn, &channels);
         // Whatever is queued goes first; the close frame ends the connection.
         self.outbound.close(None, false);
+        if self.admitted {
+            self.state.broadcaster.do_send(ReleaseConnection {
+                player: self.identity.player.clone(),
+            });
+        }
         if self.registered {
             self.state.chat_server.do_send(Disconnect {
                 conn: self.conn,

@@ -41,6 +41,9 @@ pub struct AppState {
     pub api_key: Option<String>,
     pub allowed_origins: Vec<String>,
     pub max_connections: usize,
+    /// Several nodes share one broker: the per-player connection limit is
+    /// counted by the broker across them, not only by this node.
+    pub cluster: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -5,7 +5,7 @@ mod common;
 
 use std::collections::HashSet;
 
-use common::{now, token_with, Client, TestServer};
+use common::{now, publication, publish, subscribe, token_with, Client, TestServer};
 use serde_json::{json, Value};
 
 const KEY: &str = "channels-test-key";
@@ -24,39 +24,12 @@ fn server_with_history(namespace: &str, history_size: usize) -> TestServer {
     })
 }
 
-fn subscribe(client: &mut Client, id: &str, channels: &[&str]) -> Value {
-    client.request(id, json!({"type": "subscribe", "channels": channels}))
-}
-
-fn publish(client: &mut Client, id: &str, channel: &str, data: Value) -> Value {
-    client.request(
-        id,
-        json!({"type": "publish", "channel": channel, "data": data}),
-    )
-}
-
 fn api_post(server: &TestServer, path: &str, body: Value, key: Option<&str>) -> (u16, Value) {
     common::http_post(&server.http_url(path), &body, key)
 }
 
 fn server_publish(server: &TestServer, channel: &str, data: Value) -> Value {
-    let (status, body) = api_post(
-        server,
-        "/api/publish",
-        json!({"channel": channel, "data": data}),
-        Some(KEY),
-    );
-    assert_eq!(status, 200, "{body}");
-    body
-}
-
-/// The next frame must be a publication in `channel`.
-fn publication(client: &mut Client, channel: &str) -> Value {
-    let event = client.recv();
-    assert_eq!(event["type"], "event", "{event}");
-    assert_eq!(event["event"], "publication", "{event}");
-    assert_eq!(event["channel"], channel);
-    event
+    common::api_publish(server, KEY, channel, data)
 }
 
 /// Two clients in a room both receive a publication; offsets grow by one;

@@ -4,47 +4,15 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{test_config, Client, TestServer, FRAME_TIMEOUT};
+use common::{spawn_hearth, test_config, Client, TestServer};
 use serde_json::json;
 
 const KEY: &str = "shutdown-test";
 const SHUTDOWN_TIMEOUT_S: u64 = 5;
-
-/// Starts the `hearth` binary on port 0 with its own config file and
-/// returns it with the address it logged.
-fn spawn_hearth(config_path: &std::path::Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hearth"))
-        .arg("--config")
-        .arg(config_path)
-        .env("HEARTH_BIND", "127.0.0.1:0")
-        .env("HEARTH_API_KEY", KEY)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the hearth binary");
-    let stderr = child.stderr.take().expect("stderr");
-    let (addr_tx, addr_rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut addr_tx = Some(addr_tx);
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(addr) = line.split("listening addr=").nth(1) {
-                if let Some(tx) = addr_tx.take() {
-                    let _ = tx.send(addr.trim().to_string());
-                }
-            }
-        }
-    });
-    let addr = addr_rx
-        .recv_timeout(FRAME_TIMEOUT)
-        .expect("hearth logged its address");
-    (child, addr)
-}
 
 /// Waits for the process to exit, at most `within`.
 fn wait_for_exit(mut child: Child, within: Duration) -> std::process::ExitStatus {
@@ -80,7 +48,7 @@ fn sigterm_closes_every_connection_with_1001() {
         ),
     )
     .unwrap();
-    let (child, addr) = spawn_hearth(&config_path);
+    let (child, addr) = spawn_hearth(&config_path, &[("HEARTH_API_KEY", KEY)]);
 
     let token = common::token_with(json!({"sub": "alice", "exp": common::now() + 600}));
     let url = format!("ws://{addr}/ws/chat?token={token}");
@@ -137,7 +105,7 @@ fn sigint_stops_an_idle_server() {
         ),
     )
     .unwrap();
-    let (child, addr) = spawn_hearth(&config_path);
+    let (child, addr) = spawn_hearth(&config_path, &[("HEARTH_API_KEY", KEY)]);
     assert_eq!(
         common::http_get(&format!("http://{addr}/healthz"), None).0,
         200

@@ -14,7 +14,6 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
 
 use actix::prelude::*;
 
@@ -84,6 +83,20 @@ pub struct PresenceChanged {
 #[rtype(result = "bool")]
 pub struct IsReady;
 
+/// Whether one more connection of `player` fits the per-player limit
+/// counted on every node; a connection admitted is released when it closes.
+#[derive(Message, Debug)]
+#[rtype(result = "Result<bool, BrokerError>")]
+pub struct AdmitConnection {
+    pub player: PlayerId,
+}
+
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct ReleaseConnection {
+    pub player: PlayerId,
+}
+
 /// From `ChatServer`, which knows the rooms: what decides whether this node
 /// still listens to a channel's live events.
 #[derive(Message, Debug)]
@@ -107,8 +120,6 @@ pub struct Broadcaster {
     /// any is in flight, a room that just closed is about to reopen.
     pending_joins: HashMap<ChannelName, u32>,
 }
-
-const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(10);
 
 impl Broadcaster {
     pub fn new(
@@ -242,7 +253,10 @@ impl Actor for Broadcaster {
     fn started(&mut self, ctx: &mut Context<Self>) {
         let sink = BrokerSink::new(ctx.address().recipient(), self.metrics.clone());
         self.broker.set_sink(sink);
-        ctx.run_interval(MAINTENANCE_INTERVAL, |act, _| act.broker.maintain());
+        self.broker.maintain();
+        ctx.run_interval(self.broker.maintenance_interval(), |act, _| {
+            act.broker.maintain()
+        });
     }
 }
 
@@ -406,5 +420,23 @@ impl Handler<IsReady> for Broadcaster {
     fn handle(&mut self, _: IsReady, _: &mut Context<Self>) -> bool {
         let _timer = self.metrics.handling(ActorKind::Broadcaster);
         self.broker.is_ready()
+    }
+}
+
+impl Handler<AdmitConnection> for Broadcaster {
+    type Result = ResponseFuture<Result<bool, BrokerError>>;
+
+    fn handle(&mut self, msg: AdmitConnection, _: &mut Context<Self>) -> Self::Result {
+        let _timer = self.metrics.handling(ActorKind::Broadcaster);
+        self.broker.admit(&msg.player)
+    }
+}
+
+impl Handler<ReleaseConnection> for Broadcaster {
+    type Result = ();
+
+    fn handle(&mut self, msg: ReleaseConnection, _: &mut Context<Self>) {
+        let _timer = self.metrics.handling(ActorKind::Broadcaster);
+        self.broker.release(&msg.player);
     }
 }

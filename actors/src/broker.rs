@@ -13,6 +13,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::prelude::*;
 use serde::{Serialize, Serializer};
@@ -70,6 +71,15 @@ impl Payload {
     pub fn from_value(value: &serde_json::Value) -> Result<Self, serde_json::Error> {
         let raw = serde_json::value::to_raw_value(value)?;
         Ok(Payload(Arc::from(raw)))
+    }
+
+    /// A payload read back from a remote broker, already validated JSON.
+    pub fn from_raw(raw: Box<RawValue>) -> Self {
+        Payload(Arc::from(raw))
+    }
+
+    pub fn as_raw(&self) -> &RawValue {
+        &self.0
     }
 
     pub fn len(&self) -> usize {
@@ -222,9 +232,26 @@ pub trait Broker: 'static {
 
     fn presence(&mut self, channel: &ChannelName) -> BrokerFuture<Vec<PresenceEntry>>;
 
+    /// Admits one more connection of `player` unless the player already
+    /// has the per-player limit on all nodes together. A single node's
+    /// `ChatServer` counts its own connections, so the embedded broker
+    /// admits everyone.
+    fn admit(&mut self, _player: &PlayerId) -> BrokerFuture<bool> {
+        Box::pin(std::future::ready(Ok(true)))
+    }
+
+    /// A connection that `admit` let in has closed.
+    fn release(&mut self, _player: &PlayerId) {}
+
     /// Whether publishes can succeed now (`/readyz`).
     fn is_ready(&self) -> bool;
 
-    /// Periodic housekeeping: drops expired history and idle channels.
+    /// Periodic housekeeping: drops expired history and idle channels; a
+    /// networked broker also proves here that this node is alive.
     fn maintain(&mut self) {}
+
+    /// How often `maintain` runs.
+    fn maintenance_interval(&self) -> Duration {
+        Duration::from_secs(10)
+    }
 }

@@ -6,6 +6,7 @@ pub mod bounded;
 pub mod broadcaster;
 pub mod broker;
 pub mod broker_memory;
+pub mod broker_redis;
 pub mod channels;
 pub mod chat_processor;
 pub mod chat_server;

@@ -5,8 +5,10 @@
 
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -415,4 +417,68 @@ fn status_and_json(mut response: ureq::http::Response<ureq::Body>) -> (u16, Valu
         .read_json::<Value>()
         .unwrap_or(Value::Null);
     (status, body)
+}
+
+pub fn subscribe(client: &mut Client, id: &str, channels: &[&str]) -> Value {
+    client.request(id, json!({"type": "subscribe", "channels": channels}))
+}
+
+pub fn publish(client: &mut Client, id: &str, channel: &str, data: Value) -> Value {
+    client.request(
+        id,
+        json!({"type": "publish", "channel": channel, "data": data}),
+    )
+}
+
+/// The next frame must be a publication in `channel`.
+pub fn publication(client: &mut Client, channel: &str) -> Value {
+    let event = client.recv();
+    assert_eq!(event["type"], "event", "{event}");
+    assert_eq!(event["event"], "publication", "{event}");
+    assert_eq!(event["channel"], channel);
+    event
+}
+
+/// `POST /api/publish` with `key`; must succeed.
+pub fn api_publish(server: &TestServer, key: &str, channel: &str, data: Value) -> Value {
+    let (status, body) = http_post(
+        &server.http_url("/api/publish"),
+        &json!({"channel": channel, "data": data}),
+        Some(key),
+    );
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// Starts the `hearth` binary with `config_path` on a free port and returns
+/// it with the address it logged.
+pub fn spawn_hearth(config_path: &Path, env: &[(&str, &str)]) -> (Child, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_hearth"));
+    command
+        .arg("--config")
+        .arg(config_path)
+        .env("HEARTH_BIND", "127.0.0.1:0")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child = command.spawn().expect("start the hearth binary");
+    let stderr = child.stderr.take().expect("stderr");
+    let (addr_tx, addr_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut addr_tx = Some(addr_tx);
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(addr) = line.split("listening addr=").nth(1) {
+                if let Some(tx) = addr_tx.take() {
+                    let _ = tx.send(addr.trim().to_string());
+                }
+            }
+        }
+    });
+    let addr = addr_rx
+        .recv_timeout(FRAME_TIMEOUT)
+        .expect("hearth logged its address");
+    (child, addr)
 }

@@ -1,0 +1,584 @@
+//! Cluster mode (PROTOCOL.md section 9): several real Hearth nodes sharing
+//! the machine's Redis at 127.0.0.1:6379, each test under a key prefix of
+//! its own that is deleted afterwards. The outage test runs a Redis server
+//! of its own on a free port, so it can stop and restart it.
+
+mod common;
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{
+    api_publish, http_get, publication, publish, spawn_hearth, subscribe, test_config, token_with,
+    Client, TestServer, FRAME_TIMEOUT,
+};
+use hearth::config::Config;
+use serde_json::{json, Value};
+
+const KEY: &str = "cluster-test-key";
+const SHARED_REDIS: &str = "redis://127.0.0.1:6379";
+/// Short, so that the test of a killed node is quick.
+const NODE_TTL_S: u64 = 2;
+
+/// A key prefix of one test's own; deletes every key under it when dropped.
+struct Namespace {
+    prefix: String,
+    url: String,
+}
+
+impl Namespace {
+    fn new(url: &str) -> Namespace {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or_default();
+        Namespace {
+            prefix: format!("hearth-test-{}-{nanos}", std::process::id()),
+            url: url.to_string(),
+        }
+    }
+
+    fn redis(&self) -> redis::Connection {
+        redis::Client::open(self.url.as_str())
+            .and_then(|client| client.get_connection_with_timeout(FRAME_TIMEOUT))
+            .expect("connect to redis")
+    }
+
+    /// How many Redis connections listen to the Hearth channel.
+    fn listeners(&self, channel: &str) -> i64 {
+        let name = format!("{}:channel:{channel}", self.prefix);
+        let counts: Vec<(String, i64)> = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(&name)
+            .query(&mut self.redis())
+            .expect("PUBSUB NUMSUB");
+        counts.first().map_or(0, |(_, count)| *count)
+    }
+}
+
+impl Drop for Namespace {
+    fn drop(&mut self) {
+        let Ok(client) = redis::Client::open(self.url.as_str()) else {
+            return;
+        };
+        let Ok(mut redis) = client.get_connection_with_timeout(FRAME_TIMEOUT) else {
+            return;
+        };
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}:*", self.prefix))
+            .query(&mut redis)
+            .unwrap_or_default();
+        if !keys.is_empty() {
+            let _: redis::RedisResult<()> = redis::cmd("DEL").arg(keys).query(&mut redis);
+        }
+    }
+}
+
+fn cluster_config(namespace: &Namespace) -> Config {
+    let dir = std::env::temp_dir().join(format!("{}-progress.db", namespace.prefix));
+    let mut config = test_config(dir);
+    config.api.key = KEY.into();
+    config.broker.kind = "redis".into();
+    config.broker.url = namespace.url.clone();
+    config.broker.prefix = namespace.prefix.clone();
+    config.broker.node_ttl_s = NODE_TTL_S;
+    config
+}
+
+/// A node of the cluster, ready (its broker reached Redis).
+fn node(namespace: &Namespace, adjust: impl FnOnce(&mut Config)) -> TestServer {
+    let mut config = cluster_config(namespace);
+    adjust(&mut config);
+    let dir = tempfile::tempdir().expect("temp dir");
+    config.progress.path = dir.path().join("progress.db");
+    let server = TestServer::start_with(config);
+    wait_for_readiness(&server.http_url("/readyz"), 200);
+    server
+}
+
+fn nodes(namespace: &Namespace, count: usize) -> Vec<TestServer> {
+    (0..count).map(|_| node(namespace, |_| {})).collect()
+}
+
+/// Polls `url` until it answers `status`; panics after the timeout.
+fn wait_for_readiness(url: &str, status: u16) {
+    wait_until(&format!("{url} answers {status}"), || {
+        http_get(url, None).0 == status
+    });
+}
+
+fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + FRAME_TIMEOUT;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn presence(server: &TestServer, channel: &str) -> Value {
+    let (status, body) = server.get(&format!("/api/channels/{channel}/presence"), Some(KEY));
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+fn presence_players(body: &Value) -> Vec<(String, u64)> {
+    let mut players: Vec<(String, u64)> = body["players"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            (
+                p["player_id"].as_str().unwrap_or_default().to_string(),
+                p["connections"].as_u64().unwrap_or_default(),
+            )
+        })
+        .collect();
+    players.sort();
+    players
+}
+
+/// The next frame must be a presence event of `kind` for `player`.
+fn presence_event(client: &mut Client, kind: &str, channel: &str, player: &str) {
+    let event = client.recv();
+    assert_eq!(event["event"], kind, "{event}");
+    assert_eq!(event["channel"], channel, "{event}");
+    assert_eq!(event["data"]["player_id"], player, "{event}");
+}
+
+/// A publication from a client on one node reaches subscribers on the two
+/// others, every one, in offset order, with the same epoch.
+#[test]
+fn publications_reach_every_node_in_order() {
+    let namespace = Namespace::new(SHARED_REDIS);
+    let cluster = nodes(&namespace, 3);
+    let mut publisher = cluster[0].connect("ann");
+    let mut readers: Vec<Client> = cluster[1..]
+        .iter()
+        .enumerate()
+        .map(|(i, node)| {
+            let mut reader = node.connect(&format!("reader{i}"));
+            let joined = subscribe(&mut reader, "s", &["news:today"]);
+            assert_eq!(joined["type"], "response", "{joined}");
+            reader
+        })
+        .collect();
+    subscribe(&mut publisher, "s", &["room:cluster"]);
+    for reader in &mut readers {
+        subscribe(reader, "s2", &["room:cluster"]);
+    }
+
+    const COUNT: u64 = 50;
+    for n in 1..=COUNT {
+        publisher.send_json(json!({"type": "publish", "id": format!("p{n}"),
+                                   "channel": "room:cluster", "data": {"n": n}}));
+    }
+    // The publisher's replies come in request order, its own publications
+    // (back through Redis) in offset order; the two interleave.
+    let (mut replies, mut own) = (Vec::new(), Vec::new());
+    while replies.len() < COUNT as usize || own.len() < COUNT as usize {
+        let frame = publisher.recv();
+        match (frame["type"].as_str(), frame["event"].as_str()) {
+            (Some("response"), _) => replies.push(frame["result"]["offset"].clone()),
+            (Some("event"), Some("publication")) => own.push(frame["offset"].clone()),
+            (Some("event"), Some("join")) => {}
+            _ => panic!("unexpected {frame}"),
+        }
+    }
+    let expected: Vec<Value> = (1..=COUNT).map(|n| json!(n)).collect();
+    assert_eq!(replies, expected);
+    assert_eq!(own, expected);
+    let mut epoch = Value::Null;
+    for reader in &mut readers {
+        for n in 1..=COUNT {
+            let event = reader.next_publication("room:cluster");
+            assert_eq!(event["offset"], n, "{event}");
+            assert_eq!(event["data"], json!({"n": n}));
+            assert_eq!(event["publisher"], "ann");
+            if epoch.is_null() {
+                epoch = event["epoch"].clone();
+            }
+            assert_eq!(event["epoch"], epoch, "one epoch across nodes");
+        }
+    }
+    // A server-side publish on a node with no subscriber of its own.
+    api_publish(&cluster[0], KEY, "news:today", json!("headline"));
+    for reader in &mut readers {
+        let event = reader.next_publication("news:today");
+        assert_eq!(event["data"], "headline");
+    }
+}
+
+/// `user:<player>` reaches the player's connections on every node, and the
+/// per-player connection limit counts connections on all nodes together.
+#[test]
+fn broadcast_to_a_player_and_the_connection_limit_span_nodes() {
+    let namespace = Namespace::new(SHARED_REDIS);
+    let cluster: Vec<TestServer> = (0..3)
+        .map(|_| node(&namespace, |c| c.limits.max_connections_per_player = 2))
+        .collect();
+    let mut on_a = cluster[0].connect("pat");
+    let mut on_b = cluster[1].connect("pat");
+    api_publish(&cluster[2], KEY, "user:pat", json!({"notice": "hello"}));
+    for client in [&mut on_a, &mut on_b] {
+        let event = publication(client, "user:pat");
+        assert_eq!(event["data"]["notice"], "hello");
+    }
+
+    // A third connection, on the node that has none of pat's, is one too many.
+    let url = cluster[2].ws_url(&format!("?token={}", cluster[2].token("pat")));
+    let mut third = Client::open(&url, &[]);
+    let (code, reason) = third.expect_close();
+    assert_eq!((code, reason.as_str()), (1008, "too many connections"));
+
+    // When one closes, its place is free on any node.
+    on_a.close();
+    wait_until("pat's closed connection is released", || {
+        let mut candidate = Client::open(&url, &[]);
+        match candidate.next_frame() {
+            common::Frame::Json(welcome) => {
+                assert_eq!(welcome["metadata"]["event"], "connected", "{welcome}");
+                true
+            }
+            _ => false,
+        }
+    });
+}
+
+/// Presence lists the players of every node; join and leave fire once per
+/// player however many nodes and connections the player has.
+#[test]
+fn presence_spans_nodes_with_one_join_and_leave_per_player() {
+    let namespace = Namespace::new(SHARED_REDIS);
+    let cluster = nodes(&namespace, 3);
+    let mut watcher = cluster[2].connect("watcher");
+    subscribe(&mut watcher, "s", &["room:circle"]);
+    presence_event(&mut watcher, "join", "room:circle", "watcher");
+
+    let mut alice_a = cluster[0].connect("alice");
+    subscribe(&mut alice_a, "s", &["room:circle"]);
+    presence_event(&mut watcher, "join", "room:circle", "alice");
+    let mut bob_b = cluster[1].connect("bob");
+    subscribe(&mut bob_b, "s", &["room:circle"]);
+    presence_event(&mut watcher, "join", "room:circle", "bob");
+    // Alice again, on another node: no second join.
+    let mut alice_b = cluster[1].connect("alice");
+    subscribe(&mut alice_b, "s", &["room:circle"]);
+
+    for server in &cluster {
+        let players = presence_players(&presence(server, "room:circle"));
+        assert_eq!(
+            players,
+            vec![
+                ("alice".to_string(), 2),
+                ("bob".to_string(), 1),
+                ("watcher".to_string(), 1)
+            ],
+            "as seen from {}",
+            server.addr
+        );
+    }
+    watcher.expect_quiet();
+
+    // Alice leaves one node: still present, no leave.
+    alice_a.close();
+    wait_until("alice has one connection left", || {
+        presence_players(&presence(&cluster[2], "room:circle")).contains(&("alice".to_string(), 1))
+    });
+    watcher.expect_quiet();
+    // And the other: one leave.
+    alice_b.close();
+    presence_event(&mut watcher, "leave", "room:circle", "alice");
+    watcher.expect_quiet();
+    drop(bob_b);
+}
+
+/// A client that reconnects to another node and recovers gets exactly the
+/// publications it missed; a wrong epoch gets `recovered: false`.
+#[test]
+fn recovery_is_exact_on_another_node() {
+    let namespace = Namespace::new(SHARED_REDIS);
+    let cluster = nodes(&namespace, 2);
+    let mut reader = cluster[0].connect("reader");
+    subscribe(&mut reader, "s", &["news:feed"]);
+    for n in 1..=3 {
+        api_publish(&cluster[1], KEY, "news:feed", json!(n));
+    }
+    let mut last = Value::Null;
+    for _ in 1..=3 {
+        last = publication(&mut reader, "news:feed");
+    }
+    let (offset, epoch) = (last["offset"].clone(), last["epoch"].clone());
+    assert_eq!(offset, 3);
+    reader.close();
+    for n in 4..=7 {
+        api_publish(&cluster[0], KEY, "news:feed", json!(n));
+    }
+
+    let mut back = cluster[1].connect("reader");
+    let reply = back.request(
+        "r",
+        json!({"type": "subscribe", "channels": ["news:feed"],
+               "recover": {"news:feed": {"offset": offset, "epoch": epoch}}}),
+    );
+    let position = &reply["result"]["channels"]["news:feed"];
+    assert_eq!(position["recovered"], true, "{reply}");
+    assert_eq!(position["missed"], 4);
+    assert_eq!(position["offset"], 7);
+    for n in 4..=7 {
+        let event = publication(&mut back, "news:feed");
+        assert_eq!(event["offset"], n);
+        assert_eq!(event["data"], n);
+    }
+    back.expect_quiet();
+
+    let mut stranger = cluster[0].connect("stranger");
+    let reply = stranger.request(
+        "r",
+        json!({"type": "subscribe", "channels": ["news:feed"],
+               "recover": {"news:feed": {"offset": 1, "epoch": "not-the-epoch"}}}),
+    );
+    assert_eq!(
+        reply["result"]["channels"]["news:feed"]["recovered"], false,
+        "{reply}"
+    );
+    stranger.expect_quiet();
+}
+
+/// A node subscribes to a channel in Redis once, however many of its
+/// connections are in it, and not at all when none is.
+#[test]
+fn one_redis_subscription_per_node_per_channel() {
+    let namespace = Namespace::new(SHARED_REDIS);
+    let cluster = nodes(&namespace, 2);
+    assert_eq!(namespace.listeners("room:quiet"), 0);
+    let mut clients: Vec<Client> = (0..3)
+        .map(|i| {
+            let mut client = cluster[0].connect(&format!("member{i}"));
+            subscribe(&mut client, "s", &["room:quiet"]);
+            client
+        })
+        .collect();
+    assert_eq!(namespace.listeners("room:quiet"), 1);
+    let mut other = cluster[1].connect("elsewhere");
+    subscribe(&mut other, "s", &["room:quiet"]);
+    assert_eq!(namespace.listeners("room:quiet"), 2);
+    for client in clients.drain(..) {
+        client.close();
+    }
+    wait_until("the first node stops listening", || {
+        namespace.listeners("room:quiet") == 1
+    });
+    other.close();
+    wait_until("no node listens", || namespace.listeners("room:quiet") == 0);
+}
+
+/// A node killed without a goodbye: its players leave presence, with a
+/// leave event, once its heartbeat has expired.
+#[test]
+fn a_killed_nodes_players_leave_presence_within_the_expiry() {
+    let namespace = Namespace::new(SHARED_REDIS);
+    let survivor = node(&namespace, |_| {});
+    let mut watcher = survivor.connect("watcher");
+    subscribe(&mut watcher, "s", &["room:vigil"]);
+    presence_event(&mut watcher, "join", "room:vigil", "watcher");
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config_path = dir.path().join("config.toml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "[server]\nworkers = 1\n\n[progress]\npath = {:?}\n\n[broker]\nkind = \"redis\"\nurl = {:?}\nprefix = {:?}\nnode_ttl_s = {NODE_TTL_S}\n",
+            dir.path().join("progress.db").display().to_string(),
+            namespace.url,
+            namespace.prefix,
+        ),
+    )
+    .expect("write config");
+    let (child, addr) = spawn_hearth(&config_path, &[]);
+    let mut doomed = Spawned(child);
+    wait_for_readiness(&format!("http://{addr}/readyz"), 200);
+    let token = token_with(json!({"sub": "ghost", "exp": common::now() + 3600}));
+    let mut ghost = Client::open(&format!("ws://{addr}/ws/chat?token={token}"), &[]);
+    assert_eq!(ghost.recv()["metadata"]["event"], "connected");
+    subscribe(&mut ghost, "s", &["room:vigil"]);
+    presence_event(&mut watcher, "join", "room:vigil", "ghost");
+    assert!(
+        presence_players(&presence(&survivor, "room:vigil")).contains(&("ghost".to_string(), 1))
+    );
+
+    doomed.0.kill().expect("kill the node");
+    let killed_at = Instant::now();
+    let _ = doomed.0.wait();
+    presence_event(&mut watcher, "leave", "room:vigil", "ghost");
+    let lag = killed_at.elapsed();
+    // The expiry plus one maintenance round of the survivor.
+    let bound = Duration::from_secs(NODE_TTL_S) + Duration::from_secs(NODE_TTL_S);
+    assert!(lag <= bound, "leave after {lag:?}, bound {bound:?}");
+    assert_eq!(
+        presence_players(&presence(&survivor, "room:vigil")),
+        vec![("watcher".to_string(), 1)]
+    );
+}
+
+/// A node in a process of its own, killed when dropped if the test has not
+/// killed it already.
+struct Spawned(Child);
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A Redis server of the test's own, on a free port.
+struct OwnRedis {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl OwnRedis {
+    fn start() -> OwnRedis {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        let mut redis = OwnRedis { port, child: None };
+        redis.restart();
+        redis
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn restart(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string()])
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start redis-server");
+        self.child = Some(child);
+        let url = self.url();
+        wait_until("the test's redis answers", || {
+            redis::Client::open(url.as_str())
+                .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(200)))
+                .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
+                .is_ok()
+        });
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Losing Redis: readiness 503, publishes fail with a clear error, the open
+/// connection stays; when Redis returns, the node resubscribes without a
+/// restart, and a client recovering across the outage (a Redis that kept
+/// nothing) gets `recovered: false`, not a silent gap.
+#[test]
+fn a_redis_outage_flips_readiness_and_the_node_recovers() {
+    let mut redis = OwnRedis::start();
+    let namespace = Namespace::new(&redis.url());
+    let server = node(&namespace, |_| {});
+    let readyz = server.http_url("/readyz");
+    let mut member = server.connect("member");
+    subscribe(&mut member, "s", &["news:outage", "room:outage"]);
+    presence_event(&mut member, "join", "room:outage", "member");
+    let before = api_publish(&server, KEY, "news:outage", json!("before"));
+    let seen = publication(&mut member, "news:outage");
+    assert_eq!(seen["data"], "before");
+
+    redis.stop();
+    wait_for_readiness(&readyz, 503);
+    let refused = publish(&mut member, "p", "room:outage", json!("during"));
+    assert_eq!(refused["type"], "error", "{refused}");
+    assert_eq!(refused["code"], "internal", "{refused}");
+    assert!(
+        refused["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("unavailable")),
+        "{refused}"
+    );
+    let (status, body) = common::http_post(
+        &server.http_url("/api/publish"),
+        &json!({"channel": "news:outage", "data": "during"}),
+        Some(KEY),
+    );
+    assert_eq!(status, 503, "{body}");
+    member.expect_quiet();
+
+    redis.restart();
+    wait_for_readiness(&readyz, 200);
+    // The connection that stayed open hears new publications: the node
+    // resubscribed by itself.
+    api_publish(&server, KEY, "news:outage", json!("after"));
+    let seen = publication(&mut member, "news:outage");
+    assert_eq!(seen["data"], "after");
+
+    let mut returning = server.connect("returning");
+    let reply = returning.request(
+        "r",
+        json!({"type": "subscribe", "channels": ["news:outage"],
+               "recover": {"news:outage": {"offset": before["offset"], "epoch": before["epoch"]}}}),
+    );
+    let position = &reply["result"]["channels"]["news:outage"];
+    assert_eq!(position["recovered"], false, "{reply}");
+    assert_eq!(position["missed"], 0);
+    returning.expect_quiet();
+
+    // The restarted Redis knew nothing of the member; the node wrote its
+    // presence back.
+    wait_until("the member is present again", || {
+        presence_players(&presence(&server, "room:outage")) == vec![("member".to_string(), 1)]
+    });
+
+    // Only the pub/sub connection is cut: what was published meanwhile is
+    // relayed from history before the next live publication.
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg(&["KILL", "TYPE", "pubsub"])
+        .query(&mut namespace.redis())
+        .expect("CLIENT KILL");
+    assert_eq!(killed, 1);
+    wait_for_readiness(&readyz, 503);
+    api_publish(&server, KEY, "news:outage", json!("unheard"));
+    wait_for_readiness(&readyz, 200);
+    api_publish(&server, KEY, "news:outage", json!("heard"));
+    for expected in ["unheard", "heard"] {
+        let seen = publication(&mut member, "news:outage");
+        assert_eq!(seen["data"], expected);
+    }
+    member.expect_quiet();
+}
+
+trait ClusterClient {
+    fn next_publication(&mut self, channel: &str) -> Value;
+}
+
+impl ClusterClient for Client {
+    /// The next publication in `channel`, skipping presence events.
+    fn next_publication(&mut self, channel: &str) -> Value {
+        loop {
+            let event = self.recv();
+            if event["event"] == "join" || event["event"] == "leave" {
+                continue;
+            }
+            assert_eq!(event["event"], "publication", "{event}");
+            assert_eq!(event["channel"], channel, "{event}");
+            return event;
+        }
+    }
+}
