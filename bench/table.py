@@ -24,8 +24,15 @@ scenarios = [
     ("rtt", "rtt, user_message -> reply", [("", "messages_per_s", 0, "/s"), ("p50", "rtt_p50_ms", 2, " ms"), ("p99", "rtt_p99_ms", 2, " ms")]),
     ("churn", "churn, connect/chat/close", [("", "cycles_per_s", 0, "/s"), ("back to 0:", "connections_after", 0, "")]),
 ]
-print("| scenario | Hearth | Node ws peer |")
-print("|---|---|---|")
+# Columns: the labels given after the results file, by default Hearth and
+# the Node peer.
+columns = sys.argv[2:] or ["hearth", "node-ws"]
+titles = {"hearth": "Hearth", "node-ws": "Node ws peer"}
+print("| scenario | " + " | ".join(titles.get(c, c) for c in columns) + " |")
+print("|---" * (len(columns) + 1) + "|")
 for key, title, fields in scenarios:
     found = rows.get(key, {})
-    print(f"| {title} | {fmt(found.get('hearth'), fields).strip()} | {fmt(found.get('node-ws'), fields).strip()} |")
+    if not found:
+        continue
+    cells = " | ".join(fmt(found.get(c), fields).strip() for c in columns)
+    print(f"| {title} | {cells} |")

@@ -260,7 +260,8 @@ impl Config {
     }
 
     /// `HEARTH_BIND`, `HEARTH_JWT_SECRET`, `HEARTH_API_KEY`,
-    /// `HEARTH_PROGRESS_PATH`, `HEARTH_PROGRESS_URL`, `HEARTH_BROKER`,
+    /// `HEARTH_PROGRESS`, `HEARTH_PROGRESS_PATH`, `HEARTH_PROGRESS_URL`,
+    /// `HEARTH_BROKER`,
     /// `HEARTH_BROKER_URL`, `HEARTH_BROKER_PREFIX`: so secrets need not
     /// live in a file, and nodes of one cluster can share one.
     pub fn apply_env(&mut self, lookup: impl Fn(&str) -> Option<String>) {
@@ -272,6 +273,9 @@ impl Config {
         }
         if let Some(key) = lookup("HEARTH_API_KEY") {
             self.api.key = key;
+        }
+        if let Some(kind) = lookup("HEARTH_PROGRESS") {
+            self.progress.kind = kind;
         }
         if let Some(path) = lookup("HEARTH_PROGRESS_PATH") {
             self.progress.path = PathBuf::from(path);

@@ -24,7 +24,7 @@ use hearth_actors::broker::{Broker, BrokerError};
 use hearth_actors::broker_memory::MemoryBroker;
 use hearth_actors::broker_redis::{RedisBroker, RedisSettings};
 use hearth_actors::chat_processor::ChatShared;
-use hearth_actors::chat_server::{ChatServer, Evict, EvictAll};
+use hearth_actors::chat_server::{ChatServer, Evict, EvictAll, LeaveCluster};
 use hearth_actors::engine::BuiltinEngine;
 use hearth_actors::exercise_flow::{ExerciseFlow, PendingWrites};
 use hearth_actors::exercises::Catalogue;
@@ -101,6 +101,10 @@ impl Shutdown {
             "shutdown_drained connections_left={}",
             self.metrics.open_connections()
         );
+        // In a cluster, the others stop counting this node now rather than
+        // when its heartbeat expires.
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let _ = actix_rt::time::timeout(remaining, self.chat_server.send(LeaveCluster)).await;
         // Every connection is closed or out of time; the rest is the HTTP
         // layer's own graceful stop.
         self.handle.stop(true).await;

@@ -383,24 +383,8 @@ fn a_killed_nodes_players_leave_presence_within_the_expiry() {
     subscribe(&mut watcher, "s", &["room:vigil"]);
     presence_event(&mut watcher, "join", "room:vigil", "watcher");
 
-    let dir = tempfile::tempdir().expect("temp dir");
-    let config_path = dir.path().join("config.toml");
-    std::fs::write(
-        &config_path,
-        format!(
-            "[server]\nworkers = 1\n\n[progress]\npath = {:?}\n\n[broker]\nkind = \"redis\"\nurl = {:?}\nprefix = {:?}\nnode_ttl_s = {NODE_TTL_S}\n",
-            dir.path().join("progress.db").display().to_string(),
-            namespace.url,
-            namespace.prefix,
-        ),
-    )
-    .expect("write config");
-    let (child, addr) = spawn_hearth(&config_path, &[]);
-    let mut doomed = Spawned(child);
-    wait_for_readiness(&format!("http://{addr}/readyz"), 200);
-    let token = token_with(json!({"sub": "ghost", "exp": common::now() + 3600}));
-    let mut ghost = Client::open(&format!("ws://{addr}/ws/chat?token={token}"), &[]);
-    assert_eq!(ghost.recv()["metadata"]["event"], "connected");
+    let (mut doomed, addr, _dir) = spawn_node(&namespace, NODE_TTL_S);
+    let mut ghost = connect_to(&addr, "ghost");
     subscribe(&mut ghost, "s", &["room:vigil"]);
     presence_event(&mut watcher, "join", "room:vigil", "ghost");
     assert!(
@@ -421,8 +405,36 @@ fn a_killed_nodes_players_leave_presence_within_the_expiry() {
     );
 }
 
+/// A node in a process of its own (the real binary), ready, with its
+/// directory.
+fn spawn_node(namespace: &Namespace, node_ttl_s: u64) -> (Spawned, String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config_path = dir.path().join("config.toml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "[server]\nworkers = 1\n\n[progress]\npath = {:?}\n\n[broker]\nkind = \"redis\"\nurl = {:?}\nprefix = {:?}\nnode_ttl_s = {node_ttl_s}\n",
+            dir.path().join("progress.db").display().to_string(),
+            namespace.url,
+            namespace.prefix,
+        ),
+    )
+    .expect("write config");
+    let (child, addr) = spawn_hearth(&config_path, &[]);
+    let node = Spawned(child);
+    wait_for_readiness(&format!("http://{addr}/readyz"), 200);
+    (node, addr, dir)
+}
+
+fn connect_to(addr: &str, player: &str) -> Client {
+    let token = token_with(json!({"sub": player, "exp": common::now() + 3600}));
+    let mut client = Client::open(&format!("ws://{addr}/ws/chat?token={token}"), &[]);
+    assert_eq!(client.recv()["metadata"]["event"], "connected");
+    client
+}
+
 /// A node in a process of its own, killed when dropped if the test has not
-/// killed it already.
+/// stopped it already.
 struct Spawned(Child);
 
 impl Drop for Spawned {
@@ -430,6 +442,53 @@ impl Drop for Spawned {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// A node stopped with SIGTERM takes itself out of the cluster at once: its
+/// players leave, and its heartbeat and counts are gone, long before its
+/// expiry.
+#[test]
+fn a_node_stopped_gracefully_leaves_the_cluster_at_once() {
+    let namespace = Namespace::new(SHARED_REDIS);
+    let survivor = node(&namespace, |_| {});
+    let mut watcher = survivor.connect("watcher");
+    subscribe(&mut watcher, "s", &["room:farewell"]);
+    presence_event(&mut watcher, "join", "room:farewell", "watcher");
+    // An expiry far beyond the test's timeouts: only a goodbye can pass.
+    let (mut leaving, addr, _dir) = spawn_node(&namespace, 600);
+    let mut guest = connect_to(&addr, "guest");
+    subscribe(&mut guest, "s", &["room:farewell"]);
+    presence_event(&mut guest, "join", "room:farewell", "guest");
+    presence_event(&mut watcher, "join", "room:farewell", "guest");
+    let nodes_key = format!("{}:nodes", namespace.prefix);
+    let members = |redis: &mut redis::Connection| -> i64 {
+        redis::cmd("SCARD")
+            .arg(&nodes_key)
+            .query(redis)
+            .expect("SCARD")
+    };
+    assert_eq!(members(&mut namespace.redis()), 2);
+
+    let status = Command::new("kill")
+        .args(["-TERM", &leaving.0.id().to_string()])
+        .status()
+        .expect("send SIGTERM");
+    assert!(status.success());
+    let (code, _) = guest.expect_close();
+    assert_eq!(code, 1001);
+    presence_event(&mut watcher, "leave", "room:farewell", "guest");
+    let exit = leaving.0.wait().expect("wait for the node");
+    assert!(exit.success(), "{exit}");
+    assert_eq!(
+        members(&mut namespace.redis()),
+        1,
+        "only the survivor is left"
+    );
+    let connection_counts: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}:conns:guest", namespace.prefix))
+        .query(&mut namespace.redis())
+        .expect("KEYS");
+    assert!(connection_counts.is_empty(), "{connection_counts:?}");
 }
 
 /// A Redis server of the test's own, on a free port.

@@ -22,7 +22,7 @@ use crate::broker::{
     Publisher, Recovery,
 };
 use crate::channels::{ChannelName, ChannelRules, Refusal};
-use crate::chat_server::{ChatServer, FanOut, JoinChannel, JoinChannels};
+use crate::chat_server::{ChatServer, FanOut, JoinChannel, JoinChannels, LeaveCluster};
 use crate::ids::{ClientRef, ConnId, PlayerId};
 use crate::metered::Metered;
 use crate::metrics::{ActorKind, Metrics};
@@ -438,5 +438,19 @@ impl Handler<ReleaseConnection> for Broadcaster {
     fn handle(&mut self, msg: ReleaseConnection, _: &mut Context<Self>) {
         let _timer = self.metrics.handling(ActorKind::Broadcaster);
         self.broker.release(&msg.player);
+    }
+}
+
+impl Handler<LeaveCluster> for Broadcaster {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: LeaveCluster, _: &mut Context<Self>) -> Self::Result {
+        let _timer = self.metrics.handling(ActorKind::Broadcaster);
+        let departure = self.broker.depart();
+        Box::pin(async move {
+            if let Err(err) = departure.await {
+                log::warn!("leave_cluster_failed error={err}");
+            }
+        })
     }
 }

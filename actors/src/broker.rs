@@ -250,6 +250,12 @@ pub trait Broker: 'static {
     /// networked broker also proves here that this node is alive.
     fn maintain(&mut self) {}
 
+    /// The node is stopping gracefully: a networked broker removes what
+    /// the node left in the cluster at once, instead of after its expiry.
+    fn depart(&mut self) -> BrokerFuture<()> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+
     /// How often `maintain` runs.
     fn maintenance_interval(&self) -> Duration {
         Duration::from_secs(10)

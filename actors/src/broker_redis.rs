@@ -765,6 +765,38 @@ impl Broker for RedisBroker {
         });
     }
 
+    /// Stops beating and sweeps itself as a dead node would be swept:
+    /// leaves for its players go out now, and its counts are gone.
+    fn depart(&mut self) -> BrokerFuture<()> {
+        let heartbeat_key = self.keys.heartbeat(&self.node);
+        let nodes_key = self.keys.nodes();
+        let root = self.keys.root.clone();
+        let node = self.node.clone();
+        let scripts = self.scripts.clone();
+        let health = self.health.clone();
+        let mut commands = self.commands.clone();
+        // The heartbeat would bring the node back before the sweep.
+        self.beat_in_flight.set(true);
+        Box::pin(async move {
+            let stopped: RedisResult<i64> = redis::cmd("DEL")
+                .arg(&heartbeat_key)
+                .query_async(&mut commands)
+                .await;
+            health.note(stopped)?;
+            // No node is called "": this node is swept like any other.
+            let swept: RedisResult<i64> = scripts
+                .sweep
+                .key(&nodes_key)
+                .arg("")
+                .arg(&root)
+                .invoke_async(&mut commands)
+                .await;
+            health.note(swept)?;
+            log::info!("redis_node_departed node_id={node}");
+            Ok(())
+        })
+    }
+
     fn maintenance_interval(&self) -> Duration {
         (self.node_ttl / 3).max(Duration::from_millis(100))
     }

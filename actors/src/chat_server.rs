@@ -496,6 +496,25 @@ impl Handler<EvictAll> for ChatServer {
     }
 }
 
+/// The node is stopping and its connections are gone: passed on to the
+/// broadcaster behind every presence change this actor has sent, so the
+/// broker takes the node out of the cluster after its last update.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct LeaveCluster;
+
+impl Handler<LeaveCluster> for ChatServer {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, msg: LeaveCluster, _: &mut Context<Self>) -> Self::Result {
+        let _timer = self.metrics.handling(ActorKind::ChatServer);
+        let reply = self.broadcaster.send(msg);
+        Box::pin(async move {
+            let _ = reply.await;
+        })
+    }
+}
+
 impl Handler<GetRegistryStats> for ChatServer {
     type Result = MessageResult<GetRegistryStats>;
 

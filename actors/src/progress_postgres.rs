@@ -18,7 +18,10 @@ pub struct PostgresProgressStore {
     client: Mutex<Option<Client>>,
 }
 
+/// The server's "already exists" notices would reach the log as unstructured
+/// lines at every start; warnings still do.
 const SCHEMA: &str = "
+    SET client_min_messages TO WARNING;
     CREATE TABLE IF NOT EXISTS progress_markers (
         seq BIGSERIAL PRIMARY KEY,
         marker_id TEXT NOT NULL UNIQUE,

@@ -69,6 +69,10 @@ enum Scenario {
         /// Give up after this many seconds.
         #[arg(long, default_value_t = 120)]
         timeout: u64,
+        /// host:port of another node of the same cluster for the publisher;
+        /// the subscribers stay on `--addr`.
+        #[arg(long)]
+        publisher_addr: Option<String>,
     },
     /// C authenticated connections held open; server memory per connection.
     Idle {
@@ -136,6 +140,7 @@ async fn run(cli: &Cli) -> BenchResult<Value> {
             payload,
             warmup,
             timeout,
+            publisher_addr,
         } => {
             let plan = FanoutPlan {
                 subscribers: *subscribers,
@@ -145,6 +150,12 @@ async fn run(cli: &Cli) -> BenchResult<Value> {
                 payload: *payload,
                 warmup: *warmup,
                 timeout: Duration::from_secs(*timeout),
+                publisher: Target {
+                    addr: publisher_addr
+                        .clone()
+                        .unwrap_or_else(|| target.addr.clone()),
+                    secret: target.secret.clone(),
+                },
             };
             fanout(target, plan).await
         }
@@ -475,6 +486,9 @@ struct FanoutPlan {
     payload: usize,
     warmup: usize,
     timeout: Duration,
+    /// Where the publisher connects: the subscribers' server, or another
+    /// node of its cluster.
+    publisher: Target,
 }
 
 #[derive(Default)]
@@ -493,7 +507,7 @@ async fn fanout(target: &Target, plan: FanoutPlan) -> BenchResult<Value> {
         subscribers.push(raw_subscriber(target, n, &room).await?);
     }
     let connect_s = connect_started.elapsed().as_secs_f64();
-    let mut publisher = connect(target, "publisher").await?;
+    let mut publisher = connect(&plan.publisher, "publisher").await?;
     let reply = request(
         &mut publisher,
         "p",
