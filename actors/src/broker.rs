@@ -140,6 +140,32 @@ pub struct Recovery {
     pub publications: Vec<Publication>,
 }
 
+impl Recovery {
+    /// The answer to a subscribe at `position`, given `after`: the
+    /// publications the history still holds after the client's offset,
+    /// oldest first. Recovered only when they are all there, in the
+    /// client's epoch; otherwise nothing old is sent.
+    pub fn settle(
+        position: StreamPosition,
+        since: Option<&RecoverFrom>,
+        mut after: Vec<Publication>,
+    ) -> Recovery {
+        let recovered = since.is_some_and(|since| {
+            since.epoch == position.epoch.as_str()
+                && since.offset <= position.offset
+                && after.len() as u64 == position.offset - since.offset
+        });
+        if !recovered {
+            after.clear();
+        }
+        Recovery {
+            position,
+            recovered,
+            publications: after,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PresenceEntry {
     pub player_id: PlayerId,

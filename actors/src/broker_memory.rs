@@ -155,36 +155,16 @@ impl Broker for MemoryBroker {
             offset: stream.latest,
             epoch: stream.epoch.clone(),
         };
-        let Some(since) = since else {
-            return ready(Recovery {
-                position,
-                recovered: false,
-                publications: Vec::new(),
-            });
-        };
-        // Everything after `since.offset` must still be in history: the
-        // oldest kept offset is at most since.offset + 1, or nothing is
-        // missing at all.
-        let oldest_kept = stream.history.front().map(|(_, p)| p.offset);
-        let reaches_back = since.offset == stream.latest
-            || oldest_kept.is_some_and(|oldest| oldest <= since.offset + 1);
-        let recovered =
-            since.epoch == stream.epoch.as_str() && since.offset <= stream.latest && reaches_back;
-        let publications = if recovered {
-            stream
+        let after = match since {
+            Some(since) if since.epoch == stream.epoch.as_str() => stream
                 .history
                 .iter()
                 .filter(|(_, p)| p.offset > since.offset)
                 .map(|(_, p)| p.clone())
-                .collect()
-        } else {
-            Vec::new()
+                .collect(),
+            _ => Vec::new(),
         };
-        ready(Recovery {
-            position,
-            recovered,
-            publications,
-        })
+        ready(Recovery::settle(position, since, after))
     }
 
     fn set_presence(

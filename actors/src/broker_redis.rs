@@ -566,31 +566,13 @@ impl Broker for RedisBroker {
                 offset,
                 epoch: Epoch::from_string(epoch),
             };
-            let Some(since) = since else {
-                return Ok(Recovery {
-                    position,
-                    recovered: false,
-                    publications: Vec::new(),
-                });
-            };
-            let mut publications = decode_entries(&channel, &position.epoch, &entries);
+            let mut after = decode_entries(&channel, &position.epoch, &entries);
             // Publications past the namespace's age are gone, as in the
             // embedded broker, even while the stream key lives on.
             let oldest_allowed = chrono::Utc::now()
                 - chrono::Duration::from_std(history_ttl).unwrap_or(chrono::Duration::MAX);
-            publications.retain(|p| p.timestamp.0 >= oldest_allowed);
-            // Complete means every offset after the client's is here.
-            let recovered = since.epoch == position.epoch.as_str()
-                && since.offset <= position.offset
-                && publications.len() as u64 == position.offset - since.offset;
-            if !recovered {
-                publications.clear();
-            }
-            Ok(Recovery {
-                position,
-                recovered,
-                publications,
-            })
+            after.retain(|p| p.timestamp.0 >= oldest_allowed);
+            Ok(Recovery::settle(position, since.as_ref(), after))
         })
     }
 
