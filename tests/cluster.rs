@@ -491,6 +491,69 @@ fn a_node_stopped_gracefully_leaves_the_cluster_at_once() {
     assert!(connection_counts.is_empty(), "{connection_counts:?}");
 }
 
+/// When a node finds Redis has forgotten it (a restart, or it was swept
+/// while stalled), it makes Redis hold exactly its own state again: what it
+/// still has is written back, what it no longer has is removed, with the
+/// leave that was owed.
+#[test]
+fn a_node_redis_forgot_writes_back_exactly_its_state() {
+    let namespace = Namespace::new(SHARED_REDIS);
+    let server = node(&namespace, |_| {});
+    let mut member = server.connect("member");
+    subscribe(&mut member, "s", &["room:echo"]);
+    presence_event(&mut member, "join", "room:echo", "member");
+    let mut redis = namespace.redis();
+    let p = &namespace.prefix;
+    let nodes: Vec<String> = redis::cmd("SMEMBERS")
+        .arg(format!("{p}:nodes"))
+        .query(&mut redis)
+        .expect("SMEMBERS");
+    assert_eq!(nodes.len(), 1);
+    let id = &nodes[0];
+    // Redis holds entries for this node that the node does not have.
+    let _: () = redis::pipe()
+        .cmd("HSET")
+        .arg(format!("{p}:presence:room:echo"))
+        .arg("phantom")
+        .arg("")
+        .cmd("HSET")
+        .arg(format!("{p}:presence:room:echo#phantom"))
+        .arg(id)
+        .arg(1)
+        .cmd("SADD")
+        .arg(format!("{p}:node:{id}:presence"))
+        .arg("room:echo#phantom")
+        .cmd("HSET")
+        .arg(format!("{p}:conns:phantom"))
+        .arg(id)
+        .arg(3)
+        .cmd("SADD")
+        .arg(format!("{p}:node:{id}:players"))
+        .arg("phantom")
+        // And has forgotten the node itself.
+        .cmd("SREM")
+        .arg(format!("{p}:nodes"))
+        .arg(id)
+        .query(&mut redis)
+        .expect("plant a stale state");
+    assert_eq!(
+        presence_players(&presence(&server, "room:echo")),
+        vec![("member".to_string(), 1), ("phantom".to_string(), 1)]
+    );
+
+    presence_event(&mut member, "leave", "room:echo", "phantom");
+    assert_eq!(
+        presence_players(&presence(&server, "room:echo")),
+        vec![("member".to_string(), 1)]
+    );
+    let counts: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{p}:conns:*"))
+        .query(&mut redis)
+        .expect("KEYS");
+    assert_eq!(counts, vec![format!("{p}:conns:member")]);
+    member.expect_quiet();
+}
+
 /// A Redis server of the test's own, on a free port.
 struct OwnRedis {
     port: u16,

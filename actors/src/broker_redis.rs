@@ -287,14 +287,180 @@ fn millis(duration: Duration) -> u64 {
         .max(1)
 }
 
-pub struct RedisBroker {
+/// What every request to Redis needs; cheap to clone into a future.
+#[derive(Clone)]
+struct Link {
     node: Rc<str>,
     keys: Rc<Keys>,
-    client: Client,
-    commands: ConnectionManager,
     scripts: Rc<Scripts>,
     health: Rc<Health>,
+    commands: ConnectionManager,
     claims: Rc<RefCell<Claims>>,
+    /// A write of this node's presence or counts failed: Redis may differ
+    /// from `claims` until the next resync.
+    dirty: Rc<Cell<bool>>,
+}
+
+impl Link {
+    /// Notes the result of a write of this node's own state.
+    fn note_write<T>(&self, result: RedisResult<T>) -> Result<T, BrokerError> {
+        let noted = self.health.note(result);
+        if noted.is_err() {
+            self.dirty.set(true);
+        }
+        noted
+    }
+
+    /// Writes this node's presence entry; the script announces a join or a
+    /// leave when the player appears or disappears cluster-wide.
+    async fn write_presence(
+        mut self,
+        channel: ChannelName,
+        player: PlayerId,
+        name: Option<String>,
+        connections: u32,
+    ) -> Result<(), BrokerError> {
+        let entry = Keys::presence_entry(&channel, &player);
+        let result: RedisResult<i64> = self
+            .scripts
+            .presence_set
+            .key(self.keys.members(&channel))
+            .key(self.keys.player_nodes(&entry))
+            .key(self.keys.node_presence(&self.node))
+            .arg(&*self.node)
+            .arg(player.as_str())
+            .arg(name.unwrap_or_default())
+            .arg(connections)
+            .arg(self.keys.node_prefix())
+            .arg(self.keys.pubsub(&channel))
+            .arg(entry)
+            .invoke_async(&mut self.commands)
+            .await;
+        self.note_write(result).map(|_| ())
+    }
+
+    /// Sets this node's count of `player`'s connections (0 removes it).
+    async fn write_connections(mut self, player: PlayerId, count: u32) -> Result<(), BrokerError> {
+        let result: RedisResult<i64> = self
+            .scripts
+            .restore
+            .key(self.keys.connections(&player))
+            .key(self.keys.node_players(&self.node))
+            .arg(&*self.node)
+            .arg(player.as_str())
+            .arg(count)
+            .invoke_async(&mut self.commands)
+            .await;
+        self.note_write(result).map(|_| ())
+    }
+
+    async fn members(&mut self, key: String) -> Result<Vec<String>, BrokerError> {
+        let result = redis::cmd("SMEMBERS")
+            .arg(key)
+            .query_async(&mut self.commands)
+            .await;
+        self.health.note(result)
+    }
+
+    /// Makes Redis hold exactly this node's presence and counts: entries
+    /// the node no longer has are removed (announcing leaves), the rest are
+    /// written back. After Redis lost the node's state, or a write failed.
+    async fn resync(mut self) -> Result<(), BrokerError> {
+        let (presence, connections) = {
+            let claims = self.claims.borrow();
+            (claims.presence.clone(), claims.connections.clone())
+        };
+        let held = self.members(self.keys.node_presence(&self.node)).await?;
+        for entry in held {
+            let Some((channel, player)) = entry.split_once('#') else {
+                continue;
+            };
+            let (Ok(channel), Ok(player)) = (ChannelName::parse(channel), PlayerId::parse(player))
+            else {
+                continue;
+            };
+            if !presence.contains_key(&(channel.clone(), player.clone())) {
+                self.clone()
+                    .write_presence(channel, player, None, 0)
+                    .await?;
+            }
+        }
+        for ((channel, player), (name, count)) in &presence {
+            self.clone()
+                .write_presence(channel.clone(), player.clone(), name.clone(), *count)
+                .await?;
+        }
+        let counted = self.members(self.keys.node_players(&self.node)).await?;
+        for player in counted.iter().filter_map(|p| PlayerId::parse(p).ok()) {
+            if !connections.contains_key(&player) {
+                self.clone().write_connections(player, 0).await?;
+            }
+        }
+        for (player, count) in &connections {
+            self.clone()
+                .write_connections(player.clone(), *count)
+                .await?;
+        }
+        log::info!(
+            "redis_state_resynced presence_entries={} players={}",
+            presence.len(),
+            connections.len()
+        );
+        Ok(())
+    }
+
+    /// One heartbeat, a resync when needed, then the sweep of dead nodes.
+    async fn beat(mut self, ttl: u64) {
+        let nodes_key = self.keys.nodes();
+        let beat: RedisResult<i64> = self
+            .scripts
+            .heartbeat
+            .key(self.keys.heartbeat(&self.node))
+            .key(&nodes_key)
+            .arg(&*self.node)
+            .arg(ttl)
+            .invoke_async(&mut self.commands)
+            .await;
+        let added = match self.health.note(beat) {
+            Ok(added) => added,
+            Err(err) => {
+                log::debug!("redis_heartbeat_failed error={err}");
+                return;
+            }
+        };
+        // Unknown to Redis after registering: Redis restarted, or this node
+        // stalled past its expiry and was swept.
+        let lost = added == 1 && self.health.registered.get();
+        if lost {
+            log::warn!("redis_state_lost node_id={}", self.node);
+        }
+        self.health.registered.set(true);
+        if lost || self.dirty.replace(false) {
+            if let Err(err) = self.clone().resync().await {
+                self.dirty.set(true);
+                log::warn!("redis_resync_failed error={err}");
+                return;
+            }
+        }
+        let swept: RedisResult<i64> = self
+            .scripts
+            .sweep
+            .key(&nodes_key)
+            .arg(&*self.node)
+            .arg(&self.keys.root)
+            .invoke_async(&mut self.commands)
+            .await;
+        match swept {
+            Ok(0) => {}
+            Ok(count) => log::info!("redis_nodes_swept count={count}"),
+            Err(err) => log::warn!("redis_sweep_failed error={err}"),
+        }
+    }
+}
+
+pub struct RedisBroker {
+    link: Link,
+    client: Client,
     control: mpsc::Sender<Control>,
     /// Taken when the sink arrives and the pub/sub task starts.
     control_inbox: Option<mpsc::Receiver<Control>>,
@@ -325,15 +491,18 @@ impl RedisBroker {
             settings.prefix
         );
         Ok(RedisBroker {
-            node: Rc::from(node),
-            keys: Rc::new(Keys {
-                root: format!("{}:", settings.prefix),
-            }),
+            link: Link {
+                node: Rc::from(node),
+                keys: Rc::new(Keys {
+                    root: format!("{}:", settings.prefix),
+                }),
+                scripts: Rc::new(Scripts::new()),
+                health: Rc::new(Health::default()),
+                commands,
+                claims: Rc::new(RefCell::new(Claims::default())),
+                dirty: Rc::new(Cell::new(false)),
+            },
             client,
-            commands,
-            scripts: Rc::new(Scripts::new()),
-            health: Rc::new(Health::default()),
-            claims: Rc::new(RefCell::new(Claims::default())),
             control,
             control_inbox: Some(control_inbox),
             beat_in_flight: Rc::new(Cell::new(false)),
@@ -341,99 +510,6 @@ impl RedisBroker {
             idle_ttl: settings.idle_ttl,
             max_connections_per_player: settings.max_connections_per_player.max(1),
         })
-    }
-
-    /// Writes this node's presence entry; the script announces a join or a
-    /// leave when the player appears or disappears cluster-wide.
-    fn presence_write(
-        &self,
-        channel: &ChannelName,
-        player: &PlayerId,
-        name: Option<&str>,
-        connections: u32,
-    ) -> impl std::future::Future<Output = Result<(), BrokerError>> + 'static {
-        let entry = Keys::presence_entry(channel, player);
-        let keys = [
-            self.keys.members(channel),
-            self.keys.player_nodes(&entry),
-            self.keys.node_presence(&self.node),
-        ];
-        let args = [
-            self.node.to_string(),
-            player.to_string(),
-            name.unwrap_or_default().to_string(),
-            connections.to_string(),
-            self.keys.node_prefix(),
-            self.keys.pubsub(channel),
-            entry,
-        ];
-        let scripts = self.scripts.clone();
-        let health = self.health.clone();
-        let mut commands = self.commands.clone();
-        async move {
-            let mut call = scripts.presence_set.prepare_invoke();
-            for key in &keys {
-                call.key(key);
-            }
-            for arg in &args {
-                call.arg(arg);
-            }
-            let result: RedisResult<i64> = call.invoke_async(&mut commands).await;
-            health.note(result).map(|_| ())
-        }
-    }
-
-    /// Redis has lost this node's state: writes back every presence entry
-    /// and connection count the node holds.
-    fn restore(&self) -> impl std::future::Future<Output = ()> + 'static {
-        let (presence, connections) = {
-            let claims = self.claims.borrow();
-            let presence: Vec<_> = claims
-                .presence
-                .iter()
-                .map(|((channel, player), (name, count))| {
-                    self.presence_write(channel, player, name.as_deref(), *count)
-                })
-                .collect();
-            let connections: Vec<_> = claims
-                .connections
-                .iter()
-                .map(|(player, count)| (player.clone(), *count))
-                .collect();
-            (presence, connections)
-        };
-        let keys = self.keys.clone();
-        let node = self.node.clone();
-        let scripts = self.scripts.clone();
-        let mut commands = self.commands.clone();
-        async move {
-            let entries = presence.len();
-            for write in presence {
-                if let Err(err) = write.await {
-                    log::warn!("redis_restore_failed error={err}");
-                    return;
-                }
-            }
-            for (player, count) in &connections {
-                let result: RedisResult<i64> = scripts
-                    .restore
-                    .key(keys.connections(player))
-                    .key(keys.node_players(&node))
-                    .arg(&*node)
-                    .arg(player.as_str())
-                    .arg(count)
-                    .invoke_async(&mut commands)
-                    .await;
-                if let Err(err) = result {
-                    log::warn!("redis_restore_failed error={err}");
-                    return;
-                }
-            }
-            log::info!(
-                "redis_state_restored presence_entries={entries} players={}",
-                connections.len()
-            );
-        }
     }
 }
 
@@ -444,17 +520,10 @@ impl Broker for RedisBroker {
         };
         let relay = Relay {
             sink,
-            keys: self.keys.clone(),
-            scripts: self.scripts.clone(),
-            commands: self.commands.clone(),
+            link: self.link.clone(),
             last_relayed: HashMap::new(),
         };
-        actix_rt::spawn(run_pubsub(
-            self.client.clone(),
-            inbox,
-            relay,
-            self.health.clone(),
-        ));
+        actix_rt::spawn(run_pubsub(self.client.clone(), inbox, relay));
     }
 
     fn watch(&mut self, channel: &ChannelName) -> BrokerFuture<()> {
@@ -499,27 +568,23 @@ impl Broker for RedisBroker {
         let history_ttl = rules.history_ttl();
         let position_ttl = history_ttl.max(self.idle_ttl);
         let history_size = rules.history_size;
-        let position_key = self.keys.position(channel);
-        let history_key = self.keys.history(channel);
-        let pubsub = self.keys.pubsub(channel);
         let channel = channel.clone();
-        let scripts = self.scripts.clone();
-        let health = self.health.clone();
-        let mut commands = self.commands.clone();
+        let mut link = self.link.clone();
         Box::pin(async move {
-            let result: RedisResult<(u64, String)> = scripts
+            let result: RedisResult<(u64, String)> = link
+                .scripts
                 .publish
-                .key(position_key)
-                .key(history_key)
+                .key(link.keys.position(&channel))
+                .key(link.keys.history(&channel))
                 .arg(Epoch::generate().as_str())
                 .arg(&body)
                 .arg(history_size)
                 .arg(millis(history_ttl))
                 .arg(millis(position_ttl))
-                .arg(pubsub)
-                .invoke_async(&mut commands)
+                .arg(link.keys.pubsub(&channel))
+                .invoke_async(&mut link.commands)
                 .await;
-            let (offset, epoch) = health.note(result)?;
+            let (offset, epoch) = link.health.note(result)?;
             Ok(Publication {
                 channel,
                 offset,
@@ -539,29 +604,26 @@ impl Broker for RedisBroker {
     ) -> BrokerFuture<Recovery> {
         let history_ttl = rules.history_ttl();
         let position_ttl = history_ttl.max(self.idle_ttl);
-        let position_key = self.keys.position(channel);
-        let history_key = self.keys.history(channel);
         let since = since.cloned();
         let channel = channel.clone();
-        let scripts = self.scripts.clone();
-        let health = self.health.clone();
-        let mut commands = self.commands.clone();
+        let mut link = self.link.clone();
         Box::pin(async move {
             let (since_offset, since_epoch) = match &since {
                 Some(since) => (since.offset.to_string(), since.epoch.clone()),
                 None => (String::new(), String::new()),
             };
-            let result: RedisResult<(String, u64, Vec<String>)> = scripts
+            let result: RedisResult<(String, u64, Vec<String>)> = link
+                .scripts
                 .recover
-                .key(position_key)
-                .key(history_key)
+                .key(link.keys.position(&channel))
+                .key(link.keys.history(&channel))
                 .arg(Epoch::generate().as_str())
                 .arg(millis(position_ttl))
                 .arg(since_offset)
                 .arg(since_epoch)
-                .invoke_async(&mut commands)
+                .invoke_async(&mut link.commands)
                 .await;
-            let (epoch, offset, entries) = health.note(result)?;
+            let (epoch, offset, entries) = link.health.note(result)?;
             let position = StreamPosition {
                 offset,
                 epoch: Epoch::from_string(epoch),
@@ -583,36 +645,37 @@ impl Broker for RedisBroker {
         name: Option<&str>,
         connections: u32,
     ) -> BrokerFuture<()> {
+        let name = name.map(str::to_string);
         {
-            let mut claims = self.claims.borrow_mut();
+            let mut claims = self.link.claims.borrow_mut();
             let key = (channel.clone(), player.clone());
             if connections == 0 {
                 claims.presence.remove(&key);
             } else {
-                claims
-                    .presence
-                    .insert(key, (name.map(str::to_string), connections));
+                claims.presence.insert(key, (name.clone(), connections));
             }
         }
-        Box::pin(self.presence_write(channel, player, name, connections))
+        Box::pin(self.link.clone().write_presence(
+            channel.clone(),
+            player.clone(),
+            name,
+            connections,
+        ))
     }
 
     fn presence(&mut self, channel: &ChannelName) -> BrokerFuture<Vec<PresenceEntry>> {
-        let members_key = self.keys.members(channel);
-        let nodes_prefix = self.keys.player_nodes(&format!("{channel}#"));
-        let node_prefix = self.keys.node_prefix();
-        let scripts = self.scripts.clone();
-        let health = self.health.clone();
-        let mut commands = self.commands.clone();
+        let channel = channel.clone();
+        let mut link = self.link.clone();
         Box::pin(async move {
-            let result: RedisResult<Vec<String>> = scripts
+            let result: RedisResult<Vec<String>> = link
+                .scripts
                 .presence_list
-                .key(members_key)
-                .arg(nodes_prefix)
-                .arg(node_prefix)
-                .invoke_async(&mut commands)
+                .key(link.keys.members(&channel))
+                .arg(link.keys.player_nodes(&format!("{channel}#")))
+                .arg(link.keys.node_prefix())
+                .invoke_async(&mut link.commands)
                 .await;
-            let flat = health.note(result)?;
+            let flat = link.health.note(result)?;
             let mut players: Vec<PresenceEntry> = flat
                 .chunks_exact(3)
                 .filter_map(|entry| {
@@ -629,30 +692,30 @@ impl Broker for RedisBroker {
     }
 
     fn admit(&mut self, player: &PlayerId) -> BrokerFuture<bool> {
-        let connections_key = self.keys.connections(player);
-        let players_key = self.keys.node_players(&self.node);
-        let node = self.node.clone();
         let limit = self.max_connections_per_player;
-        let node_prefix = self.keys.node_prefix();
         let player = player.clone();
-        let claims = self.claims.clone();
-        let scripts = self.scripts.clone();
-        let health = self.health.clone();
-        let mut commands = self.commands.clone();
+        let mut link = self.link.clone();
         Box::pin(async move {
-            let result: RedisResult<i64> = scripts
+            let result: RedisResult<i64> = link
+                .scripts
                 .admit
-                .key(connections_key)
-                .key(players_key)
-                .arg(&*node)
+                .key(link.keys.connections(&player))
+                .key(link.keys.node_players(&link.node))
+                .arg(&*link.node)
                 .arg(limit)
                 .arg(player.as_str())
-                .arg(node_prefix)
-                .invoke_async(&mut commands)
+                .arg(link.keys.node_prefix())
+                .invoke_async(&mut link.commands)
                 .await;
-            let admitted = health.note(result)? == 1;
+            // A reply lost after Redis counted would leave one too many.
+            let admitted = link.note_write(result)? == 1;
             if admitted {
-                *claims.borrow_mut().connections.entry(player).or_default() += 1;
+                *link
+                    .claims
+                    .borrow_mut()
+                    .connections
+                    .entry(player)
+                    .or_default() += 1;
             }
             Ok(admitted)
         })
@@ -660,7 +723,7 @@ impl Broker for RedisBroker {
 
     fn release(&mut self, player: &PlayerId) {
         {
-            let mut claims = self.claims.borrow_mut();
+            let mut claims = self.link.claims.borrow_mut();
             if let Some(count) = claims.connections.get_mut(player) {
                 *count = count.saturating_sub(1);
                 if *count == 0 {
@@ -668,81 +731,38 @@ impl Broker for RedisBroker {
                 }
             }
         }
-        let connections_key = self.keys.connections(player);
-        let players_key = self.keys.node_players(&self.node);
-        let node = self.node.clone();
         let player = player.clone();
-        let scripts = self.scripts.clone();
-        let health = self.health.clone();
-        let mut commands = self.commands.clone();
+        let mut link = self.link.clone();
         actix_rt::spawn(async move {
-            let result: RedisResult<i64> = scripts
+            let result: RedisResult<i64> = link
+                .scripts
                 .release
-                .key(connections_key)
-                .key(players_key)
-                .arg(&*node)
+                .key(link.keys.connections(&player))
+                .key(link.keys.node_players(&link.node))
+                .arg(&*link.node)
                 .arg(player.as_str())
-                .invoke_async(&mut commands)
+                .invoke_async(&mut link.commands)
                 .await;
-            if let Err(err) = health.note(result) {
+            if let Err(err) = link.note_write(result) {
                 log::warn!("redis_release_failed player_id={player} error={err}");
             }
         });
     }
 
     fn is_ready(&self) -> bool {
-        self.health.is_ready()
+        self.link.health.is_ready()
     }
 
-    /// The heartbeat, then the sweep of dead nodes. When the heartbeat
-    /// finds this node unknown to Redis after it had registered, Redis
-    /// lost its state (a restart, or the node was swept while stalled),
-    /// and the node writes its presence and counts back.
+    /// The heartbeat that keeps this node counted, a resync when Redis
+    /// lost or missed this node's state, and the sweep of dead nodes.
     fn maintain(&mut self) {
         if self.beat_in_flight.replace(true) {
             return;
         }
-        let heartbeat_key = self.keys.heartbeat(&self.node);
-        let nodes_key = self.keys.nodes();
-        let root = self.keys.root.clone();
-        let node = self.node.clone();
-        let ttl = millis(self.node_ttl);
-        let restore = self.restore();
         let in_flight = self.beat_in_flight.clone();
-        let scripts = self.scripts.clone();
-        let health = self.health.clone();
-        let mut commands = self.commands.clone();
+        let beat = self.link.clone().beat(millis(self.node_ttl));
         actix_rt::spawn(async move {
-            let beat: RedisResult<i64> = scripts
-                .heartbeat
-                .key(&heartbeat_key)
-                .key(&nodes_key)
-                .arg(&*node)
-                .arg(ttl)
-                .invoke_async(&mut commands)
-                .await;
-            match health.note(beat) {
-                Ok(added) => {
-                    if added == 1 && health.registered.get() {
-                        log::warn!("redis_state_lost node_id={node}");
-                        restore.await;
-                    }
-                    health.registered.set(true);
-                    let swept: RedisResult<i64> = scripts
-                        .sweep
-                        .key(&nodes_key)
-                        .arg(&*node)
-                        .arg(&root)
-                        .invoke_async(&mut commands)
-                        .await;
-                    match swept {
-                        Ok(0) => {}
-                        Ok(count) => log::info!("redis_nodes_swept count={count}"),
-                        Err(err) => log::warn!("redis_sweep_failed error={err}"),
-                    }
-                }
-                Err(err) => log::debug!("redis_heartbeat_failed error={err}"),
-            }
+            beat.await;
             in_flight.set(false);
         });
     }
@@ -750,31 +770,26 @@ impl Broker for RedisBroker {
     /// Stops beating and sweeps itself as a dead node would be swept:
     /// leaves for its players go out now, and its counts are gone.
     fn depart(&mut self) -> BrokerFuture<()> {
-        let heartbeat_key = self.keys.heartbeat(&self.node);
-        let nodes_key = self.keys.nodes();
-        let root = self.keys.root.clone();
-        let node = self.node.clone();
-        let scripts = self.scripts.clone();
-        let health = self.health.clone();
-        let mut commands = self.commands.clone();
         // The heartbeat would bring the node back before the sweep.
         self.beat_in_flight.set(true);
+        let mut link = self.link.clone();
         Box::pin(async move {
             let stopped: RedisResult<i64> = redis::cmd("DEL")
-                .arg(&heartbeat_key)
-                .query_async(&mut commands)
+                .arg(link.keys.heartbeat(&link.node))
+                .query_async(&mut link.commands)
                 .await;
-            health.note(stopped)?;
+            link.health.note(stopped)?;
             // No node is called "": this node is swept like any other.
-            let swept: RedisResult<i64> = scripts
+            let swept: RedisResult<i64> = link
+                .scripts
                 .sweep
-                .key(&nodes_key)
+                .key(link.keys.nodes())
                 .arg("")
-                .arg(&root)
-                .invoke_async(&mut commands)
+                .arg(&link.keys.root)
+                .invoke_async(&mut link.commands)
                 .await;
-            health.note(swept)?;
-            log::info!("redis_node_departed node_id={node}");
+            link.health.note(swept)?;
+            log::info!("redis_node_departed node_id={}", link.node);
             Ok(())
         })
     }
@@ -788,9 +803,7 @@ impl Broker for RedisBroker {
 /// order, filling gaps in a channel's offsets from history first.
 struct Relay {
     sink: BrokerSink,
-    keys: Rc<Keys>,
-    scripts: Rc<Scripts>,
-    commands: ConnectionManager,
+    link: Link,
     /// The last offset relayed per watched channel, with its epoch.
     last_relayed: HashMap<ChannelName, (Epoch, u64)>,
 }
@@ -850,13 +863,14 @@ impl Relay {
     /// this node was not listening: relays them from history.
     async fn fill_gap(&mut self, next: &Publication, first_missing: u64) {
         let wanted = next.offset - first_missing;
-        let result: RedisResult<Vec<String>> = self
+        let link = &mut self.link;
+        let result: RedisResult<Vec<String>> = link
             .scripts
             .history
-            .key(self.keys.history(&next.channel))
+            .key(link.keys.history(&next.channel))
             .arg(first_missing)
             .arg(next.offset - 1)
-            .invoke_async(&mut self.commands)
+            .invoke_async(&mut link.commands)
             .await;
         let found = match result {
             Ok(flat) => decode_entries(&next.channel, &next.epoch, &flat),
@@ -891,19 +905,16 @@ fn parse_publication(channel: &ChannelName, text: &str) -> Option<Publication> {
 /// channel, relay until the connection drops, and start again. Watch orders
 /// are answered at once while disconnected, so nothing waits on a
 /// connection that is not there; the channel is subscribed on reconnect.
-async fn run_pubsub(
-    client: Client,
-    mut orders: mpsc::Receiver<Control>,
-    mut relay: Relay,
-    health: Rc<Health>,
-) {
-    let pubsub_prefix = relay.keys.pubsub_prefix();
+async fn run_pubsub(client: Client, mut orders: mpsc::Receiver<Control>, mut relay: Relay) {
+    let health = relay.link.health.clone();
+    let keys = relay.link.keys.clone();
+    let pubsub_prefix = keys.pubsub_prefix();
     let mut watched: Vec<ChannelName> = Vec::new();
     loop {
         let connected = tokio::time::timeout(CONNECT_TIMEOUT, client.get_async_pubsub()).await;
         if let Ok(Ok(pubsub)) = connected {
             let (mut subscriber, mut messages) = pubsub.split();
-            let names: Vec<String> = watched.iter().map(|c| relay.keys.pubsub(c)).collect();
+            let names: Vec<String> = watched.iter().map(|c| keys.pubsub(c)).collect();
             let resubscribed = names.is_empty()
                 || matches!(
                     tokio::time::timeout(RESPONSE_TIMEOUT, subscriber.subscribe(&names)).await,
@@ -921,7 +932,7 @@ async fn run_pubsub(
                         order = orders.recv() => match order {
                             None => return,
                             Some(Control::Watch(channel, done)) => {
-                                let name = relay.keys.pubsub(&channel);
+                                let name = keys.pubsub(&channel);
                                 watched.push(channel);
                                 let answer = tokio::time::timeout(
                                     RESPONSE_TIMEOUT,
@@ -940,7 +951,7 @@ async fn run_pubsub(
                             }
                             Some(Control::Unwatch(channel)) => {
                                 forget(&mut watched, &mut relay, &channel);
-                                let name = relay.keys.pubsub(&channel);
+                                let name = keys.pubsub(&channel);
                                 let answer = tokio::time::timeout(
                                     RESPONSE_TIMEOUT,
                                     subscriber.unsubscribe(&name),
