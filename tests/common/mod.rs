@@ -278,10 +278,13 @@ impl Client {
 
     /// The next JSON frame; heartbeat pings are answered and skipped.
     pub fn recv(&mut self) -> Value {
+        // Each read is bounded, but heartbeat pings would restart the wait.
+        let deadline = Instant::now() + FRAME_TIMEOUT;
         loop {
             match self.next_frame() {
                 Frame::Json(value) => return value,
-                Frame::Ping => continue,
+                Frame::Ping if Instant::now() < deadline => continue,
+                Frame::Ping => panic!("no frame but pings within {FRAME_TIMEOUT:?}"),
                 Frame::Close(code, reason) => {
                     panic!("closed {code} {reason:?} while waiting for a frame")
                 }
