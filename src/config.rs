@@ -261,9 +261,9 @@ impl Config {
 
     /// `HEARTH_BIND`, `HEARTH_JWT_SECRET`, `HEARTH_API_KEY`,
     /// `HEARTH_PROGRESS`, `HEARTH_PROGRESS_PATH`, `HEARTH_PROGRESS_URL`,
-    /// `HEARTH_BROKER`,
-    /// `HEARTH_BROKER_URL`, `HEARTH_BROKER_PREFIX`: so secrets need not
-    /// live in a file, and nodes of one cluster can share one.
+    /// `HEARTH_BROKER`, `HEARTH_BROKER_URL`, `HEARTH_BROKER_PREFIX`: so
+    /// secrets need not live in a file, and nodes of one cluster can share
+    /// one.
     pub fn apply_env(&mut self, lookup: impl Fn(&str) -> Option<String>) {
         if let Some(bind) = lookup("HEARTH_BIND") {
             self.server.bind = bind;
@@ -322,15 +322,12 @@ impl Config {
         }
         match self.broker.kind.as_str() {
             "memory" => {}
-            "redis" if self.broker.url.is_empty() => {
-                return invalid("broker.kind \"redis\" needs broker.url")
+            "redis" if !self.broker.url.is_empty()
+                && !self.broker.prefix.is_empty()
+                && self.broker.node_ttl_s > 0 => {}
+            "redis" => {
+                return invalid("broker.kind \"redis\" needs broker.url, a broker.prefix and broker.node_ttl_s of at least 1")
             }
-            "redis" if self.broker.prefix.is_empty() || self.broker.node_ttl_s == 0 => {
-                return invalid(
-                    "broker.prefix must not be empty and broker.node_ttl_s must be at least 1",
-                )
-            }
-            "redis" => {}
             _ => return invalid("broker.kind must be \"memory\" or \"redis\""),
         }
         if self.channels.max_subscriptions_per_connection == 0 {
