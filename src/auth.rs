@@ -1,10 +1,11 @@
-//! JWT authentication of WebSocket connections (PROTOCOL.md section 2) and
-//! the `hearth token` helper. Every refusal maps to one of exactly three
+//! JWT authentication of WebSocket connections (docs/protocol.md, section
+//! 2) and the `hearth token` helper. Every refusal maps to one of exactly three
 //! close reasons; the token itself is never logged.
 
 use std::collections::HashSet;
 
-use hearth_actors::ids::PlayerId;
+use hearth_actors::model::ids::PlayerId;
+use hearth_actors::protocol::Close;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -34,12 +35,12 @@ pub enum AuthError {
 }
 
 impl AuthError {
-    /// The close reason PROTOCOL.md names for this refusal.
-    pub fn close_reason(&self) -> &'static str {
+    /// The close docs/protocol.md (section 2) names for this refusal.
+    pub fn close(&self) -> Close {
         match self {
-            AuthError::Missing => "missing token",
-            AuthError::Expired => "token expired",
-            AuthError::Invalid(_) => "invalid token",
+            AuthError::Missing => Close::MissingToken,
+            AuthError::Expired => Close::ExpiredToken,
+            AuthError::Invalid(_) => Close::InvalidToken,
         }
     }
 }
@@ -125,7 +126,7 @@ impl Authenticator {
             validation.required_spec_claims.insert("iss".into());
         }
         if config.audience.is_empty() {
-            // Not configured: ignored, as PROTOCOL.md says.
+            // Not configured: ignored, as docs/protocol.md (section 2) says.
             validation.validate_aud = false;
         } else {
             validation.set_audience(&[&config.audience]);
@@ -215,7 +216,7 @@ mod tests {
     #[test]
     fn refusals_map_to_the_three_reasons() {
         let auth = authenticator();
-        let reason = |token| auth.verify(token).err().map(|e| e.close_reason());
+        let reason = |token| auth.verify(token).err().map(|e| e.close().reason());
         assert_eq!(reason(None), Some("missing token"));
         assert_eq!(reason(Some("")), Some("missing token"));
         assert_eq!(reason(Some("a.b.c")), Some("invalid token"));

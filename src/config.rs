@@ -4,9 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use hearth_actors::channels::ChannelRules;
-use hearth_actors::exercises::{default_exercises, Exercise};
-use hearth_actors::resources::{default_crisis_resources, CrisisResource};
+use hearth_actors::channels::rules::ChannelRules;
+use hearth_actors::therapy::exercises::{default_exercises, Exercise};
+use hearth_actors::therapy::resources::{default_crisis_resources, CrisisResource};
 use serde::Deserialize;
 use thiserror::Error;
 

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use hearth::auth::Authenticator;
 use hearth::config::Config;
-use hearth_actors::ids::PlayerId;
+use hearth_actors::model::ids::PlayerId;
 
 #[derive(Parser)]
 #[command(

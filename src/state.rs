@@ -6,17 +6,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hearth_actors::broadcaster::Broadcaster;
-use hearth_actors::channels::ChannelRules;
+use hearth_actors::channels::rules::ChannelRules;
 use hearth_actors::chat_processor::ChatShared;
 use hearth_actors::chat_server::ChatServer;
 use hearth_actors::exercise_flow::ExerciseFlow;
-use hearth_actors::metered::Metered;
-use hearth_actors::metrics::Metrics;
-use hearth_actors::progress::SharedProgressStore;
 use hearth_actors::protocol::RequestLimits;
+use hearth_actors::store::progress::SharedProgressStore;
+use hearth_actors::support::metered::Metered;
+use hearth_actors::support::metrics::Metrics;
 
 use crate::auth::Authenticator;
-use crate::outbound::OutboundLimits;
+use crate::ws::transport::OutboundLimits;
 
 #[derive(Debug, Clone, Copy)]
 pub struct RateSettings {
@@ -28,7 +28,7 @@ pub struct RateSettings {
 
 pub struct AppState {
     pub chat_server: Metered<ChatServer>,
-    /// For this thread's chat processor (see `local_hub::chat_processor`).
+    /// For this thread's chat processor (see `ws::worker::chat_processor`).
     pub chat: ChatShared,
     pub exercise_flow: Metered<ExerciseFlow>,
     pub broadcaster: Metered<Broadcaster>,

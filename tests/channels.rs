@@ -1,5 +1,5 @@
 //! Channels: subscribe, publish, broadcast, presence, history and recovery
-//! (PROTOCOL.md sections 5 and 7), against a real server.
+//! (docs/protocol.md, sections 5 and 7), against a real server.
 
 mod common;
 

@@ -1,7 +1,9 @@
-//! Cluster mode (PROTOCOL.md section 9): several real Hearth nodes sharing
-//! the machine's Redis at 127.0.0.1:6379, each test under a key prefix of
-//! its own that is deleted afterwards. The outage test runs a Redis server
-//! of its own on a free port, so it can stop and restart it.
+//! Cluster mode (docs/protocol.md, section 9): several real Hearth nodes sharing
+//! the machine's Redis at 127.0.0.1:6379 (or HEARTH_TEST_REDIS_URL), each
+//! test under a key prefix of its own that is deleted afterwards. The outage
+//! test runs a Redis server of its own on a free port, so it can stop and
+//! restart it. Without Redis, or `redis-server`, a test skips (see
+//! `hearth_actors::test_services`).
 
 mod common;
 
@@ -14,10 +16,10 @@ use common::{
     Client, TestServer, FRAME_TIMEOUT,
 };
 use hearth::config::Config;
+use hearth_actors::support::test_services::require_service;
 use serde_json::{json, Value};
 
 const KEY: &str = "cluster-test-key";
-const SHARED_REDIS: &str = "redis://127.0.0.1:6379";
 /// Short, so that the test of a killed node is quick.
 const NODE_TTL_S: u64 = 2;
 
@@ -150,7 +152,8 @@ fn presence_event(client: &mut Client, kind: &str, channel: &str, player: &str) 
 /// others, every one, in offset order, with the same epoch.
 #[test]
 fn publications_reach_every_node_in_order() {
-    let namespace = Namespace::new(SHARED_REDIS);
+    let url = require_service!(Redis);
+    let namespace = Namespace::new(&url);
     let cluster = nodes(&namespace, 3);
     let mut publisher = cluster[0].connect("ann");
     let mut readers: Vec<Client> = cluster[1..]
@@ -213,7 +216,8 @@ fn publications_reach_every_node_in_order() {
 /// per-player connection limit counts connections on all nodes together.
 #[test]
 fn broadcast_to_a_player_and_the_connection_limit_span_nodes() {
-    let namespace = Namespace::new(SHARED_REDIS);
+    let url = require_service!(Redis);
+    let namespace = Namespace::new(&url);
     let cluster: Vec<TestServer> = (0..3)
         .map(|_| node(&namespace, |c| c.limits.max_connections_per_player = 2))
         .collect();
@@ -249,7 +253,8 @@ fn broadcast_to_a_player_and_the_connection_limit_span_nodes() {
 /// player however many nodes and connections the player has.
 #[test]
 fn presence_spans_nodes_with_one_join_and_leave_per_player() {
-    let namespace = Namespace::new(SHARED_REDIS);
+    let url = require_service!(Redis);
+    let namespace = Namespace::new(&url);
     let cluster = nodes(&namespace, 3);
     let mut watcher = cluster[2].connect("watcher");
     subscribe(&mut watcher, "s", &["room:circle"]);
@@ -297,7 +302,8 @@ fn presence_spans_nodes_with_one_join_and_leave_per_player() {
 /// publications it missed; a wrong epoch gets `recovered: false`.
 #[test]
 fn recovery_is_exact_on_another_node() {
-    let namespace = Namespace::new(SHARED_REDIS);
+    let url = require_service!(Redis);
+    let namespace = Namespace::new(&url);
     let cluster = nodes(&namespace, 2);
     let mut reader = cluster[0].connect("reader");
     subscribe(&mut reader, "s", &["news:feed"]);
@@ -349,7 +355,8 @@ fn recovery_is_exact_on_another_node() {
 /// connections are in it, and not at all when none is.
 #[test]
 fn one_redis_subscription_per_node_per_channel() {
-    let namespace = Namespace::new(SHARED_REDIS);
+    let url = require_service!(Redis);
+    let namespace = Namespace::new(&url);
     let cluster = nodes(&namespace, 2);
     assert_eq!(namespace.listeners("room:quiet"), 0);
     let mut clients: Vec<Client> = (0..3)
@@ -377,7 +384,8 @@ fn one_redis_subscription_per_node_per_channel() {
 /// leave event, once its heartbeat has expired.
 #[test]
 fn a_killed_nodes_players_leave_presence_within_the_expiry() {
-    let namespace = Namespace::new(SHARED_REDIS);
+    let url = require_service!(Redis);
+    let namespace = Namespace::new(&url);
     let survivor = node(&namespace, |_| {});
     let mut watcher = survivor.connect("watcher");
     subscribe(&mut watcher, "s", &["room:vigil"]);
@@ -449,7 +457,8 @@ impl Drop for Spawned {
 /// expiry.
 #[test]
 fn a_node_stopped_gracefully_leaves_the_cluster_at_once() {
-    let namespace = Namespace::new(SHARED_REDIS);
+    let url = require_service!(Redis);
+    let namespace = Namespace::new(&url);
     let survivor = node(&namespace, |_| {});
     let mut watcher = survivor.connect("watcher");
     subscribe(&mut watcher, "s", &["room:farewell"]);
@@ -497,7 +506,8 @@ fn a_node_stopped_gracefully_leaves_the_cluster_at_once() {
 /// leave that was owed.
 #[test]
 fn a_node_redis_forgot_writes_back_exactly_its_state() {
-    let namespace = Namespace::new(SHARED_REDIS);
+    let url = require_service!(Redis);
+    let namespace = Namespace::new(&url);
     let server = node(&namespace, |_| {});
     let mut member = server.connect("member");
     subscribe(&mut member, "s", &["room:echo"]);
@@ -556,17 +566,22 @@ fn a_node_redis_forgot_writes_back_exactly_its_state() {
 
 /// A Redis server of the test's own, on a free port.
 struct OwnRedis {
+    program: String,
     port: u16,
     child: Option<Child>,
 }
 
 impl OwnRedis {
-    fn start() -> OwnRedis {
+    fn start(program: String) -> OwnRedis {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|listener| listener.local_addr())
             .expect("a free port")
             .port();
-        let mut redis = OwnRedis { port, child: None };
+        let mut redis = OwnRedis {
+            program,
+            port,
+            child: None,
+        };
         redis.restart();
         redis
     }
@@ -576,7 +591,7 @@ impl OwnRedis {
     }
 
     fn restart(&mut self) {
-        let child = Command::new("redis-server")
+        let child = Command::new(&self.program)
             .args(["--port", &self.port.to_string()])
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .stdout(Stdio::null())
@@ -613,7 +628,8 @@ impl Drop for OwnRedis {
 /// nothing) gets `recovered: false`, not a silent gap.
 #[test]
 fn a_redis_outage_flips_readiness_and_the_node_recovers() {
-    let mut redis = OwnRedis::start();
+    let program = require_service!(RedisServer);
+    let mut redis = OwnRedis::start(program);
     let namespace = Namespace::new(&redis.url());
     let server = node(&namespace, |_| {});
     let readyz = server.http_url("/readyz");

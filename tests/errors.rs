@@ -1,6 +1,6 @@
 //! Bad input: every malformed frame gets one error frame with the code
-//! PROTOCOL.md names and the connection keeps working; oversized frames and
-//! invalid UTF-8 close with 1009 and 1007.
+//! docs/protocol.md (sections 3 and 6) names and the connection keeps
+//! working; oversized frames and invalid UTF-8 close with 1009 and 1007.
 
 mod common;
 

@@ -4,6 +4,7 @@
 mod common;
 
 use common::{test_config, TestServer};
+use hearth_actors::support::test_services::require_service;
 use serde_json::{json, Value};
 
 const KEY: &str = "test-api-key";
@@ -184,8 +185,7 @@ fn a_new_marker_reaches_the_players_other_connections() {
 /// recorded through one is listed by the other (the cluster-mode store).
 #[test]
 fn markers_are_shared_through_postgres() {
-    let url = std::env::var("HEARTH_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string());
+    let url = require_service!(Postgres);
     let player = format!("pg{}", uuid::Uuid::new_v4().simple());
     let node = || {
         TestServer::with_config(|config| {

@@ -1,5 +1,5 @@
 //! `/metrics` (Prometheus text) and `/api/metrics` (JSON): the names and
-//! shapes of PROTOCOL.md section 8, and figures that move as frames flow.
+//! shapes of docs/protocol.md section 8, and figures that move as frames flow.
 
 mod common;
 
@@ -41,7 +41,7 @@ fn sample(text: &str, series: &str) -> f64 {
         .expect("a number")
 }
 
-/// Every series PROTOCOL.md names is exposed, with the actor label on each
+/// Every series docs/protocol.md (section 8) names is exposed, with the actor label on each
 /// actor series.
 #[test]
 fn prometheus_exposes_the_named_series() {

@@ -17,19 +17,23 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 
-use crate::broker::{
-    Broker, BrokerError, BrokerEvent, BrokerSink, FromBroker, Payload, PresenceEntry, Publication,
-    Publisher, Recovery,
+use crate::channels::broker::{Broker, BrokerError, BrokerEvent, BrokerSink, FromBroker};
+use crate::channels::rules::ChannelRules;
+use crate::channels::stream::{
+    Payload, PresenceEntry, Publication, Publisher, RecoverFrom, Recovery,
 };
-use crate::channels::{ChannelName, ChannelRules, Refusal};
-use crate::chat_server::{ChatServer, FanOut, JoinChannel, JoinChannels, LeaveCluster};
-use crate::ids::{ClientRef, ConnId, PlayerId};
-use crate::metered::Metered;
-use crate::metrics::{ActorKind, Metrics};
+use crate::chat_server::{
+    ChatServer, FanOut, JoinChannel, JoinChannels, LeaveCluster, PresenceChanged, RoomObserver,
+    RoomsChanged,
+};
+use crate::model::channel_name::ChannelName;
+use crate::model::ids::{ClientRef, ConnId, PlayerId};
 use crate::protocol::{
-    ChannelEvent, ChannelPosition, EncodedFrame, ErrorCode, ErrorFrame, PresencePlayer,
-    RecoverFrom, Response, ResponseResult, ServerFrame, SubscribeResult,
+    ChannelEvent, ChannelPosition, EncodedFrame, ErrorCode, ErrorFrame, PresencePlayer, Refusal,
+    Response, ResponseResult, ServerFrame, SubscribeResult,
 };
+use crate::support::metered::Metered;
+use crate::support::metrics::{ActorKind, Metrics};
 
 /// One channel of a `subscribe` that the session found allowed.
 #[derive(Debug, Clone)]
@@ -68,17 +72,6 @@ pub struct GetPresence {
     pub channel: ChannelName,
 }
 
-/// From `ChatServer`: how many of this node's connections of `player` are
-/// now in `channel` (a presence channel).
-#[derive(Message, Debug)]
-#[rtype(result = "()")]
-pub struct PresenceChanged {
-    pub channel: ChannelName,
-    pub player: PlayerId,
-    pub name: Option<String>,
-    pub connections: u32,
-}
-
 #[derive(Message, Debug)]
 #[rtype(result = "bool")]
 pub struct IsReady;
@@ -95,18 +88,6 @@ pub struct AdmitConnection {
 #[rtype(result = "()")]
 pub struct ReleaseConnection {
     pub player: PlayerId,
-}
-
-/// From `ChatServer`, which knows the rooms: what decides whether this node
-/// still listens to a channel's live events.
-#[derive(Message, Debug)]
-#[rtype(result = "()")]
-pub enum RoomsChanged {
-    /// The channel's room lost its last connection.
-    Closed(ChannelName),
-    /// A `JoinChannels` was applied; for each channel, whether its room is
-    /// open now.
-    JoinsDone(Vec<(ChannelName, bool)>),
 }
 
 pub struct Broadcaster {
@@ -135,6 +116,16 @@ impl Broadcaster {
             metrics,
             watched: HashSet::new(),
             pending_joins: HashMap::new(),
+        }
+    }
+
+    /// The port through which `ChatServer` reports to a broadcaster at
+    /// `addr`.
+    pub fn observer(addr: &Addr<Broadcaster>) -> RoomObserver {
+        RoomObserver {
+            presence: addr.clone().recipient(),
+            rooms: addr.clone().recipient(),
+            departure: addr.clone().recipient(),
         }
     }
 

@@ -1,26 +1,29 @@
 //! `ChatProcessor`: turns a user's message into the assistant's reply, and
 //! feedback into adjusted recommendations. Crisis detection runs on every
-//! message here; the words come from the personalization engine.
+//! message here, before the assistant is asked; the words come from the
+//! assistant as a stream of pieces, which the reply keeps for clients that
+//! asked for streaming.
 
 use std::sync::Arc;
 
 use actix::prelude::*;
+use futures_util::StreamExt;
 
-use crate::crisis::{detect_anxiety_in, detect_crisis_in};
-use crate::engine::{FeedbackInput, PersonalizationEngine, Turn};
-use crate::exercises::Catalogue;
-use crate::ids::{ClientRef, PlayerId, SessionId};
-use crate::metrics::{ActorKind, Metrics};
+use crate::assistant::{Assistant, AssistantError, FeedbackInput, ReplyEvent, Turn};
+use crate::model::ids::{ClientRef, PlayerId, SessionId};
 use crate::protocol::{
     AssistantMetadata, ChatMessage, Element, FeedbackMetadata, MessageContent, MessageMetadata,
     Role, Safety,
 };
-use crate::resources::{resources_for, CrisisResource};
-use crate::text::NormalizedText;
+use crate::support::metrics::{ActorKind, Metrics};
+use crate::therapy::crisis::{detect_anxiety_in, detect_crisis_in};
+use crate::therapy::exercises::Catalogue;
+use crate::therapy::resources::{resources_for, CrisisResource};
+use crate::therapy::text::NormalizedText;
 
 /// A validated `user_message`; answered with the assistant's reply.
 #[derive(Message)]
-#[rtype(result = "ChatMessage")]
+#[rtype(result = "Result<AssistantReply, AssistantError>")]
 pub struct HandleUserMessage {
     pub player: PlayerId,
     pub session_id: SessionId,
@@ -39,12 +42,20 @@ pub struct HandleFeedback {
     pub reply_to: Option<ClientRef>,
 }
 
+/// The assistant's whole reply, and the pieces it came in (their
+/// concatenation is the reply's text), for a client that streams.
+#[derive(Debug)]
+pub struct AssistantReply {
+    pub message: ChatMessage,
+    pub pieces: Vec<String>,
+}
+
 /// What every chat processor shares. The server runs one `ChatProcessor`
 /// per worker thread, so a chat message is answered on the thread that
 /// read it; player state lives in the shared engine.
 #[derive(Clone)]
 pub struct ChatShared {
-    pub engine: Arc<dyn PersonalizationEngine>,
+    pub assistant: Arc<dyn Assistant>,
     pub resources: Arc<Vec<CrisisResource>>,
     pub exercises: Arc<Catalogue>,
     pub metrics: Arc<Metrics>,
@@ -65,14 +76,14 @@ impl Actor for ChatProcessor {
 }
 
 impl Handler<HandleUserMessage> for ChatProcessor {
-    type Result = MessageResult<HandleUserMessage>;
+    type Result = ResponseFuture<Result<AssistantReply, AssistantError>>;
 
     fn handle(&mut self, msg: HandleUserMessage, _: &mut Context<Self>) -> Self::Result {
         let _timer = self.shared.metrics.handling(ActorKind::ChatProcessor);
         let text = NormalizedText::new(&msg.text);
         let crisis = detect_crisis_in(&text);
         let anxious = detect_anxiety_in(&text);
-        let reply = self.shared.engine.respond(&Turn {
+        let mut reply = self.shared.assistant.reply(&Turn {
             player: &msg.player,
             text: &text,
             crisis: &crisis,
@@ -89,25 +100,41 @@ impl Handler<HandleUserMessage> for ChatProcessor {
                 msg.session_id,
                 types.join(",")
             );
-            elements.extend(resources_for(&self.shared.resources, &crisis.types));
+            let resources = resources_for(&self.shared.resources, &crisis.types);
+            elements.extend(resources.into_iter().map(Element::resource));
         }
         if anxious || crisis.is_crisis() {
-            elements.extend(self.shared.exercises.offer_buttons());
+            elements.extend(self.shared.exercises.all().iter().map(Element::offer));
         }
         let safety = Safety {
             crisis: crisis.is_crisis(),
             types: crisis.types,
         };
-        MessageResult(ChatMessage::new(
-            Role::Assistant,
-            Some(msg.session_id),
-            msg.reply_to,
-            MessageContent::new(reply.text, elements),
-            MessageMetadata::Assistant(AssistantMetadata {
-                recommendations: reply.recommendations,
-                safety,
-            }),
-        ))
+        Box::pin(async move {
+            let mut pieces = Vec::new();
+            while let Some(event) = reply.next().await {
+                let done = match event {
+                    ReplyEvent::Text(piece) => {
+                        pieces.push(piece);
+                        continue;
+                    }
+                    ReplyEvent::Done(done) => done,
+                    ReplyEvent::Failed(err) => return Err(err),
+                };
+                let message = ChatMessage::new(
+                    Role::Assistant,
+                    Some(msg.session_id),
+                    msg.reply_to,
+                    MessageContent::new(pieces.concat(), elements),
+                    MessageMetadata::Assistant(AssistantMetadata {
+                        recommendations: done.recommendations,
+                        safety,
+                    }),
+                );
+                return Ok(AssistantReply { message, pieces });
+            }
+            Err(AssistantError::Incomplete)
+        })
     }
 }
 
@@ -116,7 +143,7 @@ impl Handler<HandleFeedback> for ChatProcessor {
 
     fn handle(&mut self, msg: HandleFeedback, _: &mut Context<Self>) -> Self::Result {
         let _timer = self.shared.metrics.handling(ActorKind::ChatProcessor);
-        let outcome = self.shared.engine.feedback(&FeedbackInput {
+        let outcome = self.shared.assistant.feedback(&FeedbackInput {
             player: &msg.player,
             rating: msg.rating,
             text: msg.text.as_deref(),
@@ -124,10 +151,7 @@ impl Handler<HandleFeedback> for ChatProcessor {
         let elements = outcome
             .recommendations
             .iter()
-            .map(|r| Element::Recommendation {
-                id: r.recommendation_id.into(),
-                label: r.title.into(),
-            })
+            .map(Element::recommendation)
             .collect();
         let text = if outcome.recommendations.is_empty() {
             "Feedback processed. Thank you: it helps shape your sessions."

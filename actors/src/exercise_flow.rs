@@ -10,17 +10,19 @@ use std::sync::Arc;
 use actix::prelude::*;
 use uuid::Uuid;
 
-use crate::bounded::forget_oldest_tenth;
 use crate::chat_server::{ChatServer, SendToPlayer};
-use crate::exercises::{Catalogue, Exercise};
-use crate::ids::{ClientRef, ConnId, PlayerId, SessionId};
-use crate::metered::Metered;
-use crate::metrics::{ActorKind, Metrics};
-use crate::progress::{MarkerId, ProgressMarker, SharedProgressStore, StoreError};
+use crate::model::ids::{ClientRef, ConnId, PlayerId, SessionId};
+use crate::model::progress::{MarkerId, ProgressMarker};
+use crate::model::time::Timestamp;
 use crate::protocol::{
     ChatMessage, Element, ExerciseEvent, ExerciseMetadata, MessageContent, MessageMetadata, Role,
-    ServerFrame, Timestamp,
+    ServerFrame,
 };
+use crate::store::progress::{SharedProgressStore, StoreError};
+use crate::support::bounded::forget_oldest_tenth;
+use crate::support::metered::Metered;
+use crate::support::metrics::{ActorKind, Metrics};
+use crate::therapy::exercises::{Catalogue, Exercise};
 
 /// A validated `interaction` (a button click).
 #[derive(Message)]
@@ -166,7 +168,7 @@ impl ExerciseFlow {
                         id: format!("{}_start_first", exercise.id),
                         label: format!("Start \"{}\" first, then press Complete.", exercise.title),
                     },
-                    exercise.offer_button(),
+                    Element::offer(&exercise),
                 ],
             );
             return Box::pin(fut::ready(Ok(reply)));

@@ -1,26 +1,50 @@
 //! Hearth's transport-free core: the wire types, the actors and the
 //! therapeutic domain. Nothing here opens a socket; the server crate adapts
 //! these actors to HTTP and WebSocket.
+//!
+//! # Layout
+//!
+//! The four actors stand at the top; each file holds one actor and the
+//! messages it receives.
+//!
+//! - [`chat_server`]: ACTOR `ChatServer`, the registry of live connections
+//!   (player -> connections, channel rooms) and delivery to them; its
+//!   bookkeeping is the plain struct in `chat_server/registry.rs`.
+//! - [`broadcaster`]: ACTOR `Broadcaster`, channel semantics (offsets,
+//!   history, recovery, presence) over a [`channels::broker::Broker`].
+//! - [`chat_processor`]: ACTOR `ChatProcessor`, crisis check, then the
+//!   assistant's reply in pieces, then the reply message; feedback.
+//! - [`exercise_flow`]: ACTOR `ExerciseFlow`, guided exercises and durable
+//!   progress markers.
+//! - [`protocol`]: every wire type: client frames and their parser, server
+//!   frames, the error-code and close-code catalogues.
+//! - [`assistant`]: the `Assistant` seam (a turn in, a stream of reply
+//!   events out) and the built-in assistant.
+//! - [`therapy`]: the domain: crisis detection, resources, exercises,
+//!   recommendations, text normalisation.
+//! - [`channels`]: namespace rules, stream values, the `Broker` trait, the
+//!   in-memory and Redis brokers.
+//! - [`store`]: durable stores behind traits (progress markers).
+//! - [`model`]: ids, channel names, timestamps, progress markers.
+//! - [`support`]: metrics, the metered address, rate limiting, bounded maps.
+//!
+//! # The dependency rule
+//!
+//! Dependencies run one way: the actors -> `protocol`, `assistant` ->
+//! `therapy`, `channels`, `store` -> `model`, `support`. Nothing lower
+//! imports something higher, and no two files import each other. Where a
+//! lower actor must tell a higher one something (ChatServer telling the
+//! Broadcaster that a room closed), the lower one defines the message as
+//! its outbound port and holds a `Recipient` of it.
 
-pub mod bounded;
+pub mod assistant;
 pub mod broadcaster;
-pub mod broker;
-pub mod broker_memory;
-pub mod broker_redis;
 pub mod channels;
 pub mod chat_processor;
 pub mod chat_server;
-pub mod crisis;
-pub mod engine;
 pub mod exercise_flow;
-pub mod exercises;
-pub mod ids;
-pub mod metered;
-pub mod metrics;
-pub mod progress;
-pub mod progress_postgres;
-pub mod progress_sqlite;
+pub mod model;
 pub mod protocol;
-pub mod rate_limit;
-pub mod resources;
-pub mod text;
+pub mod store;
+pub mod support;
+pub mod therapy;

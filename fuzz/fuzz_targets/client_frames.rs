@@ -4,8 +4,8 @@
 
 #![no_main]
 
-use hearth_actors::channels::ChannelName;
-use hearth_actors::crisis::detect_crisis;
+use hearth_actors::model::channel_name::ChannelName;
+use hearth_actors::therapy::crisis::detect_crisis;
 use hearth_actors::protocol::{parse_request, RequestBody, RequestLimits};
 use libfuzzer_sys::fuzz_target;
 

@@ -1,0 +1,514 @@
+//! The built-in assistant: deterministic, supportive, topic-aware replies,
+//! and per-player profiles that feedback and the conversation shape into
+//! recommendations (docs/domain.md, "Replies and tone" and "Feedback and
+//! recommendations"). It needs no model and answers at once; its reply
+//! still comes as a stream of pieces, one sentence each, so that clients
+//! that asked for streaming see the same events a model would give them.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::{Hash, Hasher};
+use std::sync::{Mutex, PoisonError};
+
+use crate::assistant::{
+    Assistant, FeedbackInput, FeedbackOutcome, ReplyDone, ReplyEvent, ReplyStream, Turn,
+};
+use crate::model::ids::PlayerId;
+use crate::support::bounded::forget_oldest_tenth;
+use crate::therapy::crisis::CrisisType;
+use crate::therapy::recommendations::{
+    Recommendation, ADJUST_INTENSITY, MORE_ENGAGEMENT, SLOW_DOWN, STRESS_FOCUS,
+};
+use crate::therapy::text::NormalizedText;
+
+/// How much recent history shapes recommendations.
+const RECENT_FEEDBACK: usize = 10;
+const RECENT_TURNS: usize = 10;
+
+#[derive(Default)]
+struct FeedbackEntry {
+    rating: Option<u8>,
+    pacing: bool,
+    boredom: bool,
+}
+
+#[derive(Default)]
+struct Profile {
+    feedback: VecDeque<FeedbackEntry>,
+    stress_turns: VecDeque<bool>,
+    gentle: bool,
+    last_touched: u64,
+}
+
+impl Profile {
+    fn recommendations(&self) -> Vec<Recommendation> {
+        let ratings: Vec<u8> = self.feedback.iter().filter_map(|f| f.rating).collect();
+        let mut chosen = Vec::new();
+        if !ratings.is_empty() {
+            let average = ratings.iter().map(|&r| f64::from(r)).sum::<f64>() / ratings.len() as f64;
+            if average < 3.0 {
+                chosen.push(ADJUST_INTENSITY);
+            }
+        }
+        if self.feedback.iter().any(|f| f.pacing) {
+            chosen.push(SLOW_DOWN);
+        }
+        if self.feedback.iter().any(|f| f.boredom) {
+            chosen.push(MORE_ENGAGEMENT);
+        }
+        if self.stress_turns.iter().any(|&stressed| stressed) {
+            chosen.push(STRESS_FOCUS);
+        }
+        chosen.sort_by_key(|r| r.priority);
+        chosen.truncate(5);
+        chosen
+    }
+}
+
+/// The deterministic default assistant: supportive, topic-aware replies and
+/// per-player profiles held in memory, at most `max_players` of them (the
+/// least recently active is forgotten first). Profiles are split over a
+/// few locks by player, so processors on different threads rarely wait.
+pub struct BuiltinAssistant {
+    shards: Vec<Mutex<ProfileShard>>,
+}
+
+const SHARDS: usize = 16;
+
+struct ProfileShard {
+    profiles: HashMap<PlayerId, Profile>,
+    max_players: usize,
+    clock: u64,
+}
+
+impl ProfileShard {
+    fn profile(&mut self, player: &PlayerId) -> &mut Profile {
+        self.clock += 1;
+        if !self.profiles.contains_key(player) && self.profiles.len() >= self.max_players {
+            self.forget_oldest();
+        }
+        let profile = self.profiles.entry(player.clone()).or_default();
+        profile.last_touched = self.clock;
+        profile
+    }
+
+    fn forget_oldest(&mut self) {
+        forget_oldest_tenth(&mut self.profiles, |profile| profile.last_touched);
+    }
+}
+
+impl BuiltinAssistant {
+    pub fn new(max_players: usize) -> Self {
+        let per_shard = max_players.div_ceil(SHARDS).max(1);
+        BuiltinAssistant {
+            shards: (0..SHARDS)
+                .map(|_| {
+                    Mutex::new(ProfileShard {
+                        profiles: HashMap::new(),
+                        max_players: per_shard,
+                        clock: 0,
+                    })
+                })
+                .collect(),
+        }
+    }
+
+    /// Runs `work` on the player's profile, under its shard's lock.
+    fn with_profile<R>(&self, player: &PlayerId, work: impl FnOnce(&mut Profile) -> R) -> R {
+        let mut hasher = std::hash::DefaultHasher::new();
+        player.hash(&mut hasher);
+        let shard = &self.shards[(hasher.finish() % SHARDS as u64) as usize];
+        // A panic while holding the lock leaves a profile at worst half
+        // updated; the lock is still usable.
+        let mut shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
+        work(shard.profile(player))
+    }
+
+    #[cfg(test)]
+    fn profile_count(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|shard| shard.lock().map_or(0, |s| s.profiles.len()))
+            .sum()
+    }
+}
+
+impl BuiltinAssistant {
+    /// The whole reply and the player's recommendations after this turn.
+    fn compose(&self, turn: &Turn<'_>) -> (String, Vec<Recommendation>) {
+        let (gentle, recommendations) = self.with_profile(turn.player, |profile| {
+            profile.stress_turns.push_back(turn.anxious);
+            if profile.stress_turns.len() > RECENT_TURNS {
+                profile.stress_turns.pop_front();
+            }
+            if turn.crisis.is_crisis() {
+                // enable_crisis_monitoring, reduce_intensity: later replies stay gentle.
+                profile.gentle = true;
+            }
+            (profile.gentle, profile.recommendations())
+        });
+        (compose_reply(turn, gentle), recommendations)
+    }
+}
+
+impl Assistant for BuiltinAssistant {
+    fn reply(&self, turn: &Turn<'_>) -> ReplyStream {
+        let (text, recommendations) = self.compose(turn);
+        let mut events: Vec<ReplyEvent> = sentence_pieces(&text)
+            .into_iter()
+            .map(|piece| ReplyEvent::Text(piece.to_string()))
+            .collect();
+        events.push(ReplyEvent::Done(ReplyDone { recommendations }));
+        Box::pin(futures_util::stream::iter(events))
+    }
+
+    fn feedback(&self, input: &FeedbackInput<'_>) -> FeedbackOutcome {
+        let mut adjustments = Vec::new();
+        let mut entry = FeedbackEntry {
+            rating: input.rating,
+            ..FeedbackEntry::default()
+        };
+        match input.rating {
+            Some(rating) if rating <= 2 => {
+                adjustments.extend(["reduce_intensity", "increase_support"])
+            }
+            Some(rating) if rating >= 4 => adjustments.push("maintain_current_approach"),
+            _ => {}
+        }
+        if let Some(text) = input.text {
+            let text = NormalizedText::new(text);
+            if text.has_any(&["helpful", "helped", "good", "great"]) {
+                adjustments.push("maintain_current_approach");
+            }
+            if text.has_any(&["difficult", "hard", "too hard"]) {
+                adjustments.extend(["reduce_difficulty", "increase_support"]);
+            }
+            if text.has_any(&["boring", "bored", "not engaging"]) {
+                adjustments.extend(["increase_engagement", "vary_approaches"]);
+                entry.boredom = true;
+            }
+            if text.has_any(&["too fast", "overwhelming", "overwhelmed"]) {
+                entry.pacing = true;
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        adjustments.retain(|adjustment| seen.insert(*adjustment));
+
+        let reduce_intensity = adjustments.contains(&"reduce_intensity");
+        let recommendations = self.with_profile(input.player, |profile| {
+            if reduce_intensity {
+                profile.gentle = true;
+            }
+            profile.feedback.push_back(entry);
+            if profile.feedback.len() > RECENT_FEEDBACK {
+                profile.feedback.pop_front();
+            }
+            profile.recommendations()
+        });
+        FeedbackOutcome {
+            adjustments,
+            recommendations,
+        }
+    }
+}
+
+/// A small stable hash so the same message always gets the same wording.
+fn pick<'a>(text: &NormalizedText, options: &[&'a str]) -> &'a str {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for word in text.sentences().flatten() {
+        for byte in word.bytes() {
+            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    options[(hash % options.len() as u64) as usize]
+}
+
+struct Topic {
+    cues: &'static [&'static str],
+    replies: &'static [&'static str],
+}
+
+const TOPICS: &[Topic] = &[
+    Topic {
+        cues: &["passed away", "grief", "grieving", "funeral", "lost my", "miss her", "miss him"],
+        replies: &[
+            "I'm so sorry for your loss. Grief can come in waves, and there's no right way to feel it. Would you like to tell me about them?",
+            "Losing someone leaves a real ache. Be gentle with yourself right now. What do you find yourself missing most?",
+        ],
+    },
+    Topic {
+        cues: &["sad", "down", "depressed", "unhappy", "crying", "cry", "lonely", "alone", "empty"],
+        replies: &[
+            "I'm sorry you're feeling this way. It makes sense to feel low sometimes, and you don't have to go through it alone. What has been weighing on you most?",
+            "Thank you for telling me how you feel. Sadness can be heavy to carry. Would it help to talk about what brought it on?",
+        ],
+    },
+    Topic {
+        cues: &["angry", "furious", "mad", "frustrated", "annoyed", "irritated", "rage"],
+        replies: &[
+            "It sounds like something really got to you. Anger often shows us what matters to us. What happened?",
+            "That sounds frustrating. It's okay to feel angry; let's look at it together. What part of it bothers you most?",
+        ],
+    },
+    Topic {
+        cues: &["sleep", "insomnia", "tired", "exhausted", "awake at night", "nightmare"],
+        replies: &[
+            "Rest matters so much, and it's hard when it won't come. What does your evening usually look like before bed?",
+            "Being worn out makes everything feel harder. Would a short wind-down routine, like slow breathing, be worth trying tonight?",
+        ],
+    },
+    Topic {
+        cues: &["work", "job", "boss", "exam", "exams", "school", "homework", "deadline", "class", "study"],
+        replies: &[
+            "That sounds like a lot on your plate. What feels most pressing right now, and what could wait a little?",
+            "Work and study pressures can pile up quickly. Would it help to break things into one small next step together?",
+        ],
+    },
+    Topic {
+        cues: &["friend", "friends", "partner", "boyfriend", "girlfriend", "wife", "husband", "family", "mom", "dad", "mother", "father", "breakup", "broke up"],
+        replies: &[
+            "Relationships can bring up strong feelings. How are you feeling about it right now?",
+            "It sounds like this relationship matters to you. What would you like to be different?",
+        ],
+    },
+    Topic {
+        cues: &["happy", "better", "proud", "grateful", "excited", "good day", "great day", "glad"],
+        replies: &[
+            "That's wonderful to hear. What do you think helped things go well?",
+            "I'm really glad. It's worth pausing to notice moments like this. What made it good?",
+        ],
+    },
+    Topic {
+        cues: &["hello", "hi", "hey", "good morning", "good evening"],
+        replies: &[
+            "Hello, I'm glad you're here. How are you feeling today?",
+            "Hi there. This is a safe space to talk. What's on your mind?",
+        ],
+    },
+];
+
+const ANXIOUS_REPLIES: &[&str] = &[
+    "It sounds like a lot is pressing on you right now, and that's a very human response. If you'd like, we can try a short breathing or grounding exercise together. You can pick one below.",
+    "That sounds stressful. Let's take it one breath at a time. One of the exercises below can help your body settle; or tell me more about what's going on.",
+];
+
+const GENTLE_REPLIES: &[&str] = &[
+    "Thank you for sharing that with me. We can take this as slowly as you need. What would feel helpful right now?",
+    "I hear you. There's no rush here. Tell me whatever feels right to share.",
+];
+
+const DEFAULT_REPLIES: &[&str] = &[
+    "Thank you for sharing that. I'm here to listen. What feels most important about it for you right now?",
+    "I appreciate you telling me. How has this been affecting you?",
+    "That sounds meaningful. Would you like to say a little more about it?",
+];
+
+fn compose_reply(turn: &Turn<'_>, gentle: bool) -> String {
+    let crisis = &turn.crisis.types;
+    if crisis.contains(&CrisisType::SuicidalIdeation) || crisis.contains(&CrisisType::SelfHarm) {
+        // Never repeats the user's words about self-harm back to them.
+        return "I'm really glad you told me, and I'm sorry you're hurting this much. You deserve \
+                support right now, and help is available right now: the people at the resources \
+                below are there for you at any hour. If you are in immediate danger, please \
+                contact emergency services. I'm here with you too."
+            .into();
+    }
+    if crisis.contains(&CrisisType::PanicAttack) {
+        return "You're safe here, and this feeling will pass. Let's slow down together: breathe \
+                in gently for 4, hold for 7, and out for 8. The exercises below can guide you, and \
+                if it doesn't ease, the resources below can help right now."
+            .into();
+    }
+    if turn.crisis.is_crisis() {
+        return "Thank you for trusting me with this. What you're going through sounds really hard, \
+                and you don't have to face it alone. Help is available right now through the \
+                resources below, and I'm here to keep talking."
+            .into();
+    }
+    if turn.anxious {
+        return pick(turn.text, ANXIOUS_REPLIES).into();
+    }
+    if let Some(topic) = TOPICS.iter().find(|topic| turn.text.has_any(topic.cues)) {
+        let reply = pick(turn.text, topic.replies);
+        return if gentle {
+            format!("{reply} We can go as slowly as you like.")
+        } else {
+            reply.into()
+        };
+    }
+    if gentle {
+        return pick(turn.text, GENTLE_REPLIES).into();
+    }
+    pick(turn.text, DEFAULT_REPLIES).into()
+}
+
+/// Splits after each sentence end (". ", "! ", "? "), keeping every byte:
+/// the pieces concatenated are the text.
+fn sentence_pieces(text: &str) -> Vec<&str> {
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    let bytes = text.as_bytes();
+    for (index, byte) in bytes.iter().enumerate() {
+        let ends_sentence = matches!(byte, b'.' | b'!' | b'?')
+            && bytes.get(index + 1) == Some(&b' ')
+            && index + 2 < bytes.len();
+        if ends_sentence {
+            pieces.push(&text[start..index + 2]);
+            start = index + 2;
+        }
+    }
+    if start < text.len() || pieces.is_empty() {
+        pieces.push(&text[start..]);
+    }
+    pieces
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::therapy::crisis::detect_crisis_in;
+
+    struct Reply {
+        text: String,
+        recommendations: Vec<Recommendation>,
+    }
+
+    fn reply(engine: &BuiltinAssistant, player: &PlayerId, text: &str) -> Reply {
+        let normalized = NormalizedText::new(text);
+        let crisis = detect_crisis_in(&normalized);
+        let anxious = crate::therapy::crisis::detect_anxiety_in(&normalized);
+        let (text, recommendations) = engine.compose(&Turn {
+            player,
+            text: &normalized,
+            crisis: &crisis,
+            anxious,
+        });
+        Reply {
+            text,
+            recommendations,
+        }
+    }
+
+    #[test]
+    fn the_reply_streams_as_sentences_then_done() {
+        use futures_util::StreamExt;
+        let engine = BuiltinAssistant::new(100);
+        let erin = PlayerId::parse("erin").unwrap();
+        let normalized = NormalizedText::new("I'm so stressed about tomorrow");
+        let crisis = detect_crisis_in(&normalized);
+        let turn = Turn {
+            player: &erin,
+            text: &normalized,
+            crisis: &crisis,
+            anxious: true,
+        };
+        let stream = engine.reply(&turn);
+        let events: Vec<ReplyEvent> = actix_rt::System::new().block_on(stream.collect());
+        let (last, pieces) = events.split_last().unwrap();
+        assert!(matches!(last, ReplyEvent::Done(_)), "{last:?}");
+        let texts: Vec<&str> = pieces
+            .iter()
+            .map(|event| match event {
+                ReplyEvent::Text(piece) => piece.as_str(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert!(texts.len() > 1, "one piece per sentence: {texts:?}");
+        assert!(ANXIOUS_REPLIES.contains(&texts.concat().as_str()));
+    }
+
+    #[test]
+    fn sentence_pieces_keep_every_byte() {
+        for text in [
+            "One. Two! Three? Four",
+            "No end",
+            "Ends with a dot.",
+            "",
+            "Trailing space. ",
+            "Émoji 😊. Next",
+        ] {
+            let pieces = sentence_pieces(text);
+            assert_eq!(pieces.concat(), text);
+            assert!(!pieces.is_empty());
+        }
+        assert_eq!(sentence_pieces("A. B. C").len(), 3);
+    }
+
+    #[test]
+    fn replies_are_deterministic_topic_aware_and_not_echoes() {
+        let engine = BuiltinAssistant::new(100);
+        let alice = PlayerId::parse("alice").unwrap();
+        let text = "My boss keeps piling on work before the deadline";
+        let first = reply(&engine, &alice, text).text;
+        let second = reply(&engine, &alice, text).text;
+        assert_eq!(first, second);
+        assert!(!first.contains("piling"));
+        assert!(TOPICS[4].replies.contains(&first.as_str()), "{first}");
+    }
+
+    #[test]
+    fn crisis_replies_point_to_help_without_repeating_the_words() {
+        let engine = BuiltinAssistant::new(100);
+        let bob = PlayerId::parse("bob").unwrap();
+        let answer = reply(&engine, &bob, "I want to kill myself").text;
+        assert!(answer.contains("help is available right now"));
+        assert!(!answer.to_lowercase().contains("kill"));
+    }
+
+    #[test]
+    fn feedback_follows_the_domain_table_and_shapes_recommendations() {
+        let engine = BuiltinAssistant::new(100);
+        let carol = PlayerId::parse("carol").unwrap();
+        let outcome = engine.feedback(&FeedbackInput {
+            player: &carol,
+            rating: Some(1),
+            text: Some("it was boring and too fast"),
+        });
+        assert_eq!(
+            outcome.adjustments,
+            [
+                "reduce_intensity",
+                "increase_support",
+                "increase_engagement",
+                "vary_approaches"
+            ]
+        );
+        let titles: Vec<_> = outcome.recommendations.iter().map(|r| r.title).collect();
+        assert_eq!(
+            titles,
+            [
+                "Adjust Therapeutic Intensity",
+                "Slow Down Pacing",
+                "Increase Engagement"
+            ]
+        );
+        let good = engine.feedback(&FeedbackInput {
+            player: &carol,
+            rating: Some(5),
+            text: Some("really helpful"),
+        });
+        assert_eq!(good.adjustments, ["maintain_current_approach"]);
+        // (1 + 5) / 2 = 3 is no longer below 3.
+        assert!(!good.recommendations.contains(&ADJUST_INTENSITY));
+    }
+
+    #[test]
+    fn a_stress_cue_in_conversation_recommends_stress_management() {
+        let engine = BuiltinAssistant::new(100);
+        let dan = PlayerId::parse("dan").unwrap();
+        assert!(reply(&engine, &dan, "hello").recommendations.is_empty());
+        let stressed = reply(&engine, &dan, "I'm so stressed about tomorrow");
+        assert_eq!(stressed.recommendations, [STRESS_FOCUS]);
+    }
+
+    #[test]
+    fn profiles_are_bounded() {
+        let engine = BuiltinAssistant::new(50);
+        for n in 0..500 {
+            let player = PlayerId::parse(&format!("p{n}")).unwrap();
+            reply(&engine, &player, "hi");
+        }
+        assert!(engine.profile_count() <= 50 + SHARDS);
+        let last = PlayerId::parse("p499").unwrap();
+        assert!(engine.with_profile(&last, |p| p.stress_turns.len()) == 1);
+    }
+}

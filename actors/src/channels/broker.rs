@@ -1,0 +1,148 @@
+//! The broker seam: where publications get their offsets, where history and
+//! presence live, and where live events come from. The in-memory broker
+//! (`channels/memory.rs`) serves one process; a Redis broker makes several
+//! nodes act as one by implementing the same trait.
+//!
+//! Methods return futures so that a networked broker never blocks the
+//! broadcaster; the in-memory one answers with ready futures. Live events
+//! (publications, joins, leaves) are not returned by `publish`: every
+//! broker pushes them to the sink, in per-channel offset order, so that the
+//! broadcaster sees local and remote events the same way.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use thiserror::Error;
+
+use crate::channels::rules::NamespaceRules;
+use crate::channels::stream::{
+    Payload, PresenceEntry, Publication, Publisher, RecoverFrom, Recovery,
+};
+use crate::model::channel_name::ChannelName;
+use crate::model::ids::PlayerId;
+use crate::support::metrics::{ActorKind, Metrics};
+
+pub type BrokerFuture<T> = Pin<Box<dyn Future<Output = Result<T, BrokerError>>>>;
+
+#[derive(Debug, Clone, Error)]
+pub enum BrokerError {
+    #[error("the broker is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// A live event from the broker, for the broadcaster to fan out.
+#[derive(Debug, Clone)]
+pub enum BrokerEvent {
+    Publication(Publication),
+    Join {
+        channel: ChannelName,
+        player: PlayerId,
+    },
+    Leave {
+        channel: ChannelName,
+        player: PlayerId,
+    },
+}
+
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct FromBroker {
+    pub event: BrokerEvent,
+}
+
+/// Where a broker delivers live events: the broadcaster's mailbox, counted.
+#[derive(Clone)]
+pub struct BrokerSink {
+    recipient: Recipient<FromBroker>,
+    metrics: Arc<Metrics>,
+}
+
+impl BrokerSink {
+    pub fn new(recipient: Recipient<FromBroker>, metrics: Arc<Metrics>) -> Self {
+        BrokerSink { recipient, metrics }
+    }
+
+    pub fn emit(&self, event: BrokerEvent) {
+        self.metrics.actor(ActorKind::Broadcaster).queued(1);
+        self.recipient.do_send(FromBroker { event });
+    }
+}
+
+pub trait Broker: 'static {
+    /// Where live events go. Called once, before anything else.
+    fn set_sink(&mut self, sink: BrokerSink);
+
+    /// Starts delivering the channel's live events (publications, joins,
+    /// leaves) to the sink; the broadcaster calls it before reading the
+    /// channel's history, so nothing falls between the two. Idempotent.
+    fn watch(&mut self, channel: &ChannelName) -> BrokerFuture<()>;
+
+    /// Stops delivering them: no connection of this node is in the channel
+    /// any more, and a channel nobody here listens to costs nothing.
+    fn unwatch(&mut self, channel: &ChannelName);
+
+    /// Assigns the next offset, appends to history (bounded by `rules`),
+    /// and emits the publication to the sink if the channel is watched.
+    fn publish(
+        &mut self,
+        channel: &ChannelName,
+        publisher: Publisher,
+        data: Payload,
+        rules: &NamespaceRules,
+    ) -> BrokerFuture<Publication>;
+
+    /// The channel's position, and with `since` the publications after
+    /// it: all of them (`recovered`), or none when the epoch differs or the
+    /// history no longer reaches back.
+    fn recover(
+        &mut self,
+        channel: &ChannelName,
+        since: Option<&RecoverFrom>,
+        rules: &NamespaceRules,
+    ) -> BrokerFuture<Recovery>;
+
+    /// Sets how many connections `player` has in `channel` on this node;
+    /// emits `Join` when the player's count goes from zero and `Leave`
+    /// when it returns to zero.
+    fn set_presence(
+        &mut self,
+        channel: &ChannelName,
+        player: &PlayerId,
+        name: Option<&str>,
+        connections: u32,
+    ) -> BrokerFuture<()>;
+
+    fn presence(&mut self, channel: &ChannelName) -> BrokerFuture<Vec<PresenceEntry>>;
+
+    /// Admits one more connection of `player` unless the player already
+    /// has the per-player limit on all nodes together. A single node's
+    /// `ChatServer` counts its own connections, so the embedded broker
+    /// admits everyone.
+    fn admit(&mut self, _player: &PlayerId) -> BrokerFuture<bool> {
+        Box::pin(std::future::ready(Ok(true)))
+    }
+
+    /// A connection that `admit` let in has closed.
+    fn release(&mut self, _player: &PlayerId) {}
+
+    /// Whether publishes can succeed now (`/readyz`).
+    fn is_ready(&self) -> bool;
+
+    /// Periodic housekeeping: drops expired history and idle channels; a
+    /// networked broker also proves here that this node is alive.
+    fn maintain(&mut self) {}
+
+    /// The node is stopping gracefully: a networked broker removes what
+    /// the node left in the cluster at once, instead of after its expiry.
+    fn depart(&mut self) -> BrokerFuture<()> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    /// How often `maintain` runs.
+    fn maintenance_interval(&self) -> Duration {
+        Duration::from_secs(10)
+    }
+}

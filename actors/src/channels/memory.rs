@@ -1,0 +1,330 @@
+//! The embedded broker: one process, state in memory. Offsets, history and
+//! presence live in plain maps owned by the broadcaster; every call
+//! completes at once. A restart starts every channel on a new epoch, so
+//! clients recovering across it get `recovered: false`, never a wrong
+//! publication.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use crate::channels::broker::{Broker, BrokerEvent, BrokerFuture, BrokerSink};
+use crate::channels::rules::NamespaceRules;
+use crate::channels::stream::{
+    Epoch, Payload, PresenceEntry, Publication, Publisher, RecoverFrom, Recovery, StreamPosition,
+};
+use crate::model::channel_name::ChannelName;
+use crate::model::ids::PlayerId;
+use crate::model::time::Timestamp;
+
+struct Stream {
+    epoch: Epoch,
+    latest: u64,
+    /// Oldest first; each entry remembers when it was published.
+    history: VecDeque<(Instant, Publication)>,
+    last_used: Instant,
+}
+
+impl Stream {
+    fn new(now: Instant) -> Self {
+        Stream {
+            epoch: Epoch::generate(),
+            latest: 0,
+            history: VecDeque::new(),
+            last_used: now,
+        }
+    }
+
+    fn trim(&mut self, rules: &NamespaceRules, now: Instant) {
+        while self.history.len() > rules.history_size {
+            self.history.pop_front();
+        }
+        let ttl = rules.history_ttl();
+        while self
+            .history
+            .front()
+            .is_some_and(|(at, _)| now.duration_since(*at) > ttl)
+        {
+            self.history.pop_front();
+        }
+    }
+}
+
+pub struct MemoryBroker {
+    streams: HashMap<ChannelName, Stream>,
+    presence: HashMap<ChannelName, HashMap<PlayerId, (Option<String>, u32)>>,
+    sink: Option<BrokerSink>,
+    /// Channels with connections on this node: only their events are sent
+    /// to the sink.
+    watched: HashSet<ChannelName>,
+    /// How long a channel with no history and no presence keeps its epoch
+    /// and offset.
+    idle_ttl: Duration,
+}
+
+impl MemoryBroker {
+    pub fn new(idle_ttl: Duration) -> Self {
+        MemoryBroker {
+            streams: HashMap::new(),
+            presence: HashMap::new(),
+            sink: None,
+            watched: HashSet::new(),
+            idle_ttl,
+        }
+    }
+
+    fn emit(&self, event: BrokerEvent) {
+        let channel = match &event {
+            BrokerEvent::Publication(publication) => &publication.channel,
+            BrokerEvent::Join { channel, .. } | BrokerEvent::Leave { channel, .. } => channel,
+        };
+        if !self.watched.contains(channel) {
+            return;
+        }
+        if let Some(sink) = &self.sink {
+            sink.emit(event);
+        }
+    }
+
+    fn stream(&mut self, channel: &ChannelName, now: Instant) -> &mut Stream {
+        let stream = self
+            .streams
+            .entry(channel.clone())
+            .or_insert_with(|| Stream::new(now));
+        stream.last_used = now;
+        stream
+    }
+
+    pub fn channel_count(&self) -> usize {
+        self.streams.len()
+    }
+}
+
+fn ready<T: 'static>(value: T) -> BrokerFuture<T> {
+    Box::pin(std::future::ready(Ok(value)))
+}
+
+impl Broker for MemoryBroker {
+    fn set_sink(&mut self, sink: BrokerSink) {
+        self.sink = Some(sink);
+    }
+
+    fn watch(&mut self, channel: &ChannelName) -> BrokerFuture<()> {
+        self.watched.insert(channel.clone());
+        ready(())
+    }
+
+    fn unwatch(&mut self, channel: &ChannelName) {
+        self.watched.remove(channel);
+    }
+
+    fn publish(
+        &mut self,
+        channel: &ChannelName,
+        publisher: Publisher,
+        data: Payload,
+        rules: &NamespaceRules,
+    ) -> BrokerFuture<Publication> {
+        let now = Instant::now();
+        let stream = self.stream(channel, now);
+        stream.latest += 1;
+        let publication = Publication {
+            channel: channel.clone(),
+            offset: stream.latest,
+            epoch: stream.epoch.clone(),
+            publisher,
+            data,
+            timestamp: Timestamp::now(),
+        };
+        if rules.history_size > 0 {
+            stream.history.push_back((now, publication.clone()));
+        }
+        stream.trim(rules, now);
+        self.emit(BrokerEvent::Publication(publication.clone()));
+        ready(publication)
+    }
+
+    fn recover(
+        &mut self,
+        channel: &ChannelName,
+        since: Option<&RecoverFrom>,
+        rules: &NamespaceRules,
+    ) -> BrokerFuture<Recovery> {
+        let now = Instant::now();
+        let stream = self.stream(channel, now);
+        stream.trim(rules, now);
+        let position = StreamPosition {
+            offset: stream.latest,
+            epoch: stream.epoch.clone(),
+        };
+        let after = match since {
+            Some(since) if since.epoch == stream.epoch.as_str() => stream
+                .history
+                .iter()
+                .filter(|(_, p)| p.offset > since.offset)
+                .map(|(_, p)| p.clone())
+                .collect(),
+            _ => Vec::new(),
+        };
+        ready(Recovery::settle(position, since, after))
+    }
+
+    fn set_presence(
+        &mut self,
+        channel: &ChannelName,
+        player: &PlayerId,
+        name: Option<&str>,
+        connections: u32,
+    ) -> BrokerFuture<()> {
+        let members = self.presence.entry(channel.clone()).or_default();
+        let was_present = members.contains_key(player);
+        if connections == 0 {
+            members.remove(player);
+            if members.is_empty() {
+                self.presence.remove(channel);
+            }
+        } else {
+            members.insert(player.clone(), (name.map(str::to_string), connections));
+        }
+        let event = match (was_present, connections > 0) {
+            (false, true) => Some(BrokerEvent::Join {
+                channel: channel.clone(),
+                player: player.clone(),
+            }),
+            (true, false) => Some(BrokerEvent::Leave {
+                channel: channel.clone(),
+                player: player.clone(),
+            }),
+            _ => None,
+        };
+        if let Some(event) = event {
+            self.emit(event);
+        }
+        ready(())
+    }
+
+    fn presence(&mut self, channel: &ChannelName) -> BrokerFuture<Vec<PresenceEntry>> {
+        let mut players: Vec<PresenceEntry> = self
+            .presence
+            .get(channel)
+            .map(|members| {
+                members
+                    .iter()
+                    .map(|(player, (name, connections))| PresenceEntry {
+                        player_id: player.clone(),
+                        name: name.clone(),
+                        connections: *connections,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        players.sort_by(|a, b| a.player_id.cmp(&b.player_id));
+        ready(players)
+    }
+
+    fn is_ready(&self) -> bool {
+        true
+    }
+
+    fn maintain(&mut self) {
+        let now = Instant::now();
+        let idle_ttl = self.idle_ttl;
+        let presence = &self.presence;
+        self.streams.retain(|channel, stream| {
+            // History past its age is gone already or will be trimmed on
+            // next use; what is dropped here is only a stream nobody used
+            // for idle_ttl and whose newest publication is that old too.
+            let newest = stream.history.back().map(|(at, _)| *at);
+            let quiet_since = newest.map_or(stream.last_used, |at| at.max(stream.last_used));
+            presence.contains_key(channel) || now.duration_since(quiet_since) < idle_ttl
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::channels::rules::ChannelRules;
+
+    fn block<T>(future: BrokerFuture<T>) -> T {
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        let mut future = future;
+        match future.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(result) => result.expect("memory broker never fails"),
+            std::task::Poll::Pending => panic!("memory broker futures are ready at once"),
+        }
+    }
+
+    fn setup() -> (MemoryBroker, ChannelName, NamespaceRules) {
+        let channel = ChannelName::parse("room:test").unwrap();
+        let mut rules = ChannelRules::default().for_channel(&channel).clone();
+        rules.history_size = 5;
+        (MemoryBroker::new(Duration::from_secs(60)), channel, rules)
+    }
+
+    fn publish(
+        broker: &mut MemoryBroker,
+        channel: &ChannelName,
+        rules: &NamespaceRules,
+        n: u64,
+    ) -> Publication {
+        let data = Payload::from_value(&serde_json::json!({ "n": n })).unwrap();
+        block(broker.publish(channel, Publisher::Server, data, rules))
+    }
+
+    #[test]
+    fn offsets_grow_by_one_and_history_is_bounded() {
+        let (mut broker, channel, rules) = setup();
+        for n in 1..=8 {
+            assert_eq!(publish(&mut broker, &channel, &rules, n).offset, n);
+        }
+        let position = block(broker.recover(&channel, None, &rules)).position;
+        assert_eq!(position.offset, 8);
+        let epoch = position.epoch.as_str().to_string();
+
+        // Offsets 4..=8 are kept: recovering from 3 works, from 2 does not.
+        let from = |offset| RecoverFrom {
+            offset,
+            epoch: epoch.clone(),
+        };
+        let recovery = block(broker.recover(&channel, Some(&from(3)), &rules));
+        assert!(recovery.recovered);
+        let offsets: Vec<u64> = recovery.publications.iter().map(|p| p.offset).collect();
+        assert_eq!(offsets, [4, 5, 6, 7, 8]);
+        let too_old = block(broker.recover(&channel, Some(&from(2)), &rules));
+        assert!(!too_old.recovered && too_old.publications.is_empty());
+        let current = block(broker.recover(&channel, Some(&from(8)), &rules));
+        assert!(current.recovered && current.publications.is_empty());
+        let future = block(broker.recover(&channel, Some(&from(9)), &rules));
+        assert!(!future.recovered);
+        let wrong_epoch = RecoverFrom {
+            offset: 7,
+            epoch: "other".into(),
+        };
+        assert!(!block(broker.recover(&channel, Some(&wrong_epoch), &rules)).recovered);
+    }
+
+    #[test]
+    fn presence_counts_and_lists_players() {
+        let (mut broker, channel, _) = setup();
+        let alice = PlayerId::parse("alice").unwrap();
+        block(broker.set_presence(&channel, &alice, Some("Alice"), 2));
+        let listed = block(broker.presence(&channel));
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].connections, 2);
+        assert_eq!(listed[0].name.as_deref(), Some("Alice"));
+        block(broker.set_presence(&channel, &alice, None, 0));
+        assert!(block(broker.presence(&channel)).is_empty());
+        assert!(broker.presence.is_empty());
+    }
+
+    #[test]
+    fn idle_channels_are_forgotten() {
+        let (mut broker, channel, rules) = setup();
+        broker.idle_ttl = Duration::ZERO;
+        publish(&mut broker, &channel, &rules, 1);
+        std::thread::yield_now();
+        broker.maintain();
+        assert_eq!(broker.channel_count(), 0);
+    }
+}

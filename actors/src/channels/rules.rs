@@ -1,0 +1,185 @@
+//! The per-namespace rules that say who may subscribe, who may publish,
+//! whether presence is kept and how much history is retained. Permission
+//! checks are pure functions of the rules and the connection's identity,
+//! so the session can refuse early and the server API can check again.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::model::channel_name::{ChannelName, PERSONAL_NAMESPACE};
+use crate::model::ids::PlayerId;
+
+/// A permission the rules deny, with a message for the client; the
+/// protocol layer names it `forbidden`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denied(pub String);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubscribeRule {
+    /// Only `<namespace>:<own player id>`.
+    Own,
+    /// Any player.
+    Any,
+    /// Only names listed in the token's `channels` claim.
+    Token,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PublishRule {
+    /// Subscribers of the channel.
+    Members,
+    /// Only the server API.
+    Server,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamespaceRules {
+    pub subscribe: SubscribeRule,
+    pub publish: PublishRule,
+    pub presence: bool,
+    pub history_size: usize,
+    pub history_ttl_s: u64,
+}
+
+impl NamespaceRules {
+    pub fn history_ttl(&self) -> Duration {
+        Duration::from_secs(self.history_ttl_s)
+    }
+}
+
+/// Every namespace's rules, and the rules of any namespace not listed.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChannelRules {
+    pub max_subscriptions_per_connection: usize,
+    /// A channel with no history left and nobody present keeps its epoch
+    /// and offset this long after its last use, then is forgotten.
+    pub idle_stream_ttl_s: u64,
+    pub namespaces: HashMap<String, NamespaceRules>,
+    pub default: NamespaceRules,
+}
+
+impl Default for ChannelRules {
+    fn default() -> Self {
+        let rules = |subscribe, publish, presence, history_size, history_ttl_s| NamespaceRules {
+            subscribe,
+            publish,
+            presence,
+            history_size,
+            history_ttl_s,
+        };
+        ChannelRules {
+            max_subscriptions_per_connection: 128,
+            idle_stream_ttl_s: 3600,
+            namespaces: HashMap::from([
+                (
+                    PERSONAL_NAMESPACE.to_string(),
+                    rules(SubscribeRule::Own, PublishRule::Server, false, 100, 300),
+                ),
+                (
+                    "room".to_string(),
+                    rules(SubscribeRule::Any, PublishRule::Members, true, 100, 300),
+                ),
+                (
+                    "news".to_string(),
+                    rules(SubscribeRule::Any, PublishRule::Server, false, 50, 600),
+                ),
+            ]),
+            default: rules(SubscribeRule::Token, PublishRule::Members, true, 100, 300),
+        }
+    }
+}
+
+impl ChannelRules {
+    pub fn for_channel(&self, channel: &ChannelName) -> &NamespaceRules {
+        self.namespaces
+            .get(channel.namespace())
+            .unwrap_or(&self.default)
+    }
+
+    /// May `player`, whose token grants `granted`, subscribe to `channel`?
+    pub fn check_subscribe(
+        &self,
+        channel: &ChannelName,
+        player: &PlayerId,
+        granted: &[String],
+    ) -> Result<(), Denied> {
+        let allowed = match self.for_channel(channel).subscribe {
+            SubscribeRule::Any => true,
+            SubscribeRule::Own => channel
+                .as_str()
+                .split_once(':')
+                .is_some_and(|(_, rest)| rest == player.as_str()),
+            SubscribeRule::Token => granted.iter().any(|name| name == channel.as_str()),
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(Denied(format!("not allowed to subscribe to {channel}")))
+        }
+    }
+
+    /// May a client publish into `channel`, given whether it is subscribed?
+    pub fn check_client_publish(
+        &self,
+        channel: &ChannelName,
+        is_member: bool,
+    ) -> Result<(), Denied> {
+        match self.for_channel(channel).publish {
+            PublishRule::Server => Err(Denied(format!("clients may not publish into {channel}"))),
+            PublishRule::Members if !is_member => Err(Denied(format!(
+                "subscribe to {channel} before publishing into it"
+            ))),
+            PublishRule::Members => Ok(()),
+        }
+    }
+
+    /// Does a subscription to `channel` count against the per-connection
+    /// limit? The automatic personal channel does not.
+    pub fn counts_against_limit(&self, channel: &ChannelName, player: &PlayerId) -> bool {
+        *channel != ChannelName::personal(player)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(text: &str) -> ChannelName {
+        ChannelName::parse(text).unwrap()
+    }
+
+    #[test]
+    fn default_permissions_match_the_protocol() {
+        let rules = ChannelRules::default();
+        let alice = PlayerId::parse("alice").unwrap();
+        assert!(rules
+            .check_subscribe(&name("user:alice"), &alice, &[])
+            .is_ok());
+        assert!(rules
+            .check_subscribe(&name("user:bob"), &alice, &[])
+            .is_err());
+        assert!(rules.check_subscribe(&name("room:x"), &alice, &[]).is_ok());
+        assert!(rules.check_subscribe(&name("news:x"), &alice, &[]).is_ok());
+        assert!(rules.check_subscribe(&name("team:x"), &alice, &[]).is_err());
+        assert!(rules
+            .check_subscribe(&name("team:x"), &alice, &["team:x".to_string()])
+            .is_ok());
+        assert!(rules.check_client_publish(&name("room:x"), true).is_ok());
+        assert!(rules.check_client_publish(&name("room:x"), false).is_err());
+        assert!(rules.check_client_publish(&name("news:x"), true).is_err());
+        assert!(rules
+            .check_client_publish(&name("user:alice"), true)
+            .is_err());
+        assert!(rules.for_channel(&name("room:x")).presence);
+        assert!(!rules.for_channel(&name("news:x")).presence);
+        assert_eq!(rules.for_channel(&name("news:x")).history_size, 50);
+        assert!(!rules.counts_against_limit(&name("user:alice"), &alice));
+        assert!(rules.counts_against_limit(&name("user:bob"), &alice));
+    }
+}

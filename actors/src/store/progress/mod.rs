@@ -1,0 +1,96 @@
+//! Where progress markers are kept (the markers themselves are
+//! `model::progress`). Downstream analytics
+//! read them, so a marker is acknowledged to the player only after the store
+//! has committed it. The store is blocking by nature; callers run it on a
+//! blocking thread pool, never inside an actor's handler.
+
+pub mod postgres;
+pub mod sqlite;
+
+use std::sync::Arc;
+
+use thiserror::Error;
+
+use crate::model::ids::PlayerId;
+use crate::model::progress::ProgressMarker;
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("progress store: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("progress store: {0}")]
+    Postgres(#[from] ::postgres::Error),
+    #[error("progress store: could not create {path}: {source}")]
+    CreateDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("progress store: a stored marker is unreadable: {0}")]
+    Corrupt(String),
+    #[error("progress store: the connection lock was poisoned")]
+    Poisoned,
+}
+
+/// Durable storage of progress markers: SQLite embedded (`sqlite.rs`),
+/// PostgreSQL when several nodes share one store (`postgres.rs`).
+pub trait ProgressStore: Send + Sync + 'static {
+    /// Records `marker` as the outcome of `run_key` (one exercise run of the
+    /// player) unless that run already has a marker; returns the run's marker
+    /// either way, so repeating a completion is harmless.
+    fn record(
+        &self,
+        player: &PlayerId,
+        run_key: &str,
+        marker: ProgressMarker,
+    ) -> Result<ProgressMarker, StoreError>;
+
+    /// The player's markers, oldest first.
+    fn markers(&self, player: &PlayerId) -> Result<Vec<ProgressMarker>, StoreError>;
+}
+
+pub type SharedProgressStore = Arc<dyn ProgressStore>;
+
+/// One suite of behaviour, run against every store.
+#[cfg(test)]
+pub(crate) mod conformance {
+    use super::*;
+    use crate::model::progress::{MarkerId, MarkerType};
+    use crate::model::time::Timestamp;
+
+    pub fn marker(description: &str) -> ProgressMarker {
+        ProgressMarker {
+            marker_id: MarkerId::generate(),
+            marker_type: MarkerType::SkillAcquired,
+            description: description.into(),
+            achieved_at: Timestamp::now(),
+            therapeutic_value: 0.2,
+            related_goal_id: None,
+        }
+    }
+
+    /// `prefix` makes the players unique to this run, so stores shared with
+    /// other runs (a PostgreSQL database) do not mix results.
+    pub fn run(store: &dyn ProgressStore, prefix: &str) {
+        let alice = PlayerId::parse(&format!("{prefix}alice")).unwrap();
+        let bob = PlayerId::parse(&format!("{prefix}bob")).unwrap();
+        let first = marker("Completed guided exercise: ex_breathing");
+        let stored = store.record(&alice, "run-1", first.clone()).unwrap();
+        assert_eq!(stored.marker_id, first.marker_id);
+        assert_eq!(stored.description, first.description);
+        assert_eq!(stored.marker_type, MarkerType::SkillAcquired);
+        assert_eq!(stored.therapeutic_value, 0.2);
+        // The same run again keeps the first marker.
+        let again = store.record(&alice, "run-1", marker("other")).unwrap();
+        assert_eq!(again.marker_id, first.marker_id);
+        store.record(&alice, "run-2", marker("second")).unwrap();
+        let markers = store.markers(&alice).unwrap();
+        assert_eq!(markers.len(), 2);
+        assert_eq!(markers[0].marker_id, first.marker_id, "oldest first");
+        assert_eq!(
+            markers[0].achieved_at.0.timestamp_millis(),
+            first.achieved_at.0.timestamp_millis()
+        );
+        assert_eq!(markers[1].description, "second");
+        assert!(store.markers(&bob).unwrap().is_empty());
+    }
+}

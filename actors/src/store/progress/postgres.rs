@@ -1,0 +1,165 @@
+//! Progress markers in PostgreSQL: the store every node of a cluster shares.
+//! A blocking client behind a lock, as the trait is called from the
+//! blocking thread pool; a connection that broke is replaced on the next
+//! call, so a database restart costs the calls made during it, not the
+//! process.
+
+use std::sync::{Mutex, PoisonError};
+
+use chrono::{DateTime, Utc};
+use postgres::{Client, NoTls, Row};
+
+use crate::model::ids::PlayerId;
+use crate::model::progress::{MarkerId, MarkerType, ProgressMarker};
+use crate::model::time::Timestamp;
+use crate::store::progress::{ProgressStore, StoreError};
+
+pub struct PostgresProgressStore {
+    url: String,
+    client: Mutex<Option<Client>>,
+}
+
+/// The server's "already exists" notices would reach the log as unstructured
+/// lines at every start; warnings still do.
+const SCHEMA: &str = "
+    SET client_min_messages TO WARNING;
+    CREATE TABLE IF NOT EXISTS progress_markers (
+        seq BIGSERIAL PRIMARY KEY,
+        marker_id TEXT NOT NULL UNIQUE,
+        player_id TEXT NOT NULL,
+        run_key TEXT NOT NULL,
+        marker_type TEXT NOT NULL,
+        description TEXT NOT NULL,
+        achieved_at TIMESTAMPTZ NOT NULL,
+        therapeutic_value DOUBLE PRECISION NOT NULL,
+        related_goal_id TEXT,
+        UNIQUE (player_id, run_key)
+    );
+    CREATE INDEX IF NOT EXISTS progress_markers_by_player ON progress_markers (player_id, seq);";
+
+const MARKER_COLUMNS: &str =
+    "marker_id, marker_type, description, achieved_at, therapeutic_value, related_goal_id";
+
+impl PostgresProgressStore {
+    /// Connects and creates the table if needed. Blocking: call it outside
+    /// any async runtime (the server does so on a thread of its own).
+    pub fn open(url: &str) -> Result<Self, StoreError> {
+        let mut client = Client::connect(url, NoTls)?;
+        client.batch_execute(SCHEMA)?;
+        Ok(PostgresProgressStore {
+            url: url.to_string(),
+            client: Mutex::new(Some(client)),
+        })
+    }
+
+    fn with_client<T>(
+        &self,
+        work: impl FnOnce(&mut Client) -> Result<T, postgres::Error>,
+    ) -> Result<T, StoreError> {
+        let mut slot = self.client.lock().unwrap_or_else(PoisonError::into_inner);
+        if slot.as_ref().is_none_or(Client::is_closed) {
+            *slot = Some(Client::connect(&self.url, NoTls)?);
+        }
+        let Some(client) = slot.as_mut() else {
+            return Err(StoreError::Corrupt("no database connection".into()));
+        };
+        let result = work(client);
+        if client.is_closed() {
+            *slot = None;
+        }
+        Ok(result?)
+    }
+}
+
+fn marker_from_row(row: &Row) -> Result<ProgressMarker, StoreError> {
+    let marker_id: String = row.try_get(0)?;
+    let marker_type: String = row.try_get(1)?;
+    let achieved_at: DateTime<Utc> = row.try_get(3)?;
+    let Some(marker_type) = MarkerType::parse(&marker_type) else {
+        return Err(StoreError::Corrupt(format!(
+            "marker {marker_id} has type {marker_type:?}"
+        )));
+    };
+    Ok(ProgressMarker {
+        marker_id: MarkerId::from_stored(marker_id),
+        marker_type,
+        description: row.try_get(2)?,
+        achieved_at: Timestamp(achieved_at),
+        therapeutic_value: row.try_get(4)?,
+        related_goal_id: row.try_get(5)?,
+    })
+}
+
+impl ProgressStore for PostgresProgressStore {
+    fn record(
+        &self,
+        player: &PlayerId,
+        run_key: &str,
+        marker: ProgressMarker,
+    ) -> Result<ProgressMarker, StoreError> {
+        let row = self.with_client(|client| {
+            client.execute(
+                "INSERT INTO progress_markers (marker_id, player_id, run_key, marker_type,
+                    description, achieved_at, therapeutic_value, related_goal_id)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                 ON CONFLICT (player_id, run_key) DO NOTHING",
+                &[
+                    &marker.marker_id.as_str(),
+                    &player.as_str(),
+                    &run_key,
+                    &marker.marker_type.as_str(),
+                    &marker.description,
+                    &marker.achieved_at.0,
+                    &marker.therapeutic_value,
+                    &marker.related_goal_id,
+                ],
+            )?;
+            client.query_one(
+                &format!(
+                    "SELECT {MARKER_COLUMNS} FROM progress_markers
+                     WHERE player_id = $1 AND run_key = $2"
+                ),
+                &[&player.as_str(), &run_key],
+            )
+        })?;
+        marker_from_row(&row)
+    }
+
+    fn markers(&self, player: &PlayerId) -> Result<Vec<ProgressMarker>, StoreError> {
+        let rows = self.with_client(|client| {
+            client.query(
+                &format!(
+                    "SELECT {MARKER_COLUMNS} FROM progress_markers WHERE player_id = $1 ORDER BY seq"
+                ),
+                &[&player.as_str()],
+            )
+        })?;
+        rows.iter().map(marker_from_row).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::support::test_services::require_service;
+
+    #[test]
+    fn the_shared_suite_passes() {
+        let url = require_service!(Postgres);
+        let prefix = format!("t{}_", uuid::Uuid::new_v4().simple());
+        // The blocking client runs its own runtime: keep it off any other.
+        let store = std::thread::spawn(move || PostgresProgressStore::open(&url))
+            .join()
+            .expect("connect thread")
+            .expect("open the PostgreSQL store");
+        crate::store::progress::conformance::run(&store, &prefix);
+        store
+            .with_client(|client| {
+                client.execute(
+                    "DELETE FROM progress_markers WHERE player_id LIKE $1",
+                    &[&format!("{prefix}%")],
+                )
+            })
+            .expect("clean up");
+    }
+}

@@ -1,0 +1,194 @@
+//! The embedded progress store: one SQLite file, WAL journal, full fsync on
+//! commit. The default for a single node.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::model::ids::PlayerId;
+use crate::model::progress::{MarkerId, MarkerType, ProgressMarker};
+use crate::model::time::Timestamp;
+use crate::store::progress::{ProgressStore, StoreError};
+
+pub struct SqliteProgressStore {
+    connection: Mutex<Connection>,
+}
+
+impl SqliteProgressStore {
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+                path: dir.display().to_string(),
+                source,
+            })?;
+        }
+        let connection = Connection::open(path)?;
+        connection.pragma_update(None, "journal_mode", "WAL")?;
+        connection.pragma_update(None, "synchronous", "FULL")?;
+        connection.busy_timeout(std::time::Duration::from_secs(5))?;
+        connection.execute_batch(
+            "CREATE TABLE IF NOT EXISTS progress_markers (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                marker_id TEXT NOT NULL UNIQUE,
+                player_id TEXT NOT NULL,
+                run_key TEXT NOT NULL,
+                marker_type TEXT NOT NULL,
+                description TEXT NOT NULL,
+                achieved_at TEXT NOT NULL,
+                therapeutic_value REAL NOT NULL,
+                related_goal_id TEXT,
+                UNIQUE (player_id, run_key)
+            );
+            CREATE INDEX IF NOT EXISTS progress_markers_by_player
+                ON progress_markers (player_id, seq);",
+        )?;
+        Ok(SqliteProgressStore {
+            connection: Mutex::new(connection),
+        })
+    }
+
+    fn with_connection<T>(
+        &self,
+        work: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
+        work(&connection)
+    }
+}
+
+const MARKER_COLUMNS: &str =
+    "marker_id, marker_type, description, achieved_at, therapeutic_value, related_goal_id";
+
+fn marker_from_row(
+    row: &rusqlite::Row<'_>,
+) -> rusqlite::Result<Result<ProgressMarker, StoreError>> {
+    let marker_id: String = row.get(0)?;
+    let marker_type: String = row.get(1)?;
+    let description: String = row.get(2)?;
+    let achieved_at: String = row.get(3)?;
+    let therapeutic_value: f64 = row.get(4)?;
+    let related_goal_id: Option<String> = row.get(5)?;
+    let Some(marker_type) = MarkerType::parse(&marker_type) else {
+        return Ok(Err(StoreError::Corrupt(format!(
+            "marker {marker_id} has type {marker_type:?}"
+        ))));
+    };
+    let achieved_at = match DateTime::parse_from_rfc3339(&achieved_at) {
+        Ok(at) => Timestamp(at.with_timezone(&Utc)),
+        Err(err) => {
+            return Ok(Err(StoreError::Corrupt(format!(
+                "marker {marker_id} achieved_at: {err}"
+            ))))
+        }
+    };
+    Ok(Ok(ProgressMarker {
+        marker_id: MarkerId::from_stored(marker_id),
+        marker_type,
+        description,
+        achieved_at,
+        therapeutic_value,
+        related_goal_id,
+    }))
+}
+
+impl ProgressStore for SqliteProgressStore {
+    fn record(
+        &self,
+        player: &PlayerId,
+        run_key: &str,
+        marker: ProgressMarker,
+    ) -> Result<ProgressMarker, StoreError> {
+        self.with_connection(|connection| {
+            connection.execute(
+                "INSERT INTO progress_markers (marker_id, player_id, run_key, marker_type,
+                    description, achieved_at, therapeutic_value, related_goal_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT (player_id, run_key) DO NOTHING",
+                params![
+                    marker.marker_id.as_str(),
+                    player.as_str(),
+                    run_key,
+                    marker.marker_type.as_str(),
+                    marker.description,
+                    marker
+                        .achieved_at
+                        .0
+                        .to_rfc3339_opts(SecondsFormat::Millis, true),
+                    marker.therapeutic_value,
+                    marker.related_goal_id,
+                ],
+            )?;
+            let stored = connection
+                .query_row(
+                    &format!(
+                        "SELECT {MARKER_COLUMNS} FROM progress_markers
+                         WHERE player_id = ?1 AND run_key = ?2"
+                    ),
+                    params![player.as_str(), run_key],
+                    marker_from_row,
+                )
+                .optional()?;
+            match stored {
+                Some(marker) => marker,
+                None => Err(StoreError::Corrupt(format!(
+                    "run {run_key} has no marker right after recording one"
+                ))),
+            }
+        })
+    }
+
+    fn markers(&self, player: &PlayerId) -> Result<Vec<ProgressMarker>, StoreError> {
+        self.with_connection(|connection| {
+            let mut statement = connection.prepare_cached(&format!(
+                "SELECT {MARKER_COLUMNS} FROM progress_markers WHERE player_id = ?1 ORDER BY seq"
+            ))?;
+            let rows = statement.query_map(params![player.as_str()], marker_from_row)?;
+            let mut markers = Vec::new();
+            for row in rows {
+                markers.push(row??);
+            }
+            Ok(markers)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use crate::store::progress::conformance::marker;
+
+    #[test]
+    fn the_shared_suite_passes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteProgressStore::open(&dir.path().join("p.db")).unwrap();
+        crate::store::progress::conformance::run(&store, "");
+    }
+
+    #[test]
+    fn a_run_records_one_marker_and_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested/progress.db");
+        let alice = PlayerId::parse("alice").unwrap();
+        let first = marker("Completed guided exercise: ex_breathing");
+        {
+            let store = SqliteProgressStore::open(&path).unwrap();
+            let stored = store.record(&alice, "run-1", first.clone()).unwrap();
+            assert_eq!(stored.marker_id, first.marker_id);
+            // The same run again keeps the first marker.
+            let again = store.record(&alice, "run-1", marker("other")).unwrap();
+            assert_eq!(again.marker_id, first.marker_id);
+            store.record(&alice, "run-2", marker("second")).unwrap();
+        }
+        let store = SqliteProgressStore::open(&path).unwrap();
+        let markers = store.markers(&alice).unwrap();
+        assert_eq!(markers.len(), 2);
+        assert_eq!(markers[0].marker_id, first.marker_id);
+        assert_eq!(markers[0].description, first.description);
+        assert_eq!(markers[1].description, "second");
+        let bob = PlayerId::parse("bob").unwrap();
+        assert!(store.markers(&bob).unwrap().is_empty());
+    }
+}

@@ -1,0 +1,10 @@
+//! Small tools the rest of the crate leans on: the metrics registry and the
+//! metered actor address, the token-bucket rate limit, and the eviction
+//! rule of bounded per-player maps; and the guard that lets tests needing
+//! Redis or PostgreSQL skip where those are missing.
+
+pub mod bounded;
+pub mod metered;
+pub mod metrics;
+pub mod rate_limit;
+pub mod test_services;

@@ -1,0 +1,206 @@
+//! Crisis detection: which crisis types a chat message shows, and whether it
+//! carries anxiety cues.
+//!
+//! Every chat message is checked here before it is answered. A detected
+//! crisis is reported to the client and puts help resources at the top of the
+//! reply; a crisis or an anxiety cue also offers the breathing and grounding
+//! exercises.
+//!
+//! # Design
+//! A missed crisis is the worst error: it leaves someone in danger without a
+//! pointer to help, while a false alarm costs only an unneeded check-in. A
+//! false alarm on an everyday idiom is the second worst. So:
+//! - Rules match explicit phrases on whole words within one sentence (see
+//!   [`crate::therapy::text`]), never substrings: "skill" holds no "kill", and "I want
+//!   to. Die Hard is on" holds no "want to die".
+//! - Idioms are simply never written as patterns: "killing me", "my phone
+//!   died" and "dying to see" match nothing.
+//! - Where a crisis phrase has an innocent reading in some context, its rule
+//!   lists "unless" patterns that suppress it within the same sentence ("hurt
+//!   myself" ... "playing football"). An explicit intent ("want to hurt
+//!   myself") is a separate rule without exceptions, so context never hides it.
+//! - Ambiguous statements ("I don't want to die") fire: when in doubt, check in.
+//!
+//! # Files
+//! - `mod.rs`: the public types and entry points.
+//! - `matcher.rs`: the pattern language and the matcher that runs it.
+//! - `rules.rs`: the rules themselves, one table per crisis type, plus the
+//!   anxiety cues.
+//! - `corpus_tests.rs`: example messages with the detection each must get.
+
+mod matcher;
+mod rules;
+
+#[cfg(test)]
+mod corpus_tests;
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::therapy::text::NormalizedText;
+
+use rules::{anxiety_rules, crisis_rules};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CrisisType {
+    SuicidalIdeation,
+    SelfHarm,
+    PanicAttack,
+    SevereDepression,
+    TraumaResponse,
+    SubstanceAbuse,
+    GeneralDistress,
+}
+
+impl CrisisType {
+    pub const ALL: [CrisisType; 7] = [
+        CrisisType::SuicidalIdeation,
+        CrisisType::SelfHarm,
+        CrisisType::PanicAttack,
+        CrisisType::SevereDepression,
+        CrisisType::TraumaResponse,
+        CrisisType::SubstanceAbuse,
+        CrisisType::GeneralDistress,
+    ];
+
+    /// The snake_case name used on the wire and in configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CrisisType::SuicidalIdeation => "suicidal_ideation",
+            CrisisType::SelfHarm => "self_harm",
+            CrisisType::PanicAttack => "panic_attack",
+            CrisisType::SevereDepression => "severe_depression",
+            CrisisType::TraumaResponse => "trauma_response",
+            CrisisType::SubstanceAbuse => "substance_abuse",
+            CrisisType::GeneralDistress => "general_distress",
+        }
+    }
+}
+
+impl fmt::Display for CrisisType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown crisis type `{0}`")]
+pub struct UnknownCrisisType(pub String);
+
+impl FromStr for CrisisType {
+    type Err = UnknownCrisisType;
+
+    /// Accepts the snake_case name, ignoring ASCII case and surrounding space.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let name = s.trim();
+        CrisisType::ALL
+            .into_iter()
+            .find(|kind| kind.as_str().eq_ignore_ascii_case(name))
+            .ok_or_else(|| UnknownCrisisType(s.to_owned()))
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CrisisAssessment {
+    /// Sorted, no duplicates.
+    pub types: Vec<CrisisType>,
+}
+
+impl CrisisAssessment {
+    pub fn is_crisis(&self) -> bool {
+        !self.types.is_empty()
+    }
+}
+
+/// The crisis types `text` shows; normalises it first.
+pub fn detect_crisis(text: &str) -> CrisisAssessment {
+    detect_crisis_in(&NormalizedText::new(text))
+}
+
+/// The crisis types an already normalised text shows, for callers that
+/// normalise a message once for several uses.
+pub fn detect_crisis_in(text: &NormalizedText) -> CrisisAssessment {
+    let mut types = crisis_rules().find(text);
+    types.sort_unstable();
+    types.dedup();
+    CrisisAssessment { types }
+}
+
+/// anxiety, panic or stress cues (anxious, anxiety, panic, panicking, overwhelmed, stressed, stress, nervous, worried, scared, on edge, freaking out, can't calm down, ...): the reply then offers the breathing/grounding exercises
+pub fn detect_anxiety_in(text: &NormalizedText) -> bool {
+    !anxiety_rules().find(text).is_empty()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use CrisisType::*;
+
+    #[test]
+    fn crisis_type_names_round_trip() {
+        for kind in CrisisType::ALL {
+            assert_eq!(kind.as_str().parse::<CrisisType>(), Ok(kind));
+            assert_eq!(kind.to_string(), kind.as_str());
+            let json = serde_json::to_string(&kind).unwrap_or_default();
+            assert_eq!(json, format!("\"{}\"", kind.as_str()));
+        }
+        assert_eq!(" Self_Harm ".parse::<CrisisType>(), Ok(SelfHarm));
+        assert_eq!(
+            "sadness".parse::<CrisisType>(),
+            Err(UnknownCrisisType("sadness".to_owned()))
+        );
+        let mut sorted = CrisisType::ALL;
+        sorted.sort();
+        assert_eq!(sorted, CrisisType::ALL);
+    }
+
+    #[test]
+    fn assessment_types_are_sorted_and_unique() {
+        let assessment = detect_crisis(
+            "I want to kill myself. I'm suicidal. I cut myself and I can't breathe. I took too many pills.",
+        );
+        assert_eq!(
+            assessment.types,
+            [SuicidalIdeation, SelfHarm, PanicAttack, SubstanceAbuse]
+        );
+        assert_eq!(detect_crisis(""), CrisisAssessment::default());
+        assert!(!detect_crisis("").is_crisis());
+    }
+
+    /// What the split-sentence examples of the corpus rely on: a sentence end
+    /// stops a phrase before any rule is tried.
+    #[test]
+    fn a_sentence_end_splits_a_phrase() {
+        let text = NormalizedText::new("I want to. Die Hard is my favourite film.");
+        assert!(!text.has_phrase("want to die"));
+        assert!(NormalizedText::new("I want to die.").has_phrase("want to die"));
+    }
+
+    #[test]
+    fn odd_unicode_input_does_not_panic() {
+        let mut long = String::new();
+        while long.chars().count() < 4000 {
+            long.push_str("I'm 😭😭 fine… re\u{0301}ally ‘kill’ — ");
+        }
+        let inputs = [
+            long,
+            "💀".repeat(4000),
+            "e\u{0301}\u{0302}\u{0303}".repeat(1000),
+            "Z̸̢̛͇͎̈́a̴̛̰̓l̵̡̈g̶̱̈́o̷̞͝ ".repeat(300),
+            "suicide ".repeat(500),
+            "ﷺ ﷽ 𒐫 ꧅ ᾏ ǅ ﬃ İ".repeat(200),
+            "\u{202E}evil\u{202C}\u{0000}\u{FFFD}".repeat(400),
+            "'".repeat(4000),
+            ".".repeat(4000),
+            "want to die ".repeat(350),
+        ];
+        for input in &inputs {
+            let _ = detect_crisis(input);
+            let _ = detect_anxiety_in(&NormalizedText::new(input));
+        }
+        assert!(detect_crisis(&"suicide ".repeat(500)).is_crisis());
+    }
+}

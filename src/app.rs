@@ -1,0 +1,219 @@
+//! Wiring: opens the stores and the broker, starts the four actors and
+//! the HTTP server on a listener. [`start`] is what both the binary and the
+//! integration tests run.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use actix_web::dev::Server;
+use actix_web::{web, App, HttpServer};
+use hearth_actors::assistant::builtin::BuiltinAssistant;
+use hearth_actors::broadcaster::Broadcaster;
+use hearth_actors::channels::broker::{Broker, BrokerError};
+use hearth_actors::channels::memory::MemoryBroker;
+use hearth_actors::channels::redis::{RedisBroker, RedisSettings};
+use hearth_actors::chat_processor::ChatShared;
+use hearth_actors::chat_server::ChatServer;
+use hearth_actors::exercise_flow::ExerciseFlow;
+use hearth_actors::protocol::RequestLimits;
+use hearth_actors::store::progress::postgres::PostgresProgressStore;
+use hearth_actors::store::progress::sqlite::SqliteProgressStore;
+use hearth_actors::store::progress::{SharedProgressStore, StoreError};
+use hearth_actors::support::metered::Metered;
+use hearth_actors::support::metrics::{ActorKind, Metrics};
+use hearth_actors::therapy::exercises::Catalogue;
+use thiserror::Error;
+
+use crate::auth::{AuthSetupError, Authenticator};
+use crate::config::{Config, ConfigError};
+use crate::http;
+use crate::shutdown::Shutdown;
+use crate::state::{AppState, RateSettings, SessionSettings};
+use crate::ws::transport::OutboundLimits;
+
+#[derive(Debug, Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Auth(#[from] AuthSetupError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot listen: {0}")]
+    Listen(#[from] std::io::Error),
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+}
+
+/// A started server: where it listens, the future that runs it to
+/// completion, and how to stop it gracefully.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub server: Server,
+    pub shutdown: Shutdown,
+}
+
+fn open_progress_store(config: &Config) -> Result<SharedProgressStore, StartError> {
+    if config.progress.kind == "postgres" {
+        // The blocking PostgreSQL client runs a runtime of its own, which
+        // may not start inside this one: connect on a plain thread.
+        let url = config.progress.url.clone();
+        let store = std::thread::spawn(move || PostgresProgressStore::open(&url))
+            .join()
+            .map_err(|_| {
+                StartError::Store(StoreError::Corrupt("the connect thread failed".into()))
+            })??;
+        log::info!("progress_store kind=postgres");
+        return Ok(Arc::new(store));
+    }
+    Ok(Arc::new(SqliteProgressStore::open(&config.progress.path)?))
+}
+
+fn open_broker(config: &Config) -> Result<Box<dyn Broker>, StartError> {
+    let idle_ttl = Duration::from_secs(config.channels.idle_stream_ttl_s);
+    if config.broker.kind == "redis" {
+        let broker = RedisBroker::new(RedisSettings {
+            url: config.broker.url.clone(),
+            prefix: config.broker.prefix.clone(),
+            node_ttl: Duration::from_secs(config.broker.node_ttl_s),
+            idle_ttl,
+            max_connections_per_player: config.limits.max_connections_per_player,
+        })?;
+        return Ok(Box::new(broker));
+    }
+    log::info!("broker kind=memory");
+    Ok(Box::new(MemoryBroker::new(idle_ttl)))
+}
+
+/// Starts every actor and the HTTP server on `listener`. Must run inside an
+/// actix `System`. Signals are the caller's: see [`Shutdown::run`].
+pub fn start(config: Config, listener: TcpListener) -> Result<Running, StartError> {
+    config.validate()?;
+    let auth = Authenticator::from_config(&config.auth)?;
+    let progress = open_progress_store(&config)?;
+    let metrics = Arc::new(Metrics::default());
+    let catalogue = Arc::new(Catalogue::new(config.exercises.catalogue.clone()));
+    let max_players = config.chat.max_tracked_players;
+
+    let channel_rules = Arc::new(config.channels.clone());
+
+    // The Broadcaster delivers through ChatServer, and ChatServer reports
+    // rooms back through its outbound port, which the Broadcaster serves:
+    // ChatServer's mailbox exists first so that the Broadcaster can start
+    // with its address, then ChatServer starts with the port.
+    let broker = open_broker(&config)?;
+    let chat_server_ctx = actix::Context::<ChatServer>::new();
+    let chat_server = Metered::new(
+        chat_server_ctx.address(),
+        metrics.clone(),
+        ActorKind::ChatServer,
+    );
+    let broadcaster_addr = Broadcaster::new(
+        broker,
+        channel_rules.clone(),
+        chat_server.clone(),
+        metrics.clone(),
+    )
+    .start();
+    chat_server_ctx.run(ChatServer::new(
+        config.limits.max_connections_per_player,
+        Broadcaster::observer(&broadcaster_addr),
+        metrics.clone(),
+    ));
+    let broadcaster = Metered::new(broadcaster_addr, metrics.clone(), ActorKind::Broadcaster);
+    let chat = ChatShared {
+        assistant: Arc::new(BuiltinAssistant::new(max_players)),
+        resources: Arc::new(config.chat.crisis_resources.clone()),
+        exercises: catalogue.clone(),
+        metrics: metrics.clone(),
+    };
+    let exercise_flow = Metered::new(
+        ExerciseFlow::new(
+            catalogue,
+            chat_server.clone(),
+            progress.clone(),
+            max_players,
+            metrics.clone(),
+        )
+        .start(),
+        metrics.clone(),
+        ActorKind::ExerciseFlow,
+    );
+
+    let state = web::Data::new(AppState {
+        chat_server: chat_server.clone(),
+        chat,
+        exercise_flow: exercise_flow.clone(),
+        broadcaster,
+        channel_rules,
+        metrics: metrics.clone(),
+        auth,
+        progress,
+        session: SessionSettings {
+            rate: RateSettings {
+                burst: config.limits.rate_burst,
+                per_second: config.limits.rate_per_second,
+                close_after: config.limits.rate_limited_close_after.max(1),
+            },
+            outbound: OutboundLimits {
+                max_frames: config.limits.outbound_max_frames,
+                max_bytes: config.limits.outbound_max_bytes,
+            },
+            heartbeat_interval: Duration::from_secs(config.server.heartbeat_interval_s),
+            client_timeout: Duration::from_secs(config.server.client_timeout_s),
+            max_message_bytes: config.limits.max_message_bytes,
+            auth_leeway: Duration::from_secs(config.auth.leeway_s),
+            request_limits: RequestLimits {
+                max_text_chars: config.limits.max_text_chars,
+                max_publish_bytes: config.limits.max_publish_bytes,
+            },
+        },
+        api_key: Some(config.api.key.clone()).filter(|key| !key.is_empty()),
+        allowed_origins: config.server.allowed_origins.clone(),
+        cluster: config.broker.kind == "redis",
+        max_connections: config.limits.max_connections,
+    });
+
+    let addr = listener.local_addr()?;
+    let workers = match config.server.workers {
+        0 => std::thread::available_parallelism().map_or(1, usize::from),
+        n => n,
+    };
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .configure(http::configure)
+    })
+    // Realtime frames go out as soon as they are written; Nagle's algorithm
+    // would hold a small frame back for the previous one's ACK.
+    .on_connect(|connection, _| {
+        if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
+            if let Err(err) = tcp.set_nodelay(true) {
+                log::debug!("set_nodelay_failed error={err}");
+            }
+        }
+    })
+    .workers(workers)
+    .shutdown_timeout(config.server.shutdown_timeout_s)
+    // After a WebSocket's close handshake the server closes the TCP
+    // connection at once, as RFC 6455 asks, instead of lingering for the
+    // client to hang up first.
+    .client_disconnect_timeout(Duration::ZERO)
+    .disable_signals()
+    .listen(listener)?
+    .run();
+    let shutdown = Shutdown {
+        handle: server.handle(),
+        metrics,
+        chat_server,
+        exercise_flow,
+        timeout: Duration::from_secs(config.server.shutdown_timeout_s),
+    };
+    Ok(Running {
+        addr,
+        server,
+        shutdown,
+    })
+}

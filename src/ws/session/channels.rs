@@ -1,0 +1,267 @@
+//! Channels as one connection sees them: the automatic personal channel,
+//! and `subscribe`, `unsubscribe`, `publish` and `presence` with the checks
+//! that depend on the connection (name, permission, limits) before the
+//! Broadcaster is asked.
+
+use std::collections::{BTreeMap, HashSet};
+
+use actix::prelude::*;
+use hearth_actors::broadcaster::{GetPresence, Publish, Subscribe, SubscribeRequest};
+use hearth_actors::channels::stream::{Payload, Publisher};
+use hearth_actors::chat_server::LeaveChannels;
+use hearth_actors::model::channel_name::ChannelName;
+use hearth_actors::model::ids::ClientRef;
+use hearth_actors::protocol::{
+    ErrorCode, ErrorFrame, PresenceResult, PublishResult, Refusal, Response, ResponseResult,
+    ServerFrame,
+};
+
+use super::{Ctx, FrameLog, WsSession};
+use crate::ws::worker;
+
+impl WsSession {
+    /// Every connection is in its player's `user:<player>` channel: that is
+    /// how a broadcast to the player reaches it.
+    pub(super) fn join_personal_channel(&mut self) {
+        let channel = ChannelName::personal(&self.identity.player);
+        self.subscriptions.borrow_mut().insert(channel.clone());
+        self.state.broadcaster.do_send(Subscribe {
+            conn: self.conn,
+            requests: vec![SubscribeRequest {
+                channel,
+                recover: None,
+            }],
+            refused: BTreeMap::new(),
+            reply_to: None,
+            reply_to_client: false,
+        });
+    }
+
+    /// Checks what depends on this connection (name, permission, the
+    /// subscription limit), then hands the allowed channels to the
+    /// broadcaster, whose single reply arrives through this thread's hub.
+    pub(super) fn subscribe(
+        &mut self,
+        request: hearth_actors::protocol::Subscribe,
+        reply_to: Option<ClientRef>,
+        ctx: &mut Ctx,
+    ) {
+        let rules = &self.state.channel_rules;
+        // One request may not name more channels than a connection may
+        // hold (plus its own): the reply, refusals included, stays small.
+        let most = rules.max_subscriptions_per_connection + 1;
+        if request.channels.len() > most {
+            let error = ErrorFrame::new(
+                ErrorCode::LimitExceeded,
+                format!("at most {most} channels in one subscribe"),
+            );
+            return self.send_error(ctx, error.replying_to(reply_to));
+        }
+        let player = &self.identity.player;
+        let mut recover = request.recover.unwrap_or_default();
+        let mut refused = BTreeMap::new();
+        let mut requests = Vec::new();
+        let subscriptions = self.subscriptions.borrow();
+        let mut counted = subscriptions
+            .iter()
+            .filter(|c| rules.counts_against_limit(c, player))
+            .count();
+        let mut seen = HashSet::new();
+        for name in request.channels {
+            if !seen.insert(name.clone()) {
+                continue;
+            }
+            let channel = match ChannelName::parse(&name) {
+                Ok(channel) => channel,
+                Err(err) => {
+                    refused.insert(name, Refusal::new(ErrorCode::BadChannel, err.to_string()));
+                    continue;
+                }
+            };
+            if let Err(denied) = rules.check_subscribe(&channel, player, &self.identity.channels) {
+                refused.insert(name, Refusal::from(denied));
+                continue;
+            }
+            let already = subscriptions.contains(&channel);
+            if !already && rules.counts_against_limit(&channel, player) {
+                if counted >= rules.max_subscriptions_per_connection {
+                    refused.insert(
+                        name,
+                        Refusal::new(
+                            ErrorCode::LimitExceeded,
+                            format!(
+                                "at most {} subscriptions per connection",
+                                rules.max_subscriptions_per_connection
+                            ),
+                        ),
+                    );
+                    continue;
+                }
+                counted += 1;
+            }
+            // Re-subscribing reports the position; recovery applies to a new
+            // subscription only, or it would repeat delivered publications.
+            let recover = if already { None } else { recover.remove(&name) };
+            requests.push(SubscribeRequest { channel, recover });
+        }
+        drop(subscriptions);
+        if requests.is_empty() {
+            let (code, message) = refused
+                .values()
+                .next()
+                .map(|r| (r.code, r.message.clone()))
+                .unwrap_or((ErrorCode::BadRequest, "channels must not be empty".into()));
+            let error = ErrorFrame {
+                refused: Some(refused).filter(|r| !r.is_empty()),
+                ..ErrorFrame::new(code, message).replying_to(reply_to)
+            };
+            return self.send_error(ctx, error);
+        }
+        let mut subscriptions = self.subscriptions.borrow_mut();
+        for request in &requests {
+            subscriptions.insert(request.channel.clone());
+        }
+        drop(subscriptions);
+        self.state.broadcaster.do_send(Subscribe {
+            conn: self.conn,
+            requests,
+            refused,
+            reply_to,
+            reply_to_client: true,
+        });
+    }
+
+    /// Leaves the named channels it is in (never its personal one) and
+    /// returns them.
+    pub(super) fn unsubscribe(&mut self, names: &[String]) -> Vec<ChannelName> {
+        let personal = ChannelName::personal(&self.identity.player);
+        let mut subscriptions = self.subscriptions.borrow_mut();
+        let left: Vec<ChannelName> = names
+            .iter()
+            .filter_map(|name| ChannelName::parse(name).ok())
+            .filter(|channel| *channel != personal && subscriptions.remove(channel))
+            .collect();
+        drop(subscriptions);
+        if !left.is_empty() {
+            // Out of the local rooms before the reply is queued: nothing
+            // of these channels follows it.
+            worker::leave(self.conn, &left);
+            self.state.chat_server.do_send(LeaveChannels {
+                conn: self.conn,
+                channels: left.clone(),
+            });
+        }
+        left
+    }
+
+    pub(super) fn publish(
+        &mut self,
+        publish: hearth_actors::protocol::Publish,
+        reply_to: Option<ClientRef>,
+        frame: FrameLog,
+        ctx: &mut Ctx,
+    ) {
+        let checked = ChannelName::parse(&publish.channel)
+            .map_err(|err| ErrorFrame::new(ErrorCode::BadChannel, err.to_string()))
+            .and_then(|channel| {
+                let member = self.subscriptions.borrow().contains(&channel);
+                self.state
+                    .channel_rules
+                    .check_client_publish(&channel, member)
+                    .map_err(ErrorFrame::from)?;
+                let data = Payload::from_value(&publish.data)
+                    .map_err(|err| ErrorFrame::new(ErrorCode::BadRequest, err.to_string()))?;
+                Ok((channel, data))
+            });
+        let (channel, data) = match checked {
+            Ok(checked) => checked,
+            Err(error) => {
+                self.send_error(ctx, error.replying_to(reply_to));
+                return self.log_frame(frame, "error");
+            }
+        };
+        let ask = Publish {
+            channel,
+            publisher: Publisher::Player(self.identity.player.clone()),
+            data,
+        };
+        self.state
+            .broadcaster
+            .send(ask)
+            .into_actor(self)
+            .map(move |result, act, ctx| {
+                let reply = match result {
+                    Ok(Ok(publication)) => ServerFrame::Response(Response {
+                        reply_to,
+                        result: ResponseResult::Published(PublishResult {
+                            offset: publication.offset,
+                        }),
+                    }),
+                    Ok(Err(err)) => ServerFrame::Error(
+                        ErrorFrame::new(ErrorCode::Internal, err.to_string()).replying_to(reply_to),
+                    ),
+                    Err(_) => ServerFrame::Error(
+                        ErrorFrame::new(ErrorCode::Internal, "publishing is unavailable")
+                            .replying_to(reply_to),
+                    ),
+                };
+                let ok = matches!(reply, ServerFrame::Response(_));
+                act.send(ctx, &reply);
+                act.log_frame(frame, if ok { "ok" } else { "error" });
+            })
+            // One publish at a time per connection: with a remote broker
+            // the offsets are assigned there, and a player's messages must
+            // keep the order they were sent in.
+            .wait(ctx);
+    }
+
+    pub(super) fn presence(
+        &mut self,
+        name: &str,
+        reply_to: Option<ClientRef>,
+        frame: FrameLog,
+        ctx: &mut Ctx,
+    ) {
+        let rules = &self.state.channel_rules;
+        let checked = ChannelName::parse(name)
+            .map_err(|err| ErrorFrame::new(ErrorCode::BadChannel, err.to_string()))
+            .and_then(|channel| {
+                if !rules.for_channel(&channel).presence {
+                    return Err(ErrorFrame::new(
+                        ErrorCode::NotAvailable,
+                        format!("{channel} keeps no presence"),
+                    ));
+                }
+                rules
+                    .check_subscribe(&channel, &self.identity.player, &self.identity.channels)
+                    .map_err(ErrorFrame::from)?;
+                Ok(channel)
+            });
+        let channel = match checked {
+            Ok(channel) => channel,
+            Err(error) => {
+                self.send_error(ctx, error.replying_to(reply_to));
+                return self.log_frame(frame, "error");
+            }
+        };
+        self.state
+            .broadcaster
+            .send(GetPresence { channel })
+            .into_actor(self)
+            .map(move |result, act, ctx| {
+                let reply = match result {
+                    Ok(Ok(players)) => ServerFrame::Response(Response {
+                        reply_to,
+                        result: ResponseResult::Presence(PresenceResult { players }),
+                    }),
+                    _ => ServerFrame::Error(
+                        ErrorFrame::new(ErrorCode::Internal, "presence is unavailable")
+                            .replying_to(reply_to),
+                    ),
+                };
+                act.send(ctx, &reply);
+                act.log_frame(frame, "ok");
+            })
+            .spawn(ctx);
+    }
+}

@@ -1,0 +1,166 @@
+//! From a whole text message to the handler of its frame: the rate limit,
+//! parsing, routing by type, and writing an actor's answer.
+
+use std::time::Instant;
+
+use actix::prelude::*;
+use hearth_actors::model::ids::ClientRef;
+use hearth_actors::protocol::{
+    parse_request, ChatMessage, Close, ErrorCode, ErrorFrame, Pong, Request, RequestBody, Response,
+    ResponseResult, ServerFrame, UnsubscribeResult,
+};
+
+use super::{Ctx, FrameLog, WsSession};
+
+impl WsSession {
+    /// Applies the per-connection rate limit to one client message: true
+    /// when it may be handled. A refused one gets `rate_limited`; a run of
+    /// them closes the connection 1008.
+    pub(super) fn admit(&mut self, ctx: &mut Ctx) -> bool {
+        self.state.metrics.message_in();
+        match self.rate.try_take(Instant::now()) {
+            Ok(()) => {
+                self.limited_in_a_row = 0;
+                true
+            }
+            Err(wait) => {
+                self.limited_in_a_row += 1;
+                self.state.metrics.rate_limited();
+                if self.limited_in_a_row >= self.state.session.rate.close_after {
+                    log::warn!(
+                        "ws_rate_limit_close player_id={} conn_id={} refused_in_a_row={}",
+                        self.identity.player,
+                        self.conn,
+                        self.limited_in_a_row
+                    );
+                    self.close(ctx, Close::RateLimitExceeded);
+                } else {
+                    let retry_after_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
+                    let error = ErrorFrame {
+                        retry_after_ms: Some(retry_after_ms),
+                        ..ErrorFrame::new(ErrorCode::RateLimited, "too many messages; slow down")
+                    };
+                    self.send_error(ctx, error);
+                }
+                false
+            }
+        }
+    }
+
+    pub(super) fn on_text(&mut self, text: &str, ctx: &mut Ctx) {
+        let received = Instant::now();
+        if !self.admit(ctx) {
+            return;
+        }
+        let request = match parse_request(text, &self.state.session.request_limits) {
+            Ok(request) => request,
+            Err(error) => {
+                let frame = FrameLog {
+                    kind: "invalid",
+                    bytes: text.len(),
+                    received,
+                };
+                self.send_error(ctx, error);
+                self.log_frame(frame, "error");
+                return;
+            }
+        };
+        let frame = FrameLog {
+            kind: request.body.kind(),
+            bytes: text.len(),
+            received,
+        };
+        self.dispatch(request, frame, ctx);
+    }
+
+    pub(super) fn dispatch(&mut self, request: Request, frame: FrameLog, ctx: &mut Ctx) {
+        let reply_to = request.reply_to;
+        match request.body {
+            RequestBody::Ping => {
+                self.send(ctx, &ServerFrame::Pong(Pong { reply_to }));
+                self.log_frame(frame, "ok");
+            }
+            RequestBody::UserMessage(message) => {
+                let text = message.content.text;
+                self.with_session(message.session_id, ctx, move |act, ctx, session| {
+                    act.chat(session, text, reply_to, frame, ctx)
+                });
+            }
+            RequestBody::Feedback(feedback) => self.feedback(feedback, reply_to, frame, ctx),
+            RequestBody::Interaction(interaction) => {
+                self.interaction(interaction, reply_to, frame, ctx)
+            }
+            RequestBody::Refresh(refresh) => {
+                let outcome = self.refresh(&refresh.token, ctx);
+                let ok = outcome.is_ok();
+                let frame_out = match outcome {
+                    Ok(result) => ServerFrame::Response(Response {
+                        reply_to,
+                        result: ResponseResult::Refreshed(result),
+                    }),
+                    Err(error) => ServerFrame::Error(error.replying_to(reply_to)),
+                };
+                self.send(ctx, &frame_out);
+                self.log_frame(frame, if ok { "ok" } else { "error" });
+            }
+            RequestBody::Subscribe(subscribe) => {
+                self.subscribe(subscribe, reply_to, ctx);
+                self.log_frame(frame, "ok");
+            }
+            RequestBody::Unsubscribe(unsubscribe) => {
+                let channels = self.unsubscribe(&unsubscribe.channels);
+                let result = ResponseResult::Unsubscribed(UnsubscribeResult { channels });
+                self.send(ctx, &ServerFrame::Response(Response { reply_to, result }));
+                self.log_frame(frame, "ok");
+            }
+            RequestBody::Publish(publish) => self.publish(publish, reply_to, frame, ctx),
+            RequestBody::Presence(query) => self.presence(&query.channel, reply_to, frame, ctx),
+        }
+    }
+
+    pub(super) fn on_binary(&mut self, ctx: &mut Ctx) {
+        if !self.admit(ctx) {
+            return;
+        }
+        self.send_error(
+            ctx,
+            ErrorFrame::new(
+                ErrorCode::UnsupportedFrame,
+                "binary frames are not supported; send JSON text frames",
+            ),
+        );
+    }
+
+    /// Writes an actor's answer, or an `internal` error when the actor
+    /// failed or is gone.
+    pub(super) fn reply_with(
+        &mut self,
+        ctx: &mut Ctx,
+        result: Result<Result<ChatMessage, String>, MailboxError>,
+        reply_to: Option<ClientRef>,
+        frame: FrameLog,
+    ) {
+        let failure = match result {
+            Ok(Ok(message)) => {
+                self.send(ctx, &ServerFrame::Message(message));
+                self.log_frame(frame, "ok");
+                return;
+            }
+            Ok(Err(why)) => why,
+            Err(err) => {
+                log::error!(
+                    "actor_unavailable player_id={} conn_id={} type={} error={err}",
+                    self.identity.player,
+                    self.conn,
+                    frame.kind
+                );
+                "the server could not handle this request".to_string()
+            }
+        };
+        self.send_error(
+            ctx,
+            ErrorFrame::new(ErrorCode::Internal, failure).replying_to(reply_to),
+        );
+        self.log_frame(frame, "error");
+    }
+}

@@ -1,0 +1,369 @@
+//! The WebSocket transport of one connection, on actix-http's frame codec:
+//! [`accept`] completes the upgrade and returns the client's messages as a
+//! stream and the outgoing side as a bounded queue, which the response body
+//! drains. It moves frames and nothing else: fragments are reassembled and
+//! text checked for UTF-8 here, so the session receives whole messages and
+//! never touches bytes; a breach of the framing rules arrives as the
+//! [`Close`] that answers it.
+//!
+//! The session actor never waits on the socket: it queues and moves on;
+//! each time the socket can take more, everything queued is encoded into
+//! one buffer, so a busy connection costs one write for many frames. A
+//! client that stops reading fills its own queue, not the server's memory;
+//! overflow is reported to the caller, which closes it 4002.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+
+use actix_codec::{Decoder, Encoder};
+use actix_http::ws::{CloseCode, CloseReason, Codec, Frame, Item, Message, ProtocolError};
+use actix_web::http::header;
+use actix_web::web::{Bytes, BytesMut};
+use actix_web::{web, HttpRequest, HttpResponse};
+use bytestring::ByteString;
+use futures_core::Stream;
+use hearth_actors::protocol::Close;
+
+#[derive(Debug, Clone, Copy)]
+pub struct OutboundLimits {
+    pub max_frames: usize,
+    pub max_bytes: usize,
+}
+
+/// The queue is full: the client is not reading fast enough.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Overflow;
+
+/// How much one write gathers before handing it to the socket.
+const WRITE_CHUNK: usize = 64 * 1024;
+
+enum Outgoing {
+    Text(ByteString),
+    Ping,
+    Pong(Bytes),
+    Close(Option<CloseReason>),
+}
+
+#[derive(Default)]
+struct Queue {
+    items: VecDeque<Outgoing>,
+    bytes: usize,
+    /// A close is queued: nothing may follow it.
+    closing: bool,
+    /// The response body, waiting for something to write.
+    writer: Option<Waker>,
+}
+
+impl Queue {
+    fn push(&mut self, item: Outgoing) {
+        self.items.push_back(item);
+        if let Some(writer) = self.writer.take() {
+            writer.wake();
+        }
+    }
+}
+
+/// The outgoing side of one connection; cheap to clone, for the session and
+/// its worker's hub, which live on the same thread.
+#[derive(Clone)]
+pub struct OutboundQueue {
+    shared: Rc<RefCell<Queue>>,
+    limits: OutboundLimits,
+}
+
+impl OutboundQueue {
+    /// Queues a text frame, or reports that the queue is full.
+    pub fn text(&self, text: ByteString) -> Result<(), Overflow> {
+        let mut queue = self.shared.borrow_mut();
+        if queue.closing {
+            return Ok(());
+        }
+        if queue.items.len() >= self.limits.max_frames
+            || queue.bytes + text.len() > self.limits.max_bytes
+        {
+            return Err(Overflow);
+        }
+        queue.bytes += text.len();
+        queue.push(Outgoing::Text(text));
+        Ok(())
+    }
+
+    pub fn ping(&self) -> Result<(), Overflow> {
+        self.control(Outgoing::Ping)
+    }
+
+    pub fn pong(&self, payload: Bytes) -> Result<(), Overflow> {
+        self.control(Outgoing::Pong(payload))
+    }
+
+    fn control(&self, item: Outgoing) -> Result<(), Overflow> {
+        let mut queue = self.shared.borrow_mut();
+        if queue.closing {
+            return Ok(());
+        }
+        if queue.items.len() >= self.limits.max_frames {
+            return Err(Overflow);
+        }
+        queue.push(item);
+        Ok(())
+    }
+
+    /// Queues `close` after everything already queued, and ends the
+    /// connection once it is written. With `discard_pending`, what the
+    /// client has not taken yet is dropped first, so the close is not stuck
+    /// behind it.
+    pub fn close_with(&self, close: Close, discard_pending: bool) {
+        let reason = CloseReason {
+            code: CloseCode::from(close.code()),
+            description: Some(close.reason().to_string()),
+        };
+        self.close(Some(reason), discard_pending);
+    }
+
+    /// Queues a close frame (`None`: one without a code, or the client's
+    /// own echoed back) after everything already queued.
+    pub fn close(&self, reason: Option<CloseReason>, discard_pending: bool) {
+        let mut queue = self.shared.borrow_mut();
+        if queue.closing {
+            return;
+        }
+        if discard_pending {
+            queue.items.clear();
+            queue.bytes = 0;
+        }
+        queue.closing = true;
+        queue.push(Outgoing::Close(reason));
+    }
+
+    /// Frames queued and not yet handed to the socket.
+    pub fn backlog(&self) -> usize {
+        self.shared.borrow().items.len()
+    }
+}
+
+/// Completes the WebSocket upgrade: the response to return, the client's
+/// messages (none larger than `max_message_bytes`, fragments included), and
+/// the outgoing queue.
+pub fn accept(
+    req: &HttpRequest,
+    payload: web::Payload,
+    max_message_bytes: usize,
+    limits: OutboundLimits,
+) -> Result<(HttpResponse, Inbound, OutboundQueue), actix_web::Error> {
+    // actix-http checks the upgrade request and computes the accept key; the
+    // response is rebuilt as actix-web's so that its body can be ours.
+    let handshake = actix_http::ws::handshake(req.head())?.finish();
+    let mut response = HttpResponse::build(handshake.status());
+    response.upgrade("websocket");
+    for (name, value) in handshake.headers() {
+        if name != header::UPGRADE && name != header::CONNECTION {
+            response.insert_header((name.clone(), value.clone()));
+        }
+    }
+    let queue = OutboundQueue {
+        shared: Rc::new(RefCell::new(Queue::default())),
+        limits,
+    };
+    let body = OutboundBody {
+        queue: queue.shared.clone(),
+        codec: Codec::new(),
+        finished: false,
+    };
+    let inbound = Inbound {
+        payload,
+        buf: BytesMut::new(),
+        codec: Codec::new().max_size(max_message_bytes),
+        max_message_bytes,
+        partial: None,
+        ended: false,
+    };
+    let mut response = response.streaming(body);
+    // A streaming body gets a default content type; a 101 carries none.
+    response.headers_mut().remove(header::CONTENT_TYPE);
+    Ok((response, inbound, queue))
+}
+
+/// The response body: whatever is queued, encoded, each time the socket can
+/// take more.
+struct OutboundBody {
+    queue: Rc<RefCell<Queue>>,
+    codec: Codec,
+    finished: bool,
+}
+
+impl Stream for OutboundBody {
+    type Item = Result<Bytes, actix_web::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if this.finished {
+            return Poll::Ready(None);
+        }
+        let mut queue = this.queue.borrow_mut();
+        if queue.items.is_empty() {
+            queue.writer = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        let mut out = BytesMut::new();
+        while out.len() < WRITE_CHUNK {
+            let Some(item) = queue.items.pop_front() else {
+                break;
+            };
+            let message = match item {
+                Outgoing::Text(text) => {
+                    queue.bytes -= text.len();
+                    Message::Text(text)
+                }
+                Outgoing::Ping => Message::Ping(Bytes::new()),
+                Outgoing::Pong(payload) => Message::Pong(payload),
+                Outgoing::Close(reason) => {
+                    this.finished = true;
+                    Message::Close(reason)
+                }
+            };
+            if let Err(err) = this.codec.encode(message, &mut out) {
+                return Poll::Ready(Some(Err(actix_web::error::ErrorInternalServerError(err))));
+            }
+            if this.finished {
+                queue.items.clear();
+                break;
+            }
+        }
+        Poll::Ready(Some(Ok(out.freeze())))
+    }
+}
+
+/// One whole message from the client, or a sign of life.
+#[derive(Debug)]
+pub enum Incoming {
+    Text(ByteString),
+    /// Binary messages are refused, so their bytes are not kept.
+    Binary,
+    Ping(Bytes),
+    Pong,
+    /// A fragment of a message arrived; the message is not whole yet.
+    Fragment,
+    Close(Option<CloseReason>),
+}
+
+/// Why the client's side of the connection cannot go on.
+#[derive(Debug)]
+pub enum InboundError {
+    /// The client broke the framing rules; the server closes with this.
+    Refused { close: Close, detail: String },
+    /// The socket failed or the peer left without a close frame.
+    Lost(String),
+}
+
+impl InboundError {
+    fn refused(close: Close) -> Self {
+        InboundError::Refused {
+            close,
+            detail: close.reason().to_string(),
+        }
+    }
+}
+
+/// A fragmented message being reassembled.
+struct Partial {
+    is_text: bool,
+    bytes: BytesMut,
+}
+
+/// The client's messages, decoded from the request payload and
+/// reassembled from their fragments.
+pub struct Inbound {
+    payload: web::Payload,
+    buf: BytesMut,
+    codec: Codec,
+    max_message_bytes: usize,
+    partial: Option<Partial>,
+    ended: bool,
+}
+
+impl Inbound {
+    /// Reassembles fragments; a frame that completes nothing yields
+    /// [`Incoming::Fragment`].
+    fn message_of(&mut self, frame: Frame) -> Result<Incoming, InboundError> {
+        let (first, is_text, bytes, last) = match frame {
+            Frame::Text(bytes) if self.partial.is_none() => return text_of(bytes),
+            Frame::Text(_) => return Err(InboundError::refused(Close::NewMessageInsideFragmented)),
+            Frame::Binary(_) => return Ok(Incoming::Binary),
+            Frame::Ping(bytes) => return Ok(Incoming::Ping(bytes)),
+            Frame::Pong(_) => return Ok(Incoming::Pong),
+            Frame::Close(reason) => return Ok(Incoming::Close(reason)),
+            Frame::Continuation(Item::FirstText(bytes)) => (true, true, bytes, false),
+            Frame::Continuation(Item::FirstBinary(bytes)) => (true, false, bytes, false),
+            Frame::Continuation(Item::Continue(bytes)) => (false, false, bytes, false),
+            Frame::Continuation(Item::Last(bytes)) => (false, false, bytes, true),
+        };
+        if first && self.partial.is_some() {
+            return Err(InboundError::refused(Close::NewMessageInsideFragmented));
+        }
+        if first {
+            self.partial = Some(Partial {
+                is_text,
+                bytes: BytesMut::with_capacity(bytes.len() * 2),
+            });
+        }
+        let Some(partial) = self.partial.as_mut() else {
+            return Err(InboundError::refused(Close::ContinuationWithoutStart));
+        };
+        if partial.bytes.len() + bytes.len() > self.max_message_bytes {
+            return Err(InboundError::refused(Close::MessageTooBig));
+        }
+        partial.bytes.extend_from_slice(&bytes);
+        if !last {
+            return Ok(Incoming::Fragment);
+        }
+        match self.partial.take() {
+            Some(whole) if whole.is_text => text_of(whole.bytes.freeze()),
+            _ => Ok(Incoming::Binary),
+        }
+    }
+}
+
+fn text_of(bytes: Bytes) -> Result<Incoming, InboundError> {
+    ByteString::try_from(bytes)
+        .map(Incoming::Text)
+        .map_err(|_| InboundError::refused(Close::InvalidUtf8))
+}
+
+impl Stream for Inbound {
+    type Item = Result<Incoming, InboundError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        loop {
+            match this.codec.decode(&mut this.buf) {
+                Ok(Some(frame)) => return Poll::Ready(Some(this.message_of(frame))),
+                Ok(None) if this.ended => return Poll::Ready(None),
+                Ok(None) => {}
+                Err(ProtocolError::Overflow) => {
+                    return Poll::Ready(Some(Err(InboundError::refused(Close::MessageTooBig))))
+                }
+                Err(ProtocolError::Io(err)) => {
+                    return Poll::Ready(Some(Err(InboundError::Lost(err.to_string()))))
+                }
+                Err(err) => {
+                    return Poll::Ready(Some(Err(InboundError::Refused {
+                        close: Close::ProtocolError,
+                        detail: err.to_string(),
+                    })))
+                }
+            }
+            match Pin::new(&mut this.payload).poll_next(cx) {
+                Poll::Ready(Some(Ok(chunk))) => this.buf.extend_from_slice(&chunk),
+                Poll::Ready(Some(Err(err))) => {
+                    this.ended = true;
+                    return Poll::Ready(Some(Err(InboundError::Lost(err.to_string()))));
+                }
+                Poll::Ready(None) => this.ended = true,
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
