@@ -30,8 +30,7 @@ use crate::auth::{AuthSetupError, Authenticator};
 use crate::config::{Config, ConfigError};
 use crate::http;
 use crate::shutdown::Shutdown;
-use crate::state::{AppState, RateSettings, SessionSettings};
-use crate::ws::transport::OutboundLimits;
+use crate::state::{AppState, OutboundLimits, RateSettings, SessionSettings};
 
 #[derive(Debug, Error)]
 pub enum StartError {

@@ -16,7 +16,13 @@ use hearth_actors::support::metered::Metered;
 use hearth_actors::support::metrics::Metrics;
 
 use crate::auth::Authenticator;
-use crate::ws::transport::OutboundLimits;
+
+/// How much may wait for one client before it counts as a slow consumer.
+#[derive(Debug, Clone, Copy)]
+pub struct OutboundLimits {
+    pub max_frames: usize,
+    pub max_bytes: usize,
+}
 
 #[derive(Debug, Clone, Copy)]
 pub struct RateSettings {

@@ -52,7 +52,7 @@ pub struct AssistantReply {
 
 /// What every chat processor shares. The server runs one `ChatProcessor`
 /// per worker thread, so a chat message is answered on the thread that
-/// read it; player state lives in the shared engine.
+/// read it; player state lives in the shared assistant.
 #[derive(Clone)]
 pub struct ChatShared {
     pub assistant: Arc<dyn Assistant>,

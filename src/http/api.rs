@@ -11,7 +11,7 @@ use hearth_actors::model::ids::PlayerId;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::http::{bearer, error_json};
+use super::common::{bearer, error_json};
 use crate::state::AppState;
 
 /// The server API's key check: the refusal to send, if any. 403 when no key

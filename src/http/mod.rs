@@ -1,14 +1,13 @@
 //! HTTP: one routing table for the WebSocket upgrade, health and
 //! readiness, metrics and the server API (docs/protocol.md, sections 1, 2,
-//! 7 and 8), and what their handlers share.
+//! 7 and 8).
 
 mod api;
+mod common;
 mod health;
 mod upgrade;
 
-use actix_web::http::header;
-use actix_web::{web, HttpRequest};
-use serde_json::{json, Value};
+use actix_web::web;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/ws/chat", web::get().to(upgrade::ws_chat))
@@ -25,18 +24,4 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/api/players/{player_id}/progress",
             web::get().to(api::player_progress),
         );
-}
-
-/// The token of an `Authorization: Bearer` header.
-pub(crate) fn bearer(req: &HttpRequest) -> Option<&str> {
-    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then_some(token.trim())
-}
-
-/// The body of every HTTP error: a stable code and a message.
-pub(crate) fn error_json(code: &str, message: impl std::fmt::Display) -> Value {
-    json!({"error": code, "message": message.to_string()})
 }

@@ -8,7 +8,7 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use hearth_actors::protocol::Close;
 
-use crate::http::{bearer, error_json};
+use super::common::{bearer, error_json};
 use crate::state::AppState;
 use crate::ws::{self, ConnOptions};
 

@@ -15,16 +15,9 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use hearth_actors::protocol::Close;
 
 use crate::auth::Identity;
-use crate::state::AppState;
+use crate::state::{AppState, OutboundLimits};
+pub use session::ConnOptions;
 use session::WsSession;
-use transport::OutboundLimits;
-
-/// What the client asked for in the query string.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ConnOptions {
-    pub typing: bool,
-    pub stream: bool,
-}
 
 /// Completes the upgrade and starts a session actor for it. The actor runs
 /// on this worker's arbiter, apart from the socket: messages arrive as a

@@ -27,11 +27,7 @@ use bytestring::ByteString;
 use futures_core::Stream;
 use hearth_actors::protocol::Close;
 
-#[derive(Debug, Clone, Copy)]
-pub struct OutboundLimits {
-    pub max_frames: usize,
-    pub max_bytes: usize,
-}
+use crate::state::OutboundLimits;
 
 /// The queue is full: the client is not reading fast enough.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -372,11 +372,11 @@ mod tests {
         recommendations: Vec<Recommendation>,
     }
 
-    fn reply(engine: &BuiltinAssistant, player: &PlayerId, text: &str) -> Reply {
+    fn reply(assistant: &BuiltinAssistant, player: &PlayerId, text: &str) -> Reply {
         let normalized = NormalizedText::new(text);
         let crisis = detect_crisis_in(&normalized);
         let anxious = crate::therapy::crisis::detect_anxiety_in(&normalized);
-        let (text, recommendations) = engine.compose(&Turn {
+        let (text, recommendations) = assistant.compose(&Turn {
             player,
             text: &normalized,
             crisis: &crisis,
@@ -391,7 +391,7 @@ mod tests {
     #[test]
     fn the_reply_streams_as_sentences_then_done() {
         use futures_util::StreamExt;
-        let engine = BuiltinAssistant::new(100);
+        let assistant = BuiltinAssistant::new(100);
         let erin = PlayerId::parse("erin").unwrap();
         let normalized = NormalizedText::new("I'm so stressed about tomorrow");
         let crisis = detect_crisis_in(&normalized);
@@ -401,7 +401,7 @@ mod tests {
             crisis: &crisis,
             anxious: true,
         };
-        let stream = engine.reply(&turn);
+        let stream = assistant.reply(&turn);
         let events: Vec<ReplyEvent> = actix_rt::System::new().block_on(stream.collect());
         let (last, pieces) = events.split_last().unwrap();
         assert!(matches!(last, ReplyEvent::Done(_)), "{last:?}");
@@ -414,6 +414,11 @@ mod tests {
             .collect();
         assert!(texts.len() > 1, "one piece per sentence: {texts:?}");
         assert!(ANXIOUS_REPLIES.contains(&texts.concat().as_str()));
+    }
+
+    #[test]
+    fn the_shared_suite_passes() {
+        crate::assistant::conformance::run(&BuiltinAssistant::new(100));
     }
 
     #[test]
@@ -435,11 +440,11 @@ mod tests {
 
     #[test]
     fn replies_are_deterministic_topic_aware_and_not_echoes() {
-        let engine = BuiltinAssistant::new(100);
+        let assistant = BuiltinAssistant::new(100);
         let alice = PlayerId::parse("alice").unwrap();
         let text = "My boss keeps piling on work before the deadline";
-        let first = reply(&engine, &alice, text).text;
-        let second = reply(&engine, &alice, text).text;
+        let first = reply(&assistant, &alice, text).text;
+        let second = reply(&assistant, &alice, text).text;
         assert_eq!(first, second);
         assert!(!first.contains("piling"));
         assert!(TOPICS[4].replies.contains(&first.as_str()), "{first}");
@@ -447,18 +452,18 @@ mod tests {
 
     #[test]
     fn crisis_replies_point_to_help_without_repeating_the_words() {
-        let engine = BuiltinAssistant::new(100);
+        let assistant = BuiltinAssistant::new(100);
         let bob = PlayerId::parse("bob").unwrap();
-        let answer = reply(&engine, &bob, "I want to kill myself").text;
+        let answer = reply(&assistant, &bob, "I want to kill myself").text;
         assert!(answer.contains("help is available right now"));
         assert!(!answer.to_lowercase().contains("kill"));
     }
 
     #[test]
     fn feedback_follows_the_domain_table_and_shapes_recommendations() {
-        let engine = BuiltinAssistant::new(100);
+        let assistant = BuiltinAssistant::new(100);
         let carol = PlayerId::parse("carol").unwrap();
-        let outcome = engine.feedback(&FeedbackInput {
+        let outcome = assistant.feedback(&FeedbackInput {
             player: &carol,
             rating: Some(1),
             text: Some("it was boring and too fast"),
@@ -481,7 +486,7 @@ mod tests {
                 "Increase Engagement"
             ]
         );
-        let good = engine.feedback(&FeedbackInput {
+        let good = assistant.feedback(&FeedbackInput {
             player: &carol,
             rating: Some(5),
             text: Some("really helpful"),
@@ -493,22 +498,22 @@ mod tests {
 
     #[test]
     fn a_stress_cue_in_conversation_recommends_stress_management() {
-        let engine = BuiltinAssistant::new(100);
+        let assistant = BuiltinAssistant::new(100);
         let dan = PlayerId::parse("dan").unwrap();
-        assert!(reply(&engine, &dan, "hello").recommendations.is_empty());
-        let stressed = reply(&engine, &dan, "I'm so stressed about tomorrow");
+        assert!(reply(&assistant, &dan, "hello").recommendations.is_empty());
+        let stressed = reply(&assistant, &dan, "I'm so stressed about tomorrow");
         assert_eq!(stressed.recommendations, [STRESS_FOCUS]);
     }
 
     #[test]
     fn profiles_are_bounded() {
-        let engine = BuiltinAssistant::new(50);
+        let assistant = BuiltinAssistant::new(50);
         for n in 0..500 {
             let player = PlayerId::parse(&format!("p{n}")).unwrap();
-            reply(&engine, &player, "hi");
+            reply(&assistant, &player, "hi");
         }
-        assert!(engine.profile_count() <= 50 + SHARDS);
+        assert!(assistant.profile_count() <= 50 + SHARDS);
         let last = PlayerId::parse("p499").unwrap();
-        assert!(engine.with_profile(&last, |p| p.stress_turns.len()) == 1);
+        assert!(assistant.with_profile(&last, |p| p.stress_turns.len()) == 1);
     }
 }

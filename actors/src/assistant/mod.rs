@@ -10,6 +10,8 @@
 //! does it inside the returned stream, which the chat processor polls.
 
 pub mod builtin;
+#[cfg(test)]
+pub(crate) mod conformance;
 
 use std::pin::Pin;
 

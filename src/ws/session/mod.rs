@@ -40,9 +40,15 @@ use crate::auth::Identity;
 use crate::state::AppState;
 use crate::ws::transport::{InboundError, Incoming, OutboundQueue};
 use crate::ws::worker::{self, LocalConn, Overflowed};
-use crate::ws::ConnOptions;
 
 type Ctx = Context<WsSession>;
+
+/// What the client asked for in the query string.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ConnOptions {
+    pub typing: bool,
+    pub stream: bool,
+}
 
 /// The server's capabilities, announced in the welcome.
 const FEATURES: &[&str] = &[

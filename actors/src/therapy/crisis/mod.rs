@@ -11,8 +11,8 @@
 //! pointer to help, while a false alarm costs only an unneeded check-in. A
 //! false alarm on an everyday idiom is the second worst. So:
 //! - Rules match explicit phrases on whole words within one sentence (see
-//!   [`crate::therapy::text`]), never substrings: "skill" holds no "kill", and "I want
-//!   to. Die Hard is on" holds no "want to die".
+//!   [`crate::therapy::text`]), never substrings: "skill" holds no "kill",
+//!   and "I want to. Die Hard is on" holds no "want to die".
 //! - Idioms are simply never written as patterns: "killing me", "my phone
 //!   died" and "dying to see" match nothing.
 //! - Where a crisis phrase has an innocent reading in some context, its rule
@@ -22,7 +22,8 @@
 //! - Ambiguous statements ("I don't want to die") fire: when in doubt, check in.
 //!
 //! # Files
-//! - `mod.rs`: the public types and entry points.
+//! - `mod.rs`: the entry points and the assessment they return.
+//! - `types.rs`: the crisis types.
 //! - `matcher.rs`: the pattern language and the matcher that runs it.
 //! - `rules.rs`: the rules themselves, one table per crisis type, plus the
 //!   anxiety cues.
@@ -30,78 +31,15 @@
 
 mod matcher;
 mod rules;
+mod types;
 
 #[cfg(test)]
 mod corpus_tests;
 
-use std::fmt;
-use std::str::FromStr;
-
-use serde::{Deserialize, Serialize};
-
 use crate::therapy::text::NormalizedText;
 
 use rules::{anxiety_rules, crisis_rules};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CrisisType {
-    SuicidalIdeation,
-    SelfHarm,
-    PanicAttack,
-    SevereDepression,
-    TraumaResponse,
-    SubstanceAbuse,
-    GeneralDistress,
-}
-
-impl CrisisType {
-    pub const ALL: [CrisisType; 7] = [
-        CrisisType::SuicidalIdeation,
-        CrisisType::SelfHarm,
-        CrisisType::PanicAttack,
-        CrisisType::SevereDepression,
-        CrisisType::TraumaResponse,
-        CrisisType::SubstanceAbuse,
-        CrisisType::GeneralDistress,
-    ];
-
-    /// The snake_case name used on the wire and in configuration.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CrisisType::SuicidalIdeation => "suicidal_ideation",
-            CrisisType::SelfHarm => "self_harm",
-            CrisisType::PanicAttack => "panic_attack",
-            CrisisType::SevereDepression => "severe_depression",
-            CrisisType::TraumaResponse => "trauma_response",
-            CrisisType::SubstanceAbuse => "substance_abuse",
-            CrisisType::GeneralDistress => "general_distress",
-        }
-    }
-}
-
-impl fmt::Display for CrisisType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown crisis type `{0}`")]
-pub struct UnknownCrisisType(pub String);
-
-impl FromStr for CrisisType {
-    type Err = UnknownCrisisType;
-
-    /// Accepts the snake_case name, ignoring ASCII case and surrounding space.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let name = s.trim();
-        CrisisType::ALL
-            .into_iter()
-            .find(|kind| kind.as_str().eq_ignore_ascii_case(name))
-            .ok_or_else(|| UnknownCrisisType(s.to_owned()))
-    }
-}
+pub use types::{CrisisType, UnknownCrisisType};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CrisisAssessment {
@@ -129,7 +67,9 @@ pub fn detect_crisis_in(text: &NormalizedText) -> CrisisAssessment {
     CrisisAssessment { types }
 }
 
-/// anxiety, panic or stress cues (anxious, anxiety, panic, panicking, overwhelmed, stressed, stress, nervous, worried, scared, on edge, freaking out, can't calm down, ...): the reply then offers the breathing/grounding exercises
+/// Whether the text carries anxiety, panic or stress cues ("anxious",
+/// "overwhelmed", "on edge", "freaking out", "can't calm down", ...): the
+/// reply then offers the breathing and grounding exercises.
 pub fn detect_anxiety_in(text: &NormalizedText) -> bool {
     !anxiety_rules().find(text).is_empty()
 }

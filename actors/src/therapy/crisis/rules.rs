@@ -11,7 +11,7 @@
 use std::sync::OnceLock;
 
 use super::matcher::RuleSet;
-use super::CrisisType;
+use super::types::CrisisType;
 
 /// One rule as written: a pattern and the patterns that suppress it when
 /// they occur in the same sentence.
