@@ -8,7 +8,6 @@
 //! into the queues of the connections living on that thread. A fan-out to
 //! a room is one message per worker that has members in it, not one per
 //! member; the frame is serialized once and shared by reference count.
-
 //!
 //! The bookkeeping is [`registry::Registry`], a plain struct; this actor
 //! adds the mailboxes and tells the Broadcaster, through its outbound port
@@ -96,7 +95,6 @@ pub struct EvictAll {
 #[rtype(result = "()")]
 pub struct Disconnect {
     pub conn: ConnId,
-    pub player: PlayerId,
 }
 
 /// Every open connection of the player, but `except` (the connection the

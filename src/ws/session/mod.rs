@@ -303,10 +303,9 @@ impl Actor for WsSession {
             });
         }
         if self.registered {
-            self.state.chat_server.do_send(Disconnect {
-                conn: self.conn,
-                player: self.identity.player.clone(),
-            });
+            self.state
+                .chat_server
+                .do_send(Disconnect { conn: self.conn });
         }
         let ending = self.ending.take().unwrap_or(Ending::Lost);
         let (code, reason) = (ending.code(), ending.reason());
@@ -381,6 +380,7 @@ impl StreamHandler<Result<Incoming, InboundError>> for WsSession {
                         code: u16::from(reason.code),
                         reason: reason.description.clone().unwrap_or_default(),
                     },
+                    // The close frame carried no code (RFC 6455, 7.1.5).
                     None => Ending::Client {
                         code: 1005,
                         reason: String::new(),
