@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use actix::prelude::*;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 
 use crate::assistant::{Assistant, AssistantError, FeedbackInput, ReplyEvent, Turn};
 use crate::model::ids::{ClientRef, PlayerId, SessionId};
@@ -29,6 +29,8 @@ pub struct HandleUserMessage {
     pub session_id: SessionId,
     pub text: String,
     pub reply_to: Option<ClientRef>,
+    /// The client streams replies: keep the pieces for it.
+    pub stream: bool,
 }
 
 /// A validated `feedback`; answered with a system message.
@@ -42,8 +44,8 @@ pub struct HandleFeedback {
     pub reply_to: Option<ClientRef>,
 }
 
-/// The assistant's whole reply, and the pieces it came in (their
-/// concatenation is the reply's text), for a client that streams.
+/// The assistant's whole reply, and, for a client that streams, the pieces
+/// it came in (their concatenation is the reply's text).
 #[derive(Debug)]
 pub struct AssistantReply {
     pub message: ChatMessage,
@@ -76,7 +78,7 @@ impl Actor for ChatProcessor {
 }
 
 impl Handler<HandleUserMessage> for ChatProcessor {
-    type Result = ResponseFuture<Result<AssistantReply, AssistantError>>;
+    type Result = Response<Result<AssistantReply, AssistantError>>;
 
     fn handle(&mut self, msg: HandleUserMessage, _: &mut Context<Self>) -> Self::Result {
         let _timer = self.shared.metrics.handling(ActorKind::ChatProcessor);
@@ -110,31 +112,85 @@ impl Handler<HandleUserMessage> for ChatProcessor {
             crisis: crisis.is_crisis(),
             types: crisis.types,
         };
-        Box::pin(async move {
-            let mut pieces = Vec::new();
+        let mut draft = Draft {
+            text: String::new(),
+            pieces: msg.stream.then(Vec::new),
+            elements,
+            safety,
+            session_id: Some(msg.session_id),
+            reply_to: msg.reply_to,
+        };
+        // What the assistant has ready is taken now: a reply that is ready
+        // at once (the built-in assistant's) is answered in this handler,
+        // with no task spawned for it; the rest is awaited.
+        while let Some(next) = reply.next().now_or_never() {
+            let Some(event) = next else {
+                return Response::reply(Err(AssistantError::Incomplete));
+            };
+            if let Some(outcome) = draft.take(event) {
+                return Response::reply(outcome);
+            }
+        }
+        Response::fut(async move {
             while let Some(event) = reply.next().await {
-                let done = match event {
-                    ReplyEvent::Text(piece) => {
-                        pieces.push(piece);
-                        continue;
-                    }
-                    ReplyEvent::Done(done) => done,
-                    ReplyEvent::Failed(err) => return Err(err),
-                };
-                let message = ChatMessage::new(
-                    Role::Assistant,
-                    Some(msg.session_id),
-                    msg.reply_to,
-                    MessageContent::new(pieces.concat(), elements),
-                    MessageMetadata::Assistant(AssistantMetadata {
-                        recommendations: done.recommendations,
-                        safety,
-                    }),
-                );
-                return Ok(AssistantReply { message, pieces });
+                if let Some(outcome) = draft.take(event) {
+                    return outcome;
+                }
             }
             Err(AssistantError::Incomplete)
         })
+    }
+}
+
+/// A reply being put together from the assistant's events.
+struct Draft {
+    text: String,
+    /// Only for a client that streams.
+    pieces: Option<Vec<String>>,
+    elements: Vec<Element>,
+    safety: Safety,
+    /// Taken when the reply is finished.
+    session_id: Option<SessionId>,
+    reply_to: Option<ClientRef>,
+}
+
+impl Draft {
+    /// Takes one event; once the assistant is done or has failed, the
+    /// outcome.
+    fn take(&mut self, event: ReplyEvent) -> Option<Result<AssistantReply, AssistantError>> {
+        let done = match event {
+            ReplyEvent::Text(piece) => {
+                if self.text.is_empty() && self.pieces.is_none() {
+                    // The first piece becomes the text: no copy.
+                    self.text = piece;
+                } else {
+                    self.text.push_str(&piece);
+                    if let Some(pieces) = &mut self.pieces {
+                        pieces.push(piece);
+                    }
+                }
+                return None;
+            }
+            ReplyEvent::Done(done) => done,
+            ReplyEvent::Failed(err) => return Some(Err(err)),
+        };
+        let message = ChatMessage::new(
+            Role::Assistant,
+            self.session_id.take(),
+            self.reply_to.take(),
+            MessageContent::new(
+                std::mem::take(&mut self.text),
+                std::mem::take(&mut self.elements),
+            ),
+            MessageMetadata::Assistant(AssistantMetadata {
+                recommendations: done.recommendations,
+                safety: std::mem::take(&mut self.safety),
+            }),
+        );
+        Some(Ok(AssistantReply {
+            message,
+            pieces: self.pieces.take().unwrap_or_default(),
+        }))
     }
 }
 
@@ -169,5 +225,66 @@ impl Handler<HandleFeedback> for ChatProcessor {
                 recommendations: outcome.recommendations,
             }),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::assistant::{FeedbackOutcome, ReplyDone, ReplyStream};
+
+    /// Replies "Hello. There." but makes the processor wait before each
+    /// event, as a model streaming over the network would.
+    struct SlowAssistant;
+
+    impl Assistant for SlowAssistant {
+        fn reply(&self, _: &Turn<'_>) -> ReplyStream {
+            let events = vec![
+                ReplyEvent::Text("Hello. ".into()),
+                ReplyEvent::Text("There.".into()),
+                ReplyEvent::Done(ReplyDone {
+                    recommendations: Vec::new(),
+                }),
+            ];
+            Box::pin(futures_util::stream::unfold(
+                events.into_iter(),
+                |mut events| async move {
+                    tokio::task::yield_now().await;
+                    events.next().map(|event| (event, events))
+                },
+            ))
+        }
+
+        fn feedback(&self, _: &FeedbackInput<'_>) -> FeedbackOutcome {
+            FeedbackOutcome {
+                adjustments: Vec::new(),
+                recommendations: Vec::new(),
+            }
+        }
+    }
+
+    #[test]
+    fn a_reply_that_is_not_ready_at_once_is_awaited_whole() {
+        let reply = System::new().block_on(async {
+            let processor = ChatProcessor::new(ChatShared {
+                assistant: Arc::new(SlowAssistant),
+                resources: Arc::new(Vec::new()),
+                exercises: Arc::new(Catalogue::default()),
+                metrics: Arc::new(Metrics::default()),
+            })
+            .start();
+            processor
+                .send(HandleUserMessage {
+                    player: PlayerId::parse("slow").unwrap(),
+                    session_id: SessionId::generate(),
+                    text: "hi".into(),
+                    reply_to: None,
+                    stream: true,
+                })
+                .await
+        });
+        let reply = reply.unwrap().unwrap();
+        assert_eq!(reply.pieces, ["Hello. ", "There."]);
+        assert_eq!(reply.message.text(), Some("Hello. There."));
     }
 }

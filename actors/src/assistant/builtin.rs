@@ -7,7 +7,11 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
+use std::pin::Pin;
 use std::sync::{Mutex, PoisonError};
+use std::task::{Context, Poll};
+
+use futures_util::Stream;
 
 use crate::assistant::{
     Assistant, FeedbackInput, FeedbackOutcome, ReplyDone, ReplyEvent, ReplyStream, Turn,
@@ -153,12 +157,10 @@ impl BuiltinAssistant {
 impl Assistant for BuiltinAssistant {
     fn reply(&self, turn: &Turn<'_>) -> ReplyStream {
         let (text, recommendations) = self.compose(turn);
-        let mut events: Vec<ReplyEvent> = sentence_pieces(&text)
-            .into_iter()
-            .map(|piece| ReplyEvent::Text(piece.to_string()))
-            .collect();
-        events.push(ReplyEvent::Done(ReplyDone { recommendations }));
-        Box::pin(futures_util::stream::iter(events))
+        Box::pin(Sentences {
+            rest: text,
+            done: Some(ReplyDone { recommendations }),
+        })
     }
 
     fn feedback(&self, input: &FeedbackInput<'_>) -> FeedbackOutcome {
@@ -341,25 +343,47 @@ fn compose_reply(turn: &Turn<'_>, gentle: bool) -> String {
     pick(turn.text, DEFAULT_REPLIES).into()
 }
 
-/// Splits after each sentence end (". ", "! ", "? "), keeping every byte:
-/// the pieces concatenated are the text.
-fn sentence_pieces(text: &str) -> Vec<&str> {
-    let mut pieces = Vec::new();
-    let mut start = 0;
-    let bytes = text.as_bytes();
-    for (index, byte) in bytes.iter().enumerate() {
-        let ends_sentence = matches!(byte, b'.' | b'!' | b'?')
-            && bytes.get(index + 1) == Some(&b' ')
-            && index + 2 < bytes.len();
-        if ends_sentence {
-            pieces.push(&text[start..index + 2]);
-            start = index + 2;
+/// A composed reply as a stream: one sentence per event, then `Done`.
+/// Every event is ready at once. Each piece is cut off the front of the
+/// rest of the reply, so the first piece keeps the whole reply's buffer
+/// and a consumer that glues the pieces back together copies into it
+/// without growing it.
+struct Sentences {
+    rest: String,
+    done: Option<ReplyDone>,
+}
+
+impl Stream for Sentences {
+    type Item = ReplyEvent;
+
+    fn poll_next(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<ReplyEvent>> {
+        let this = &mut *self;
+        if this.rest.is_empty() {
+            return Poll::Ready(this.done.take().map(ReplyEvent::Done));
         }
+        let end = sentence_end(&this.rest);
+        let after = this.rest.split_off(end);
+        let piece = std::mem::replace(&mut this.rest, after);
+        Poll::Ready(Some(ReplyEvent::Text(piece)))
     }
-    if start < text.len() || pieces.is_empty() {
-        pieces.push(&text[start..]);
+}
+
+/// Where the first piece of `text` ends: just after the first sentence end
+/// (". ", "! ", "? ") that is not the text's last, or at the end of the
+/// text. The pieces concatenated are the text.
+fn sentence_end(text: &str) -> usize {
+    let bytes = text.as_bytes();
+    let mut from = 0;
+    // memchr scans for the three marks many bytes at a time: this runs for
+    // every reply, streamed or not.
+    while let Some(found) = memchr::memchr3(b'.', b'!', b'?', &bytes[from..]) {
+        let mark = from + found;
+        if bytes.get(mark + 1) == Some(&b' ') && mark + 2 < bytes.len() {
+            return mark + 2;
+        }
+        from = mark + 1;
     }
-    pieces
+    bytes.len()
 }
 
 #[cfg(test)]
@@ -421,21 +445,41 @@ mod tests {
         crate::assistant::conformance::run(&BuiltinAssistant::new(100));
     }
 
+    fn sentence_pieces(text: &str) -> Vec<String> {
+        use futures_util::{FutureExt, StreamExt};
+        let mut stream = Sentences {
+            rest: text.to_string(),
+            done: Some(ReplyDone {
+                recommendations: Vec::new(),
+            }),
+        };
+        let mut pieces = Vec::new();
+        while let Some(Some(event)) = stream.next().now_or_never() {
+            match event {
+                ReplyEvent::Text(piece) => pieces.push(piece),
+                ReplyEvent::Done(_) => return pieces,
+                ReplyEvent::Failed(err) => panic!("{err}"),
+            }
+        }
+        panic!("{text:?}: the stream ended without Done");
+    }
+
     #[test]
     fn sentence_pieces_keep_every_byte() {
         for text in [
             "One. Two! Three? Four",
             "No end",
             "Ends with a dot.",
-            "",
             "Trailing space. ",
             "Émoji 😊. Next",
         ] {
             let pieces = sentence_pieces(text);
             assert_eq!(pieces.concat(), text);
-            assert!(!pieces.is_empty());
+            assert!(pieces.iter().all(|piece| !piece.is_empty()), "{pieces:?}");
         }
-        assert_eq!(sentence_pieces("A. B. C").len(), 3);
+        assert_eq!(sentence_pieces("A. B. C"), ["A. ", "B. ", "C"]);
+        assert_eq!(sentence_pieces("Ends. "), ["Ends. "]);
+        assert!(sentence_pieces("").is_empty());
     }
 
     #[test]

@@ -319,6 +319,11 @@ mod tests {
     }
 
     #[test]
+    fn the_shared_suite_passes() {
+        crate::channels::conformance::run(|| Box::new(MemoryBroker::new(Duration::from_secs(60))));
+    }
+
+    #[test]
     fn idle_channels_are_forgotten() {
         let (mut broker, channel, rules) = setup();
         broker.idle_ttl = Duration::ZERO;

@@ -3,6 +3,8 @@
 //! memory for one node, Redis for a cluster).
 
 pub mod broker;
+#[cfg(test)]
+pub(crate) mod conformance;
 pub mod memory;
 pub mod redis;
 pub mod rules;

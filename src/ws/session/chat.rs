@@ -78,15 +78,14 @@ impl WsSession {
             session_id: session.clone(),
             text,
             reply_to: reply_to.clone(),
+            stream: self.options.stream,
         };
         worker::chat_processor(&self.state.chat)
             .send(ask)
             .into_actor(self)
             .map(move |result, act, ctx| {
                 if let Ok(Ok(reply)) = &result {
-                    if act.options.stream {
-                        act.send_chunks(ctx, reply);
-                    }
+                    act.send_chunks(ctx, reply);
                 }
                 let result = result.map(|reply| {
                     reply
@@ -102,9 +101,10 @@ impl WsSession {
             .spawn(ctx);
     }
 
-    /// Sends the reply's pieces as the assistant produced them, as chunks
-    /// whose concatenation is the reply's text (docs/protocol.md, section
-    /// 4.4); the whole message follows.
+    /// Sends the reply's pieces, kept only for a client that streams, as
+    /// the assistant produced them: chunks whose concatenation is the
+    /// reply's text (docs/protocol.md, section 4.4). The whole message
+    /// follows.
     pub(super) fn send_chunks(&mut self, ctx: &mut Ctx, reply: &AssistantReply) {
         let message = &reply.message;
         let last = reply.pieces.len().saturating_sub(1);

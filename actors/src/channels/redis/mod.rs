@@ -396,3 +396,58 @@ impl Broker for RedisBroker {
         (self.node_ttl / 3).max(Duration::from_millis(100))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::support::test_services::require_service;
+
+    /// Deletes every key under the run's prefix when dropped, so that a
+    /// failed run leaves nothing behind either.
+    struct Cleanup {
+        url: String,
+        prefix: String,
+    }
+
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let Ok(client) = Client::open(self.url.as_str()) else {
+                return;
+            };
+            let Ok(mut redis) = client.get_connection_with_timeout(Duration::from_secs(2)) else {
+                return;
+            };
+            // SCAN, unlike KEYS, does not hold up a Redis other runs share.
+            let keys: RedisResult<Vec<String>> =
+                redis::Commands::scan_match(&mut redis, format!("{}:*", self.prefix))
+                    .and_then(|keys| keys.collect());
+            match keys {
+                Ok(keys) if !keys.is_empty() => {
+                    let _: RedisResult<()> = redis::cmd("DEL").arg(keys).query(&mut redis);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    #[test]
+    fn the_shared_suite_passes() {
+        let url = require_service!(Redis);
+        let prefix = format!("hearth-test-{}", uuid::Uuid::new_v4().simple());
+        let _cleanup = Cleanup {
+            url: url.clone(),
+            prefix: prefix.clone(),
+        };
+        crate::channels::conformance::run(move || {
+            let broker = RedisBroker::new(RedisSettings {
+                url,
+                prefix,
+                // Far beyond the suite: the node must not expire mid-run.
+                node_ttl: Duration::from_secs(30),
+                idle_ttl: Duration::from_secs(60),
+                max_connections_per_player: 4,
+            });
+            Box::new(broker.expect("a valid Redis URL"))
+        });
+    }
+}
