@@ -40,6 +40,17 @@ pub enum ErrorCode {
     /// The server could not do it now (an actor or the broker is
     /// unavailable); the same request may succeed later.
     Internal,
+    /// A request named a session or message that does not exist, or that
+    /// belongs to another player (v1.1).
+    NotFound,
+    /// A request's `method` names nothing the server serves (v1.1).
+    UnknownMethod,
+    /// The request is valid but the state forbids it, e.g. cancelling a
+    /// finished reply (v1.1).
+    Conflict,
+    /// The assistant or a store cannot answer now; `retry_after_ms` when
+    /// known (v1.1).
+    Unavailable,
 }
 
 /// A failure the connection survives (docs/protocol.md, section 6).

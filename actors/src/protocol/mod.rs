@@ -1,9 +1,11 @@
 //! Every type that crosses the wire, in one place (docs/protocol.md): the
-//! client's frames, parsed once at the edge ([`client`]); the server's
-//! frames, built by actors as typed values and turned into JSON once
-//! ([`server`]); the catalogue of error codes ([`errors`]) and of close
-//! codes ([`close`]). Nothing here knows a socket.
+//! client's frames, parsed once at the edge ([`client`]); the methods of
+//! v1.1 requests ([`calls`]); the server's frames, built by actors as typed
+//! values and turned into JSON once ([`server`]); the catalogue of error
+//! codes ([`errors`]) and of close codes ([`close`]). Nothing here knows a
+//! socket.
 
+pub mod calls;
 pub mod client;
 pub mod close;
 pub mod errors;
