@@ -177,14 +177,42 @@ impl Serialize for ConnId {
 pub struct MessageId(Uuid);
 
 impl MessageId {
+    const PREFIX: &'static str = "msg_";
+
     pub fn generate() -> Self {
         MessageId(Uuid::new_v4())
+    }
+
+    /// Reads back the exact shape `Display` writes, so that a parsed id
+    /// prints as the text it came from (a stored id, or one a client names).
+    pub fn parse(value: &str) -> Result<Self, IdError> {
+        const WHAT: &str = "message id";
+        const LEN: usize = MessageId::PREFIX.len() + 32;
+        if value.len() != LEN {
+            return Err(IdError::Length {
+                what: WHAT,
+                min: LEN,
+                max: LEN,
+            });
+        }
+        let charset = IdError::Charset {
+            what: WHAT,
+            allowed: "msg_ and 32 lowercase hex digits",
+        };
+        let Some(hex) = value.strip_prefix(Self::PREFIX) else {
+            return Err(charset);
+        };
+        // Uuid also takes upper case, which would not print back the same.
+        if !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return Err(charset);
+        }
+        Uuid::try_parse(hex).map(MessageId).map_err(|_| charset)
     }
 }
 
 impl fmt::Display for MessageId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "msg_{}", self.0.simple())
+        write!(f, "{}{}", Self::PREFIX, self.0.simple())
     }
 }
 
@@ -234,5 +262,18 @@ mod tests {
             .bytes()
             .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
         assert!(ConnId::generate().to_string().starts_with("conn_"));
+    }
+
+    #[test]
+    fn message_ids_parse_back_only_from_their_own_shape() {
+        let made = MessageId::generate();
+        assert_eq!(MessageId::parse(&made.to_string()), Ok(made));
+        let hex = "0123456789abcdef0123456789abcdef";
+        assert!(MessageId::parse(&format!("msg_{hex}")).is_ok());
+        assert!(MessageId::parse(&format!("msg_{}", hex.to_uppercase())).is_err());
+        assert!(MessageId::parse(&format!("mxg_{hex}")).is_err());
+        assert!(MessageId::parse(&format!("msg_{hex}0")).is_err());
+        assert!(MessageId::parse("msg_").is_err());
+        assert!(MessageId::parse(&format!("msg_{}é", &hex[..30])).is_err());
     }
 }

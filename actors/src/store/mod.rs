@@ -1,5 +1,7 @@
 //! Durable storage behind traits, each with one conformance suite that
-//! every implementation runs: progress markers today (SQLite embedded,
-//! PostgreSQL for a cluster).
+//! every implementation runs, and each kept in SQLite (embedded, one node)
+//! or PostgreSQL (shared by a cluster): progress markers, and assistant
+//! conversations.
 
+pub mod conversations;
 pub mod progress;
