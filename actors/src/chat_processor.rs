@@ -87,6 +87,7 @@ impl Handler<HandleUserMessage> for ChatProcessor {
         let anxious = detect_anxiety_in(&text);
         let mut reply = self.shared.assistant.reply(&Turn {
             player: &msg.player,
+            raw: &msg.text,
             text: &text,
             crisis: &crisis,
             anxious,
@@ -242,9 +243,7 @@ mod tests {
             let events = vec![
                 ReplyEvent::Text("Hello. ".into()),
                 ReplyEvent::Text("There.".into()),
-                ReplyEvent::Done(ReplyDone {
-                    recommendations: Vec::new(),
-                }),
+                ReplyEvent::Done(ReplyDone::default()),
             ];
             Box::pin(futures_util::stream::unfold(
                 events.into_iter(),

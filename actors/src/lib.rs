@@ -1,6 +1,7 @@
 //! Hearth's transport-free core: the wire types, the actors and the
-//! therapeutic domain. Nothing here opens a socket; the server crate adapts
-//! these actors to HTTP and WebSocket.
+//! therapeutic domain. Nothing here accepts a connection; the server crate
+//! adapts these actors to HTTP and WebSocket. The connections made here are
+//! a client's: to Redis, PostgreSQL and a model server.
 //!
 //! # Layout
 //!
@@ -19,7 +20,8 @@
 //! - [`protocol`]: every wire type: client frames and their parser, server
 //!   frames, the error-code and close-code catalogues.
 //! - [`assistant`]: the `Assistant` seam (a turn in, a stream of reply
-//!   events out) and the built-in assistant.
+//!   events out), the built-in assistant, and the client of OpenAI-compatible
+//!   model servers (`assistant/openai.rs`, not yet chosen by configuration).
 //! - [`therapy`]: the domain: crisis detection, resources, exercises,
 //!   recommendations, text normalisation.
 //! - [`channels`]: namespace rules, stream values, the `Broker` trait, the

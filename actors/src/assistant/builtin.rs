@@ -14,7 +14,8 @@ use std::task::{Context, Poll};
 use futures_util::Stream;
 
 use crate::assistant::{
-    Assistant, FeedbackInput, FeedbackOutcome, ReplyDone, ReplyEvent, ReplyStream, Turn,
+    Assistant, FeedbackInput, FeedbackOutcome, FinishReason, ReplyDone, ReplyEvent, ReplyStream,
+    Turn, Usage,
 };
 use crate::model::ids::PlayerId;
 use crate::support::bounded::forget_oldest_tenth;
@@ -139,7 +140,14 @@ impl BuiltinAssistant {
 impl BuiltinAssistant {
     /// The whole reply and the player's recommendations after this turn.
     fn compose(&self, turn: &Turn<'_>) -> (String, Vec<Recommendation>) {
-        let (gentle, recommendations) = self.with_profile(turn.player, |profile| {
+        let (gentle, recommendations) = self.observe(turn);
+        (compose_reply(turn, gentle), recommendations)
+    }
+
+    /// Records `turn` in the player's profile: whether replies should now
+    /// stay gentle, and the recommendations it leaves.
+    fn observe(&self, turn: &Turn<'_>) -> (bool, Vec<Recommendation>) {
+        self.with_profile(turn.player, |profile| {
             profile.stress_turns.push_back(turn.anxious);
             if profile.stress_turns.len() > RECENT_TURNS {
                 profile.stress_turns.pop_front();
@@ -149,8 +157,14 @@ impl BuiltinAssistant {
                 profile.gentle = true;
             }
             (profile.gentle, profile.recommendations())
-        });
-        (compose_reply(turn, gentle), recommendations)
+        })
+    }
+
+    /// Records a turn that another assistant (a model) answers, so that it
+    /// shapes the player's recommendations as a built-in reply would; the
+    /// recommendations it leaves.
+    pub fn note_turn(&self, turn: &Turn<'_>) -> Vec<Recommendation> {
+        self.observe(turn).1
     }
 }
 
@@ -159,7 +173,11 @@ impl Assistant for BuiltinAssistant {
         let (text, recommendations) = self.compose(turn);
         Box::pin(Sentences {
             rest: text,
-            done: Some(ReplyDone { recommendations }),
+            done: Some(ReplyDone {
+                recommendations,
+                usage: Usage::default(),
+                finish_reason: Some(FinishReason::Stop),
+            }),
         })
     }
 
@@ -402,6 +420,7 @@ mod tests {
         let anxious = crate::therapy::crisis::detect_anxiety_in(&normalized);
         let (text, recommendations) = assistant.compose(&Turn {
             player,
+            raw: text,
             text: &normalized,
             crisis: &crisis,
             anxious,
@@ -421,6 +440,7 @@ mod tests {
         let crisis = detect_crisis_in(&normalized);
         let turn = Turn {
             player: &erin,
+            raw: "I'm so stressed about tomorrow",
             text: &normalized,
             crisis: &crisis,
             anxious: true,
@@ -449,9 +469,7 @@ mod tests {
         use futures_util::{FutureExt, StreamExt};
         let mut stream = Sentences {
             rest: text.to_string(),
-            done: Some(ReplyDone {
-                recommendations: Vec::new(),
-            }),
+            done: Some(ReplyDone::default()),
         };
         let mut pieces = Vec::new();
         while let Some(Some(event)) = stream.next().now_or_never() {

@@ -11,11 +11,12 @@ use crate::therapy::text::NormalizedText;
 
 /// The events of one reply, in order; the stream is drained on a runtime
 /// of its own, as a chat processor would poll it.
-fn events_of(assistant: &dyn Assistant, player: &PlayerId, text: &str) -> Vec<ReplyEvent> {
-    let text = NormalizedText::new(text);
+fn events_of(assistant: &dyn Assistant, player: &PlayerId, raw: &str) -> Vec<ReplyEvent> {
+    let text = NormalizedText::new(raw);
     let crisis = detect_crisis_in(&text);
     let stream = assistant.reply(&Turn {
         player,
+        raw,
         text: &text,
         crisis: &crisis,
         anxious: detect_anxiety_in(&text),
@@ -75,9 +76,7 @@ mod tests {
 
     impl Assistant for TalksAfterDone {
         fn reply(&self, _: &Turn<'_>) -> ReplyStream {
-            let done = ReplyEvent::Done(ReplyDone {
-                recommendations: Vec::new(),
-            });
+            let done = ReplyEvent::Done(ReplyDone::default());
             Box::pin(futures_util::stream::iter([
                 done,
                 ReplyEvent::Text("hi".into()),

@@ -8,12 +8,20 @@
 //! its methods take `&self`, and it keeps its own state safe to share. It
 //! must not block: a reply that needs slow work (a model, a database)
 //! does it inside the returned stream, which the chat processor polls.
+//!
+//! `builtin` needs nothing outside the process; `openai` asks a model
+//! server, with `prompt` (what the model is told) and `sse` (the event
+//! stream it answers with).
 
 pub mod builtin;
 #[cfg(test)]
 pub(crate) mod conformance;
+pub mod openai;
+pub mod prompt;
+pub mod sse;
 
 use std::pin::Pin;
+use std::time::Duration;
 
 use futures_util::Stream;
 use thiserror::Error;
@@ -26,6 +34,9 @@ use crate::therapy::text::NormalizedText;
 /// One user message, already analysed by the chat processor.
 pub struct Turn<'a> {
     pub player: &'a PlayerId,
+    /// The message as the player wrote it: what a model reads. It is the
+    /// player's own words, so it is never logged above debug level.
+    pub raw: &'a str,
     pub text: &'a NormalizedText,
     pub crisis: &'a CrisisAssessment,
     pub anxious: bool,
@@ -41,18 +52,171 @@ pub enum ReplyEvent {
     Failed(AssistantError),
 }
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct ReplyDone {
     /// The player's recommendations, as this turn leaves them.
     pub recommendations: Vec<Recommendation>,
+    /// Tokens counted by a model server that reported them.
+    pub usage: Usage,
+    /// Why the reply ended, when the assistant says.
+    pub finish_reason: Option<FinishReason>,
 }
 
+/// Token counts as a model server reports them; either may be missing.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Usage {
+    pub prompt_tokens: Option<u32>,
+    pub completion_tokens: Option<u32>,
+}
+
+/// Why a reply ended, in the words the chat-completions API uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FinishReason {
+    /// A natural end.
+    Stop,
+    /// The token limit cut it short.
+    Length,
+    ContentFilter,
+    ToolCalls,
+    Other(String),
+}
+
+impl FinishReason {
+    pub fn parse(reason: &str) -> Self {
+        match reason {
+            "stop" => FinishReason::Stop,
+            "length" => FinishReason::Length,
+            "content_filter" => FinishReason::ContentFilter,
+            "tool_calls" => FinishReason::ToolCalls,
+            other => FinishReason::Other(other.to_string()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            FinishReason::Stop => "stop",
+            FinishReason::Length => "length",
+            FinishReason::ContentFilter => "content_filter",
+            FinishReason::ToolCalls => "tool_calls",
+            FinishReason::Other(other) => other,
+        }
+    }
+}
+
+/// Why a reply failed. Its text (`Display`) may reach a client, so it never
+/// holds the player's words, a key, or what a model server said.
 #[derive(Debug, Clone, Error)]
 pub enum AssistantError {
     #[error("the assistant could not reply: {0}")]
     Unavailable(String),
     #[error("the assistant's reply ended without completing")]
     Incomplete,
+    /// A model server's reply failed.
+    #[error("the model's reply failed {}: {reason}", if *.after_first_piece { "midway" } else { "before it began" })]
+    Model {
+        reason: ModelError,
+        /// Whether text had already been yielded. Before it, the reply can
+        /// still come from elsewhere; after it, the player has seen part.
+        after_first_piece: bool,
+    },
+}
+
+impl AssistantError {
+    /// Whether the reply failed after some of its text was yielded; `None`
+    /// when the error does not say.
+    pub fn after_first_piece(&self) -> Option<bool> {
+        match self {
+            AssistantError::Model {
+                after_first_piece, ..
+            } => Some(*after_first_piece),
+            _ => None,
+        }
+    }
+}
+
+/// What went wrong with a model server's reply.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ModelError {
+    /// No connection: refused, unresolvable, TLS refused, or connecting
+    /// took longer than the timeout.
+    #[error("could not connect to the model server ({0})")]
+    Connect(String),
+    /// The first piece did not come within the timeout (counted from the
+    /// request), whether the wait was for the connection, the status or the
+    /// first token.
+    #[error("no reply within {0:?}")]
+    Timeout(Duration),
+    /// After the first piece, nothing arrived for the timeout.
+    #[error("the reply stalled for {0:?}")]
+    Stalled(Duration),
+    /// A status other than 2xx. `detail` is what the server said, cut
+    /// short; it is kept out of `Display` (it may echo a key's prefix).
+    #[error("the model server answered {status} ({})", StatusClass::of(*.status).describe())]
+    Status {
+        status: u16,
+        /// From `Retry-After`, when the server sent seconds.
+        retry_after: Option<Duration>,
+        detail: String,
+    },
+    /// An error event inside a 2xx stream; `detail` as for `Status`.
+    #[error("the model server reported an error mid-stream")]
+    Remote { detail: String },
+    /// An event that is not the chat-completions chunk it should be.
+    #[error("the model server sent a malformed event ({0})")]
+    Malformed(String),
+    /// One event longer than the cap.
+    #[error("the model server sent an event over {0} bytes")]
+    Oversized(usize),
+    /// The stream ended before `[DONE]` or a finish reason: the server
+    /// closed it cleanly too early, or the connection broke (`error`).
+    #[error("the connection closed before the reply ended")]
+    Closed { error: Option<String> },
+    /// The model finished without producing any text.
+    #[error("the model's reply was empty")]
+    Empty,
+}
+
+impl ModelError {
+    /// The class of a status failure; `None` for every other failure.
+    pub fn status_class(&self) -> Option<StatusClass> {
+        match self {
+            ModelError::Status { status, .. } => Some(StatusClass::of(*status)),
+            _ => None,
+        }
+    }
+}
+
+/// Non-2xx statuses grouped by what the caller does about them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusClass {
+    /// 401, 403: the key is wrong or lacks access; retrying will not help.
+    Auth,
+    /// 429: retry later (`retry_after`).
+    RateLimited,
+    /// 5xx: the server's trouble; may pass.
+    Server,
+    /// Any other status: most likely the request (a wrong model name).
+    Other,
+}
+
+impl StatusClass {
+    pub fn of(status: u16) -> Self {
+        match status {
+            401 | 403 => StatusClass::Auth,
+            429 => StatusClass::RateLimited,
+            500..=599 => StatusClass::Server,
+            _ => StatusClass::Other,
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            StatusClass::Auth => "not authorised",
+            StatusClass::RateLimited => "rate limited",
+            StatusClass::Server => "server error",
+            StatusClass::Other => "request refused",
+        }
+    }
 }
 
 pub type ReplyStream = Pin<Box<dyn Stream<Item = ReplyEvent>>>;
