@@ -5,3 +5,4 @@
 
 pub mod conversations;
 pub mod progress;
+mod sqlite;

@@ -81,6 +81,35 @@ pub struct Conversation {
     pub message_count: u64,
 }
 
+impl Conversation {
+    /// A new session of `player`, as every store creates it.
+    pub(crate) fn begin(player: &PlayerId, new: NewConversation, at: Timestamp) -> Self {
+        Conversation {
+            id: SessionId::generate(),
+            player: player.clone(),
+            title: new.title,
+            agent: new.agent.unwrap_or_else(|| DEFAULT_AGENT.to_string()),
+            pillar: new.pillar,
+            created_at: at,
+            updated_at: at,
+            archived: false,
+            message_count: 0,
+        }
+    }
+}
+
+/// Why a reply could not be changed, from what the store found under its
+/// id in the player's session: an ended reply is `NotStreaming`; no reply
+/// at all (or a user message) is `NotFound`.
+pub(crate) fn refusal_for(found: Option<StoredMessage>) -> ConversationError {
+    match found {
+        Some(message) if message.role == Role::Assistant => ConversationError::NotStreaming {
+            status: message.status,
+        },
+        _ => ConversationError::NotFound,
+    }
+}
+
 /// What `create_conversation` takes; the store makes the id.
 #[derive(Debug, Clone, Default)]
 pub struct NewConversation {
@@ -559,4 +588,15 @@ pub(crate) fn stored_count(session: &str, count: i64) -> Result<u64, Conversatio
     u64::try_from(count).map_err(|_| {
         ConversationError::Corrupt(format!("session {session} has message_count {count}"))
     })
+}
+
+impl From<crate::store::sqlite::OpenError> for ConversationError {
+    fn from(err: crate::store::sqlite::OpenError) -> Self {
+        match err {
+            crate::store::sqlite::OpenError::CreateDir { path, source } => {
+                ConversationError::CreateDir { path, source }
+            }
+            crate::store::sqlite::OpenError::Sqlite(err) => ConversationError::Sqlite(err),
+        }
+    }
 }

@@ -13,8 +13,8 @@ use postgres::{Client, GenericClient, NoTls, Row};
 use crate::model::ids::{MessageId, PlayerId, SessionId};
 use crate::model::time::Timestamp;
 use crate::store::conversations::{
-    before_seq, now, page_newest_first, page_oldest_first, page_size, stamp, stored_count,
-    stored_json, stored_message_id, stored_player_id, stored_role, stored_session_id,
+    before_seq, now, page_newest_first, page_oldest_first, page_size, refusal_for, stamp,
+    stored_count, stored_json, stored_message_id, stored_player_id, stored_role, stored_session_id,
     stored_status, Appended, Conversation, ConversationError, ConversationQuery, ConversationStore,
     CursorKind, MessageInsert, MessageQuery, NewConversation, NewUserMessage, Page, ReplyEnd, Role,
     StoredMessage, DEFAULT_AGENT, INTERRUPTED,
@@ -273,14 +273,12 @@ fn refusal(
     session: &SessionId,
     reply: &MessageId,
 ) -> Result<ConversationError, ConversationError> {
-    Ok(
-        match find_message(client, player, session, &reply.to_string())? {
-            Some(message) if message.role == Role::Assistant => ConversationError::NotStreaming {
-                status: message.status,
-            },
-            _ => ConversationError::NotFound,
-        },
-    )
+    Ok(refusal_for(find_message(
+        client,
+        player,
+        session,
+        &reply.to_string(),
+    )?))
 }
 
 /// The session's last `count` messages before `before`, newest first;
@@ -315,17 +313,7 @@ impl ConversationStore for PostgresConversationStore {
         new: NewConversation,
     ) -> Result<Conversation, ConversationError> {
         let at = now();
-        let conversation = Conversation {
-            id: SessionId::generate(),
-            player: player.clone(),
-            title: new.title,
-            agent: new.agent.unwrap_or_else(|| DEFAULT_AGENT.to_string()),
-            pillar: new.pillar,
-            created_at: at,
-            updated_at: at,
-            archived: false,
-            message_count: 0,
-        };
+        let conversation = Conversation::begin(player, new, at);
         self.with_client(|client| {
             client.execute(
                 "INSERT INTO conversations (id, player_id, title, agent, pillar, created_at,

@@ -12,12 +12,13 @@ use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 use crate::model::ids::{MessageId, PlayerId, SessionId};
 use crate::model::time::Timestamp;
 use crate::store::conversations::{
-    before_seq, now, page_newest_first, page_oldest_first, page_size, stamp, stored_count,
-    stored_json, stored_message_id, stored_player_id, stored_role, stored_session_id,
+    before_seq, now, page_newest_first, page_oldest_first, page_size, refusal_for, stamp,
+    stored_count, stored_json, stored_message_id, stored_player_id, stored_role, stored_session_id,
     stored_status, Appended, Conversation, ConversationError, ConversationQuery, ConversationStore,
     CursorKind, MessageInsert, MessageQuery, NewConversation, NewUserMessage, Page, ReplyEnd, Role,
     StoredMessage, DEFAULT_AGENT, INTERRUPTED,
 };
+use crate::store::sqlite::open_durable;
 
 pub struct SqliteConversationStore {
     connection: Mutex<Connection>,
@@ -65,17 +66,8 @@ const SCHEMA: &str = "
 
 impl SqliteConversationStore {
     pub fn open(path: &Path) -> Result<Self, ConversationError> {
-        if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| ConversationError::CreateDir {
-                path: dir.display().to_string(),
-                source,
-            })?;
-        }
-        let connection = Connection::open(path)?;
-        connection.pragma_update(None, "journal_mode", "WAL")?;
-        connection.pragma_update(None, "synchronous", "FULL")?;
+        let connection = open_durable(path)?;
         connection.pragma_update(None, "foreign_keys", "ON")?;
-        connection.busy_timeout(std::time::Duration::from_secs(5))?;
         connection.execute_batch(SCHEMA)?;
         Ok(SqliteConversationStore {
             connection: Mutex::new(connection),
@@ -357,14 +349,12 @@ fn refusal(
     session: &SessionId,
     reply: &MessageId,
 ) -> Result<ConversationError, ConversationError> {
-    Ok(
-        match find_message(connection, player, session, &reply.to_string())? {
-            Some(message) if message.role == Role::Assistant => ConversationError::NotStreaming {
-                status: message.status,
-            },
-            _ => ConversationError::NotFound,
-        },
-    )
+    Ok(refusal_for(find_message(
+        connection,
+        player,
+        session,
+        &reply.to_string(),
+    )?))
 }
 
 impl ConversationStore for SqliteConversationStore {
@@ -374,17 +364,7 @@ impl ConversationStore for SqliteConversationStore {
         new: NewConversation,
     ) -> Result<Conversation, ConversationError> {
         let at = now();
-        let conversation = Conversation {
-            id: SessionId::generate(),
-            player: player.clone(),
-            title: new.title,
-            agent: new.agent.unwrap_or_else(|| DEFAULT_AGENT.to_string()),
-            pillar: new.pillar,
-            created_at: at,
-            updated_at: at,
-            archived: false,
-            message_count: 0,
-        };
+        let conversation = Conversation::begin(player, new, at);
         self.with_connection(|connection| {
             connection.execute(
                 "INSERT INTO conversations (id, player_id, title, agent, pillar, created_at,

@@ -50,6 +50,17 @@ pub trait ProgressStore: Send + Sync + 'static {
 
 pub type SharedProgressStore = Arc<dyn ProgressStore>;
 
+impl From<crate::store::sqlite::OpenError> for StoreError {
+    fn from(err: crate::store::sqlite::OpenError) -> Self {
+        match err {
+            crate::store::sqlite::OpenError::CreateDir { path, source } => {
+                StoreError::CreateDir { path, source }
+            }
+            crate::store::sqlite::OpenError::Sqlite(err) => StoreError::Sqlite(err),
+        }
+    }
+}
+
 /// One suite of behaviour, run against every store.
 #[cfg(test)]
 pub(crate) mod conformance {

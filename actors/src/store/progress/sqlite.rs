@@ -11,6 +11,7 @@ use crate::model::ids::PlayerId;
 use crate::model::progress::{MarkerId, MarkerType, ProgressMarker};
 use crate::model::time::Timestamp;
 use crate::store::progress::{ProgressStore, StoreError};
+use crate::store::sqlite::open_durable;
 
 pub struct SqliteProgressStore {
     connection: Mutex<Connection>,
@@ -18,16 +19,7 @@ pub struct SqliteProgressStore {
 
 impl SqliteProgressStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
-                path: dir.display().to_string(),
-                source,
-            })?;
-        }
-        let connection = Connection::open(path)?;
-        connection.pragma_update(None, "journal_mode", "WAL")?;
-        connection.pragma_update(None, "synchronous", "FULL")?;
-        connection.busy_timeout(std::time::Duration::from_secs(5))?;
+        let connection = open_durable(path)?;
         connection.execute_batch(
             "CREATE TABLE IF NOT EXISTS progress_markers (
                 seq INTEGER PRIMARY KEY AUTOINCREMENT,
