@@ -10,14 +10,22 @@ use actix::prelude::*;
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
 use hearth_actors::assistant::builtin::BuiltinAssistant;
+use hearth_actors::assistant::guarded::{CrisisReply, GuardedAssistant, ModelPermits};
+use hearth_actors::assistant::openai::{OpenAiAssistant, OpenAiSettings, SettingsError};
+use hearth_actors::assistant::Assistant;
 use hearth_actors::broadcaster::Broadcaster;
 use hearth_actors::channels::broker::{Broker, BrokerError};
 use hearth_actors::channels::memory::MemoryBroker;
 use hearth_actors::channels::redis::{RedisBroker, RedisSettings};
-use hearth_actors::chat_processor::ChatShared;
+use hearth_actors::chat_processor::{
+    ActiveReplies, ChatShared, ConversationSettings, Conversations,
+};
 use hearth_actors::chat_server::ChatServer;
 use hearth_actors::exercise_flow::ExerciseFlow;
 use hearth_actors::protocol::RequestLimits;
+use hearth_actors::store::conversations::postgres::PostgresConversationStore;
+use hearth_actors::store::conversations::sqlite::SqliteConversationStore;
+use hearth_actors::store::conversations::{ConversationError, SharedConversationStore};
 use hearth_actors::store::progress::postgres::PostgresProgressStore;
 use hearth_actors::store::progress::sqlite::SqliteProgressStore;
 use hearth_actors::store::progress::{SharedProgressStore, StoreError};
@@ -44,6 +52,10 @@ pub enum StartError {
     Listen(#[from] std::io::Error),
     #[error(transparent)]
     Broker(#[from] BrokerError),
+    #[error(transparent)]
+    Conversations(#[from] ConversationError),
+    #[error(transparent)]
+    Assistant(#[from] SettingsError),
 }
 
 /// A started server: where it listens, the future that runs it to
@@ -70,6 +82,78 @@ fn open_progress_store(config: &Config) -> Result<SharedProgressStore, StartErro
     Ok(Arc::new(SqliteProgressStore::open(&config.progress.path)?))
 }
 
+/// Opens the conversation store and fails the replies a stop cut off. A
+/// store that several nodes share is left alone unless this node is the
+/// only one (no cluster broker): another node may be streaming.
+fn open_conversation_store(config: &Config) -> Result<SharedConversationStore, StartError> {
+    let (store, sole_node): (SharedConversationStore, bool) =
+        if config.conversations.kind == "postgres" {
+            // The blocking PostgreSQL client runs a runtime of its own,
+            // which may not start inside this one: connect on a plain thread.
+            let url = config.conversations.url.clone();
+            let store = std::thread::spawn(move || PostgresConversationStore::open(&url))
+                .join()
+                .map_err(|_| {
+                    StartError::Conversations(ConversationError::Corrupt(
+                        "the connect thread failed".into(),
+                    ))
+                })??;
+            log::info!("conversation_store kind=postgres");
+            (Arc::new(store), config.broker.kind != "redis")
+        } else {
+            let store = SqliteConversationStore::open(&config.conversations_path())?;
+            (Arc::new(store), true)
+        };
+    if sole_node {
+        let failed = store.fail_interrupted_replies()?;
+        if failed > 0 {
+            log::warn!("interrupted_replies_failed count={failed}");
+        }
+    }
+    Ok(store)
+}
+
+/// The assistant the server runs: the built-in one, or a model behind it.
+fn build_assistant(
+    config: &Config,
+    builtin: Arc<BuiltinAssistant>,
+    metrics: &Arc<Metrics>,
+) -> Result<Arc<dyn Assistant>, StartError> {
+    let settings = &config.assistant;
+    if settings.kind != "openai" {
+        return Ok(Arc::new(GuardedAssistant::builtin(
+            builtin,
+            metrics.clone(),
+        )));
+    }
+    let model = OpenAiAssistant::new(OpenAiSettings {
+        base_url: settings.base_url.clone(),
+        model: settings.model.clone(),
+        api_key: settings.api_key.clone(),
+        timeout: Duration::from_secs(settings.timeout_s),
+        max_tokens: Some(settings.max_tokens).filter(|n| *n > 0),
+        temperature: Some(settings.temperature),
+    })?
+    .with_profiles(builtin.clone());
+    let crisis_reply = match settings.crisis_reply.as_str() {
+        "model" => CrisisReply::Model,
+        _ => CrisisReply::Builtin,
+    };
+    log::info!(
+        "assistant kind=openai base_url={} model={} crisis_reply={}",
+        settings.base_url,
+        settings.model,
+        settings.crisis_reply
+    );
+    Ok(Arc::new(GuardedAssistant::with_model(
+        builtin,
+        Arc::new(model),
+        crisis_reply,
+        ModelPermits::new(settings.max_in_flight, settings.max_in_flight_per_player),
+        metrics.clone(),
+    )))
+}
+
 fn open_broker(config: &Config) -> Result<Box<dyn Broker>, StartError> {
     let idle_ttl = Duration::from_secs(config.channels.idle_stream_ttl_s);
     if config.broker.kind == "redis" {
@@ -92,11 +176,12 @@ pub fn start(config: Config, listener: TcpListener) -> Result<Running, StartErro
     config.validate()?;
     let auth = Authenticator::from_config(&config.auth)?;
     let progress = open_progress_store(&config)?;
+    let conversation_store = open_conversation_store(&config)?;
     let metrics = Arc::new(Metrics::default());
     let catalogue = Arc::new(Catalogue::new(config.exercises.catalogue.clone()));
     let max_players = config.chat.max_tracked_players;
 
-    let channel_rules = Arc::new(config.channels.clone());
+    let channel_rules = Arc::new(config.channels.clone().with_session_namespace());
 
     // The Broadcaster delivers through ChatServer, and ChatServer reports
     // rooms back through its outbound port, which the Broadcaster serves:
@@ -122,11 +207,21 @@ pub fn start(config: Config, listener: TcpListener) -> Result<Running, StartErro
         metrics.clone(),
     ));
     let broadcaster = Metered::new(broadcaster_addr, metrics.clone(), ActorKind::Broadcaster);
+    let builtin = Arc::new(BuiltinAssistant::new(max_players));
     let chat = ChatShared {
-        assistant: Arc::new(BuiltinAssistant::new(max_players)),
+        assistant: build_assistant(&config, builtin, &metrics)?,
         resources: Arc::new(config.chat.crisis_resources.clone()),
         exercises: catalogue.clone(),
         metrics: metrics.clone(),
+        conversations: Arc::new(Conversations {
+            store: conversation_store,
+            broadcaster: broadcaster.clone(),
+            active: ActiveReplies::default(),
+            settings: ConversationSettings {
+                coalesce: Duration::from_millis(config.assistant.coalesce_ms),
+                history_turns: config.assistant.history_turns,
+            },
+        }),
     };
     let exercise_flow = Metered::new(
         ExerciseFlow::new(

@@ -26,6 +26,8 @@ pub struct Config {
     pub progress: ProgressConfig,
     pub broker: BrokerConfig,
     pub channels: ChannelRules,
+    pub assistant: AssistantConfig,
+    pub conversations: ConversationsConfig,
     pub log: LogConfig,
 }
 
@@ -202,6 +204,93 @@ impl Default for BrokerConfig {
     }
 }
 
+#[derive(Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AssistantConfig {
+    /// "builtin" (the deterministic engine, no network) or "openai" (a
+    /// server speaking the chat-completions API).
+    pub kind: String,
+    /// The API's root, e.g. `http://127.0.0.1:11434/v1` for Ollama.
+    pub base_url: String,
+    pub model: String,
+    /// Only from `HEARTH_ASSISTANT_API_KEY`, never from a file.
+    #[serde(skip)]
+    pub api_key: Option<String>,
+    /// Connecting and the first token may take this long; after it, the
+    /// stream may go quiet this long.
+    pub timeout_s: u64,
+    /// 0: the model server's own limit.
+    pub max_tokens: u32,
+    pub temperature: f32,
+    /// Earlier turns of the session the model reads.
+    pub history_turns: usize,
+    /// Who words the reply to a message with a crisis: "builtin" (the
+    /// built-in crisis reply) or "model". The resources are Hearth's
+    /// either way.
+    pub crisis_reply: String,
+    /// Deltas after the first are published at most this often (ms).
+    pub coalesce_ms: u64,
+    /// Model requests in flight, per server and per player; past either a
+    /// request is answered `unavailable` with `retry_after_ms`.
+    pub max_in_flight: usize,
+    pub max_in_flight_per_player: usize,
+}
+
+impl Default for AssistantConfig {
+    fn default() -> Self {
+        AssistantConfig {
+            kind: "builtin".into(),
+            base_url: "http://127.0.0.1:11434/v1".into(),
+            model: String::new(),
+            api_key: None,
+            timeout_s: 20,
+            max_tokens: 512,
+            temperature: 0.7,
+            history_turns: 12,
+            crisis_reply: "builtin".into(),
+            coalesce_ms: 40,
+            max_in_flight: 256,
+            max_in_flight_per_player: 2,
+        }
+    }
+}
+
+impl std::fmt::Debug for AssistantConfig {
+    // By hand, so that the key never reaches a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AssistantConfig")
+            .field("kind", &self.kind)
+            .field("base_url", &self.base_url)
+            .field("model", &self.model)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("timeout_s", &self.timeout_s)
+            .field("history_turns", &self.history_turns)
+            .field("crisis_reply", &self.crisis_reply)
+            .field("coalesce_ms", &self.coalesce_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConversationsConfig {
+    /// "sqlite" (embedded, one node) or "postgres" (shared by several nodes).
+    pub kind: String,
+    /// The SQLite file; empty: `conversations.db` beside the progress store.
+    pub path: PathBuf,
+    pub url: String,
+}
+
+impl Default for ConversationsConfig {
+    fn default() -> Self {
+        ConversationsConfig {
+            kind: "sqlite".into(),
+            path: PathBuf::new(),
+            url: String::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
@@ -292,6 +381,51 @@ impl Config {
         if let Some(prefix) = lookup("HEARTH_BROKER_PREFIX") {
             self.broker.prefix = prefix;
         }
+        self.apply_assistant_env(&lookup);
+    }
+
+    /// `HEARTH_ASSISTANT_API_KEY` (the only way to give the key),
+    /// `HEARTH_ASSISTANT_KIND`, `_BASE_URL`, `_MODEL`, `_COALESCE_MS`,
+    /// `_MAX_IN_FLIGHT`, `_MAX_IN_FLIGHT_PER_PLAYER`; `HEARTH_CONVERSATIONS`,
+    /// `HEARTH_CONVERSATIONS_PATH`, `HEARTH_CONVERSATIONS_URL`.
+    fn apply_assistant_env(&mut self, lookup: &impl Fn(&str) -> Option<String>) {
+        let assistant = &mut self.assistant;
+        if let Some(key) = lookup("HEARTH_ASSISTANT_API_KEY").filter(|key| !key.is_empty()) {
+            assistant.api_key = Some(key);
+        }
+        for (name, field) in [
+            ("HEARTH_ASSISTANT_KIND", &mut assistant.kind),
+            ("HEARTH_ASSISTANT_BASE_URL", &mut assistant.base_url),
+            ("HEARTH_ASSISTANT_MODEL", &mut assistant.model),
+            ("HEARTH_CONVERSATIONS", &mut self.conversations.kind),
+            ("HEARTH_CONVERSATIONS_URL", &mut self.conversations.url),
+        ] {
+            if let Some(value) = lookup(name) {
+                *field = value;
+            }
+        }
+        if let Some(path) = lookup("HEARTH_CONVERSATIONS_PATH") {
+            self.conversations.path = PathBuf::from(path);
+        }
+        let number = |name: &str| -> Option<u64> {
+            let text = lookup(name)?;
+            match text.parse() {
+                Ok(value) => Some(value),
+                Err(_) => {
+                    log::warn!("config_env_ignored name={name} reason=not_a_number");
+                    None
+                }
+            }
+        };
+        if let Some(ms) = number("HEARTH_ASSISTANT_COALESCE_MS") {
+            assistant.coalesce_ms = ms;
+        }
+        if let Some(n) = number("HEARTH_ASSISTANT_MAX_IN_FLIGHT") {
+            assistant.max_in_flight = usize::try_from(n).unwrap_or(usize::MAX);
+        }
+        if let Some(n) = number("HEARTH_ASSISTANT_MAX_IN_FLIGHT_PER_PLAYER") {
+            assistant.max_in_flight_per_player = usize::try_from(n).unwrap_or(usize::MAX);
+        }
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -330,6 +464,15 @@ impl Config {
             }
             _ => return invalid("broker.kind must be \"memory\" or \"redis\""),
         }
+        match self.conversations.kind.as_str() {
+            "sqlite" => {}
+            "postgres" if !self.conversations.url.is_empty() => {}
+            "postgres" => {
+                return invalid("conversations.kind \"postgres\" needs conversations.url")
+            }
+            _ => return invalid("conversations.kind must be \"sqlite\" or \"postgres\""),
+        }
+        self.validate_assistant()?;
         if self.channels.max_subscriptions_per_connection == 0 {
             return invalid("channels.max_subscriptions_per_connection must be at least 1");
         }
@@ -342,6 +485,51 @@ impl Config {
             return invalid("an exercise id may not end in _complete");
         }
         Ok(())
+    }
+
+    fn validate_assistant(&self) -> Result<(), ConfigError> {
+        let invalid = |why: &str| Err(ConfigError::Invalid(why.into()));
+        let assistant = &self.assistant;
+        match assistant.kind.as_str() {
+            "builtin" => {}
+            "openai" if !assistant.model.trim().is_empty() && !assistant.base_url.is_empty() => {}
+            "openai" => {
+                return invalid(
+                    "assistant.kind \"openai\" needs assistant.base_url and assistant.model",
+                )
+            }
+            _ => return invalid("assistant.kind must be \"builtin\" or \"openai\""),
+        }
+        if !matches!(assistant.crisis_reply.as_str(), "builtin" | "model") {
+            return invalid("assistant.crisis_reply must be \"builtin\" or \"model\"");
+        }
+        if assistant.timeout_s == 0 {
+            return invalid("assistant.timeout_s must be at least 1");
+        }
+        if !(0.0..=2.0).contains(&assistant.temperature) {
+            return invalid("assistant.temperature must be between 0 and 2");
+        }
+        if assistant.max_in_flight == 0 || assistant.max_in_flight_per_player == 0 {
+            return invalid(
+                "assistant.max_in_flight and assistant.max_in_flight_per_player must be at least 1",
+            );
+        }
+        if assistant.coalesce_ms > 10_000 {
+            return invalid("assistant.coalesce_ms must be at most 10000");
+        }
+        if !self.channels.session_rules_hold() {
+            return invalid("channels.namespaces.session must keep subscribe = \"owner\" and publish = \"server\", and no other namespace may use subscribe = \"owner\"");
+        }
+        Ok(())
+    }
+
+    /// Where the SQLite conversation store lives: as configured, or beside
+    /// the progress store's file.
+    pub fn conversations_path(&self) -> PathBuf {
+        if !self.conversations.path.as_os_str().is_empty() {
+            return self.conversations.path.clone();
+        }
+        self.progress.path.with_file_name("conversations.db")
     }
 
     pub fn uses_dev_secret(&self) -> bool {

@@ -1,7 +1,8 @@
 //! `hearth-bench`: drives any server that speaks Hearth's wire protocol over
 //! real sockets, with bounded counts and time, and reports what a user of
 //! a realtime server compares: fan-out throughput and latency, memory per
-//! idle connection, request round trips, and connection churn.
+//! idle connection, request round trips, connection churn, and streamed
+//! assistant replies (against a fake model in this process).
 //!
 //! It runs on one thread (pin it to a core of its own) and keeps its own
 //! per-frame work small: publications are recognised and their send time
@@ -19,6 +20,9 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+mod assistant;
+mod model;
+
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 type BenchResult<T> = Result<T, String>;
 
@@ -34,7 +38,8 @@ struct Cli {
     /// HS256 secret the server verifies tokens with.
     #[arg(long, default_value = "hearth-dev-secret-change-me")]
     secret: String,
-    /// The server's process id, to read its memory (idle).
+    /// The server's process id, to read its memory (idle, assistant) and
+    /// CPU time (assistant).
     #[arg(long)]
     server_pid: Option<u32>,
     /// A label for the result line (e.g. hearth, node-ws).
@@ -95,6 +100,33 @@ enum Scenario {
         cycles: usize,
         #[arg(long, default_value_t = 16)]
         concurrency: usize,
+    },
+    /// S players each ask the assistant for one streamed reply, answered by
+    /// a fake OpenAI-compatible model this process serves on loopback.
+    Assistant {
+        #[arg(long, default_value_t = 200)]
+        sessions: usize,
+        /// Tokens in each reply.
+        #[arg(long, default_value_t = 300)]
+        tokens: usize,
+        /// Tokens per second in each reply; 0 = as fast as the socket takes them.
+        #[arg(long, default_value_t = 50.0)]
+        token_rate: f64,
+        /// Port of the fake model on 127.0.0.1 (the server's base_url).
+        #[arg(long, default_value_t = 18089)]
+        model_port: u16,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+        /// Only serve the fake model, until --timeout or Ctrl-C: to check it by hand.
+        #[arg(long)]
+        model_only: bool,
+        /// Clock ticks per second in /proc/<pid>/stat (`getconf CLK_TCK`).
+        #[arg(long, default_value_t = 100)]
+        clk_tck: u64,
+        /// The server's coalesce_ms, copied into the result to tell runs apart.
+        #[arg(long)]
+        coalesce_ms: Option<u64>,
     },
 }
 
@@ -178,6 +210,29 @@ async fn run(cli: &Cli) -> BenchResult<Value> {
             cycles,
             concurrency,
         } => churn(target, *cycles, *concurrency).await,
+        Scenario::Assistant {
+            sessions,
+            tokens,
+            token_rate,
+            model_port,
+            timeout,
+            model_only,
+            clk_tck,
+            coalesce_ms,
+        } => {
+            let plan = assistant::AssistantPlan {
+                sessions: *sessions,
+                tokens: *tokens,
+                token_rate: *token_rate,
+                model_port: *model_port,
+                timeout: Duration::from_secs(*timeout),
+                model_only: *model_only,
+                server_pid: cli.server_pid,
+                clk_tck: *clk_tck,
+                coalesce_ms: *coalesce_ms,
+            };
+            assistant::assistant(target, plan).await
+        }
     }
 }
 

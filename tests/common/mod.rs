@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod fake_model;
+
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

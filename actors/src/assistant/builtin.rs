@@ -168,17 +168,38 @@ impl BuiltinAssistant {
     }
 }
 
+impl BuiltinAssistant {
+    /// The reply to a turn that another assistant has already noted (a
+    /// model that failed before its first word): the same words `reply`
+    /// would give, without counting the turn twice in the profile.
+    pub fn reply_noted(&self, turn: &Turn<'_>) -> ReplyStream {
+        let (gentle, recommendations) = self.with_profile(turn.player, |profile| {
+            (profile.gentle, profile.recommendations())
+        });
+        let mut reply = sentences(compose_reply(turn, gentle), recommendations);
+        if let Some(done) = &mut reply.done {
+            done.fallback = true;
+        }
+        Box::pin(reply)
+    }
+}
+
+fn sentences(text: String, recommendations: Vec<Recommendation>) -> Sentences {
+    Sentences {
+        rest: text,
+        done: Some(ReplyDone {
+            recommendations,
+            usage: Usage::default(),
+            finish_reason: Some(FinishReason::Stop),
+            fallback: false,
+        }),
+    }
+}
+
 impl Assistant for BuiltinAssistant {
     fn reply(&self, turn: &Turn<'_>) -> ReplyStream {
         let (text, recommendations) = self.compose(turn);
-        Box::pin(Sentences {
-            rest: text,
-            done: Some(ReplyDone {
-                recommendations,
-                usage: Usage::default(),
-                finish_reason: Some(FinishReason::Stop),
-            }),
-        })
+        Box::pin(sentences(text, recommendations))
     }
 
     fn feedback(&self, input: &FeedbackInput<'_>) -> FeedbackOutcome {
@@ -424,6 +445,7 @@ mod tests {
             text: &normalized,
             crisis: &crisis,
             anxious,
+            history: &[],
         });
         Reply {
             text,
@@ -444,6 +466,7 @@ mod tests {
             text: &normalized,
             crisis: &crisis,
             anxious: true,
+            history: &[],
         };
         let stream = assistant.reply(&turn);
         let events: Vec<ReplyEvent> = actix_rt::System::new().block_on(stream.collect());

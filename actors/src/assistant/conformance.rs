@@ -20,6 +20,7 @@ fn events_of(assistant: &dyn Assistant, player: &PlayerId, raw: &str) -> Vec<Rep
         text: &text,
         crisis: &crisis,
         anxious: detect_anxiety_in(&text),
+        history: &[],
     });
     // The stream must not borrow the turn: it is polled after `reply` returns.
     actix_rt::System::new().block_on(stream.collect())

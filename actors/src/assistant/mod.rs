@@ -11,11 +11,14 @@
 //!
 //! `builtin` needs nothing outside the process; `openai` asks a model
 //! server, with `prompt` (what the model is told) and `sse` (the event
-//! stream it answers with).
+//! stream it answers with); `guarded` is what the server runs: the model
+//! behind the built-in assistant's safety reply and fallback, with a bound
+//! on requests in flight.
 
 pub mod builtin;
 #[cfg(test)]
 pub(crate) mod conformance;
+pub mod guarded;
 pub mod openai;
 pub mod prompt;
 pub mod sse;
@@ -26,6 +29,7 @@ use std::time::Duration;
 use futures_util::Stream;
 use thiserror::Error;
 
+pub use crate::assistant::prompt::Speaker;
 use crate::model::ids::PlayerId;
 use crate::therapy::crisis::CrisisAssessment;
 use crate::therapy::recommendations::Recommendation;
@@ -40,6 +44,9 @@ pub struct Turn<'a> {
     pub text: &'a NormalizedText,
     pub crisis: &'a CrisisAssessment,
     pub anxious: bool,
+    /// The conversation's earlier turns, oldest first, already cut to the
+    /// budget a model may read; empty for a v1 chat message.
+    pub history: &'a [(Speaker, String)],
 }
 
 /// What a reply stream yields: text pieces in order, then exactly one of
@@ -60,6 +67,8 @@ pub struct ReplyDone {
     pub usage: Usage,
     /// Why the reply ended, when the assistant says.
     pub finish_reason: Option<FinishReason>,
+    /// The model could not answer, so the built-in assistant did.
+    pub fallback: bool,
 }
 
 /// Token counts as a model server reports them; either may be missing.
@@ -177,6 +186,26 @@ pub enum ModelError {
 }
 
 impl ModelError {
+    /// A short stable name of the failure, for metrics and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ModelError::Connect(_) => "connect",
+            ModelError::Timeout(_) => "timeout",
+            ModelError::Stalled(_) => "stalled",
+            ModelError::Status { status, .. } => match StatusClass::of(*status) {
+                StatusClass::Auth => "status_auth",
+                StatusClass::RateLimited => "status_rate_limited",
+                StatusClass::Server => "status_server",
+                StatusClass::Other => "status_other",
+            },
+            ModelError::Remote { .. } => "remote",
+            ModelError::Malformed(_) => "malformed",
+            ModelError::Oversized(_) => "oversized",
+            ModelError::Closed { .. } => "closed",
+            ModelError::Empty => "empty",
+        }
+    }
+
     /// The class of a status failure; `None` for every other failure.
     pub fn status_class(&self) -> Option<StatusClass> {
         match self {
@@ -233,10 +262,25 @@ pub struct FeedbackOutcome {
     pub recommendations: Vec<Recommendation>,
 }
 
+/// Too many model requests are in flight (for the player or the server);
+/// `retry_after` is a fair time to wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Busy {
+    pub retry_after: Duration,
+}
+
 pub trait Assistant: Send + Sync + 'static {
     /// The reply to `turn`, as it is produced. The stream owns what it
-    /// needs: it may outlive `turn`.
+    /// needs: it may outlive `turn`. It always answers, if need be from a
+    /// fallback.
     fn reply(&self, turn: &Turn<'_>) -> ReplyStream;
+
+    /// As `reply`, but refuses instead of falling back when the assistant
+    /// is at its limit of requests in flight, so that the caller can tell
+    /// the player to come back.
+    fn try_reply(&self, turn: &Turn<'_>) -> Result<ReplyStream, Busy> {
+        Ok(self.reply(turn))
+    }
 
     fn feedback(&self, input: &FeedbackInput<'_>) -> FeedbackOutcome;
 }

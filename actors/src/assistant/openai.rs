@@ -200,8 +200,12 @@ impl Assistant for OpenAiAssistant {
             crisis: turn.crisis.is_crisis(),
             anxious: turn.anxious,
         };
-        // The history is empty until conversations are stored.
-        let messages = prompt::messages(&[], turn.raw, situation);
+        let history: Vec<(prompt::Speaker, &str)> = turn
+            .history
+            .iter()
+            .map(|(speaker, text)| (*speaker, text.as_str()))
+            .collect();
+        let messages = prompt::messages(&history, turn.raw, situation);
         let request = request_body(&self.endpoint, &messages);
         let reply = ModelReply {
             assistant: self.id,
@@ -512,6 +516,7 @@ impl ModelReply {
             recommendations: std::mem::take(&mut self.recommendations),
             usage: self.usage,
             finish_reason: self.finish_reason.take(),
+            fallback: false,
         })
     }
 

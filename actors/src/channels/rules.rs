@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::model::channel_name::{ChannelName, PERSONAL_NAMESPACE};
+use crate::model::channel_name::{ChannelName, PERSONAL_NAMESPACE, SESSION_NAMESPACE};
 use crate::model::ids::PlayerId;
 
 /// A permission the rules deny, with a message for the client; the
@@ -25,6 +25,11 @@ pub enum SubscribeRule {
     Any,
     /// Only names listed in the token's `channels` claim.
     Token,
+    /// Only the owner of what the name after the colon names (the player
+    /// whose assistant session it is). Who owns it is in a store, not in
+    /// these rules: the session asks before it subscribes, and the rules
+    /// alone refuse.
+    Owner,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -89,13 +94,59 @@ impl Default for ChannelRules {
                     "news".to_string(),
                     rules(SubscribeRule::Any, PublishRule::Server, false, 50, 600),
                 ),
+                (SESSION_NAMESPACE.to_string(), session_rules()),
             ]),
             default: rules(SubscribeRule::Token, PublishRule::Members, true, 100, 300),
         }
     }
 }
 
+/// An assistant session's channel: only its owner subscribes, only the
+/// server publishes, presence shows the owner's other devices, and history
+/// keeps the last two replies of a long answer (one delta every 40 ms for a
+/// minute is 1,500) for an hour.
+pub fn session_rules() -> NamespaceRules {
+    NamespaceRules {
+        subscribe: SubscribeRule::Owner,
+        publish: PublishRule::Server,
+        presence: true,
+        history_size: 4000,
+        history_ttl_s: 3600,
+    }
+}
+
 impl ChannelRules {
+    /// The `session` namespace's rules, put back when a configuration
+    /// lists namespaces without it: assistant replies need them.
+    pub fn with_session_namespace(mut self) -> Self {
+        self.namespaces
+            .entry(SESSION_NAMESPACE.to_string())
+            .or_insert_with(session_rules);
+        self
+    }
+
+    /// Only the `session` namespace names what an owner is checked
+    /// against (an assistant session), and its publications come from the
+    /// server alone.
+    pub fn session_rules_hold(&self) -> bool {
+        let session_ok = self.namespaces.get(SESSION_NAMESPACE).is_none_or(|rules| {
+            rules.subscribe == SubscribeRule::Owner && rules.publish == PublishRule::Server
+        });
+        let others_ok = self
+            .namespaces
+            .iter()
+            .filter(|(name, _)| name.as_str() != SESSION_NAMESPACE)
+            .map(|(_, rules)| rules)
+            .chain([&self.default])
+            .all(|rules| rules.subscribe != SubscribeRule::Owner);
+        session_ok && others_ok
+    }
+
+    /// Does subscribing to `channel` need its owner checked?
+    pub fn needs_owner(&self, channel: &ChannelName) -> bool {
+        self.for_channel(channel).subscribe == SubscribeRule::Owner
+    }
+
     pub fn for_channel(&self, channel: &ChannelName) -> &NamespaceRules {
         self.namespaces
             .get(channel.namespace())
@@ -116,6 +167,7 @@ impl ChannelRules {
                 .split_once(':')
                 .is_some_and(|(_, rest)| rest == player.as_str()),
             SubscribeRule::Token => granted.iter().any(|name| name == channel.as_str()),
+            SubscribeRule::Owner => false,
         };
         if allowed {
             Ok(())

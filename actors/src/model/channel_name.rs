@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::model::ids::{IdError, PlayerId};
+use crate::model::ids::{IdError, PlayerId, SessionId};
 
 /// `namespace:rest`, 1–200 characters of `[A-Za-z0-9_.@:-]`, with a
 /// non-empty namespace and rest.
@@ -45,6 +45,18 @@ impl ChannelName {
         ChannelName(Arc::from(format!("{PERSONAL_NAMESPACE}:{player}")))
     }
 
+    /// `session:<id>`, where an assistant session's replies stream. A
+    /// session id's characters are all allowed in a channel name.
+    pub fn session(session: &SessionId) -> Self {
+        ChannelName(Arc::from(format!("{SESSION_NAMESPACE}:{session}")))
+    }
+
+    /// The session a `session:` channel names, if it names one.
+    pub fn session_id(&self) -> Option<SessionId> {
+        let rest = self.0.strip_prefix(SESSION_NAMESPACE)?.strip_prefix(':')?;
+        SessionId::parse(rest).ok()
+    }
+
     pub fn namespace(&self) -> &str {
         self.0
             .split_once(':')
@@ -63,6 +75,8 @@ impl fmt::Display for ChannelName {
 }
 
 pub const PERSONAL_NAMESPACE: &str = "user";
+/// Where each assistant session's reply stream is published.
+pub const SESSION_NAMESPACE: &str = "session";
 
 #[cfg(test)]
 mod tests {

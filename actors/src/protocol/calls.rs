@@ -2,10 +2,7 @@
 //! "method", "params"}`), each parsed once into a typed [`Call`] with its
 //! limits checked, so that an actor receives only valid arguments. A bad
 //! `params` is `bad_request`; a method nobody serves is `unknown_method`.
-//!
-//! The session does not route `request` frames yet: the assistant sessions
-//! that answer them are being built behind it, and until they are, a
-//! `request` stays an unknown type, as in v1.
+//! The `Conversations` actor answers every one of them.
 
 use serde::de::DeserializeOwned;
 use serde::Deserialize;

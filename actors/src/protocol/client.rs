@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 
 use crate::channels::stream::RecoverFrom;
 use crate::model::ids::{ClientRef, SessionId};
+use crate::protocol::calls::{parse_call, Call};
 use crate::protocol::errors::{ErrorCode, ErrorFrame};
 
 /// Limits the parser enforces; they come from config.toml.
@@ -45,6 +46,8 @@ pub enum RequestBody {
     Presence(PresenceQuery),
     Refresh(Refresh),
     Ping,
+    /// A v1.1 `request`: a method and its parsed params.
+    Call(Call),
 }
 
 impl RequestBody {
@@ -60,6 +63,7 @@ impl RequestBody {
             RequestBody::Presence(_) => "presence",
             RequestBody::Refresh(_) => "refresh",
             RequestBody::Ping => "ping",
+            RequestBody::Call(_) => "request",
         }
     }
 }
@@ -194,6 +198,9 @@ pub fn parse_request(text: &str, limits: &RequestLimits) -> Result<Request, Erro
         Some(_) => return Err(fail(ErrorCode::UnknownType, "type must be a string".into())),
         None => return Err(fail(ErrorCode::UnknownType, "missing type".into())),
     };
+    if kind == "request" {
+        return parse_call_frame(object, reply_to, limits);
+    }
     let fields = Value::Object(object);
     let decode = |fields: Value| -> Result<RequestBody, ErrorFrame> {
         fn typed<T: for<'de> Deserialize<'de>>(fields: Value) -> Result<T, String> {
@@ -221,6 +228,34 @@ pub fn parse_request(text: &str, limits: &RequestLimits) -> Result<Request, Erro
     let body = decode(fields)?;
     validate(&body, limits).map_err(|(code, message)| fail(code, message))?;
     Ok(Request { reply_to, body })
+}
+
+/// A `request` frame: `method` and `params`, answered by a `response` or
+/// an `error` that names it, so it must carry an `id`.
+fn parse_call_frame(
+    mut object: Map<String, Value>,
+    reply_to: Option<ClientRef>,
+    limits: &RequestLimits,
+) -> Result<Request, ErrorFrame> {
+    let fail = |message: &str| ErrorFrame {
+        reply_to: reply_to.clone(),
+        ..ErrorFrame::new(ErrorCode::BadRequest, message)
+    };
+    if reply_to.is_none() {
+        return Err(fail("a request needs an id to answer to"));
+    }
+    let method = match object.remove("method") {
+        Some(Value::String(method)) => method,
+        Some(_) => return Err(fail("method must be a string")),
+        None => return Err(fail("missing method")),
+    };
+    let params = object.remove("params").unwrap_or(Value::Null);
+    let call = parse_call(&method, params, limits.max_text_chars)
+        .map_err(|error| error.replying_to(reply_to.clone()))?;
+    Ok(Request {
+        reply_to,
+        body: RequestBody::Call(call),
+    })
 }
 
 fn truncate(text: &str, max_chars: usize) -> &str {

@@ -12,6 +12,9 @@ use crate::model::ids::{ClientRef, ConnId, MessageId, PlayerId, SessionId};
 use crate::model::progress::MarkerId;
 use crate::model::time::Timestamp;
 use crate::protocol::errors::{ErrorFrame, Refusal};
+use crate::protocol::sessions::{
+    CancelResult, MessagesPage, RetryResult, SentResult, SessionDetail, SessionResult, SessionsPage,
+};
 use crate::therapy::crisis::CrisisType;
 use crate::therapy::exercises::Exercise;
 use crate::therapy::recommendations::Recommendation;
@@ -275,6 +278,9 @@ pub struct Safety {
 pub struct AssistantMetadata {
     pub recommendations: Vec<Recommendation>,
     pub safety: Safety,
+    /// The model could not answer and the built-in assistant did.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub fallback: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -329,6 +335,13 @@ pub enum ResponseResult {
     Unsubscribed(UnsubscribeResult),
     Published(PublishResult),
     Presence(PresenceResult),
+    Session(SessionResult),
+    Sessions(SessionsPage),
+    SessionDetail(SessionDetail),
+    Sent(SentResult),
+    Cancelled(CancelResult),
+    Retried(RetryResult),
+    Messages(MessagesPage),
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::support::assistant_meters::AssistantMeters;
 use prometheus::core::{Collector, Metric};
 use prometheus::{
     Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
@@ -102,6 +103,7 @@ pub struct Metrics {
     backlog_family: prometheus::IntGaugeVec,
     gauges: ScrapeGauges,
     actors: [ActorMeter; 5],
+    pub assistant: AssistantMeters,
 }
 
 /// Figures read when scraped rather than counted as they happen.
@@ -272,6 +274,7 @@ impl Metrics {
                 ),
             },
             actors: ActorKind::ALL.map(meter),
+            assistant: AssistantMeters::register(r),
             backlog_family,
             registry,
         }

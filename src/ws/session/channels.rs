@@ -8,9 +8,10 @@ use std::collections::{BTreeMap, HashSet};
 use actix::prelude::*;
 use hearth_actors::broadcaster::{GetPresence, Publish, Subscribe, SubscribeRequest};
 use hearth_actors::channels::stream::{Payload, Publisher};
+use hearth_actors::chat_processor::OwnedSessions;
 use hearth_actors::chat_server::LeaveChannels;
 use hearth_actors::model::channel_name::ChannelName;
-use hearth_actors::model::ids::ClientRef;
+use hearth_actors::model::ids::{ClientRef, SessionId};
 use hearth_actors::protocol::{
     ErrorCode, ErrorFrame, PresenceResult, PublishResult, Refusal, Response, ResponseResult,
     ServerFrame,
@@ -23,8 +24,15 @@ impl WsSession {
     /// Every connection is in its player's `user:<player>` channel: that is
     /// how a broadcast to the player reaches it.
     pub(super) fn join_personal_channel(&mut self) {
-        let channel = ChannelName::personal(&self.identity.player);
-        self.subscriptions.borrow_mut().insert(channel.clone());
+        self.join_quietly(ChannelName::personal(&self.identity.player));
+    }
+
+    /// Joins `channel` on the server's initiative, with no reply to the
+    /// client; a channel it is in already is left as it is.
+    pub(super) fn join_quietly(&mut self, channel: ChannelName) {
+        if !self.subscriptions.borrow_mut().insert(channel.clone()) {
+            return;
+        }
         self.state.broadcaster.do_send(Subscribe {
             conn: self.conn,
             requests: vec![SubscribeRequest {
@@ -44,6 +52,48 @@ impl WsSession {
         &mut self,
         request: hearth_actors::protocol::Subscribe,
         reply_to: Option<ClientRef>,
+        ctx: &mut Ctx,
+    ) {
+        // Channels only their owner may join (an assistant session's) are
+        // checked against the conversation store first, unless this
+        // connection is in them already.
+        let rules = &self.state.channel_rules;
+        let to_check: Vec<SessionId> = request
+            .channels
+            .iter()
+            .filter_map(|name| ChannelName::parse(name).ok())
+            .filter(|channel| {
+                rules.needs_owner(channel) && !self.subscriptions.borrow().contains(channel)
+            })
+            .filter_map(|channel| channel.session_id())
+            .take(rules.max_subscriptions_per_connection + 1)
+            .collect();
+        if to_check.is_empty() {
+            return self.subscribe_checked(request, reply_to, &HashSet::new(), ctx);
+        }
+        let ask = OwnedSessions {
+            player: self.identity.player.clone(),
+            sessions: to_check,
+        };
+        worker::chat_processor(&self.state.chat)
+            .send(ask)
+            .into_actor(self)
+            .map(move |owned, act, ctx| {
+                let owned = owned.unwrap_or_default();
+                act.subscribe_checked(request, reply_to, &owned, ctx)
+            })
+            // Frames after this subscribe are handled after it, as for any
+            // other subscribe.
+            .wait(ctx);
+    }
+
+    /// The rest of `subscribe`, once the sessions the player owns among
+    /// those named are known.
+    fn subscribe_checked(
+        &mut self,
+        request: hearth_actors::protocol::Subscribe,
+        reply_to: Option<ClientRef>,
+        owned: &HashSet<SessionId>,
         ctx: &mut Ctx,
     ) {
         let rules = &self.state.channel_rules;
@@ -78,11 +128,21 @@ impl WsSession {
                     continue;
                 }
             };
-            if let Err(denied) = rules.check_subscribe(&channel, player, &self.identity.channels) {
+            let already = subscriptions.contains(&channel);
+            if rules.needs_owner(&channel) {
+                let mine = already || channel.session_id().is_some_and(|id| owned.contains(&id));
+                if !mine {
+                    // Another player's session answers as a missing one.
+                    let refusal = Refusal::new(ErrorCode::NotFound, "no such session");
+                    refused.insert(name, refusal);
+                    continue;
+                }
+            } else if let Err(denied) =
+                rules.check_subscribe(&channel, player, &self.identity.channels)
+            {
                 refused.insert(name, Refusal::from(denied));
                 continue;
             }
-            let already = subscriptions.contains(&channel);
             if !already && rules.counts_against_limit(&channel, player) {
                 if counted >= rules.max_subscriptions_per_connection {
                     refused.insert(
@@ -232,9 +292,13 @@ impl WsSession {
                         format!("{channel} keeps no presence"),
                     ));
                 }
-                rules
-                    .check_subscribe(&channel, &self.identity.player, &self.identity.channels)
-                    .map_err(ErrorFrame::from)?;
+                // A member may see who else is there (an assistant session's
+                // owner, their other devices); others as the rules say.
+                if !self.subscriptions.borrow().contains(&channel) {
+                    rules
+                        .check_subscribe(&channel, &self.identity.player, &self.identity.channels)
+                        .map_err(ErrorFrame::from)?;
+                }
                 Ok(channel)
             });
         let channel = match checked {

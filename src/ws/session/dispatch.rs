@@ -115,6 +115,7 @@ impl WsSession {
             }
             RequestBody::Publish(publish) => self.publish(publish, reply_to, frame, ctx),
             RequestBody::Presence(query) => self.presence(&query.channel, reply_to, frame, ctx),
+            RequestBody::Call(call) => self.call(call, reply_to, frame, ctx),
         }
     }
 

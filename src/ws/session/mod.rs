@@ -11,11 +11,13 @@
 //! - `channels.rs`: subscribe, unsubscribe, publish, presence.
 //! - `chat.rs`: chat, feedback and interactions, and the reply's pieces
 //!   for a client that streams.
+//! - `requests.rs`: v1.1 requests (assistant sessions).
 
 mod channels;
 mod chat;
 mod dispatch;
 mod heartbeat;
+mod requests;
 
 use std::cell::RefCell;
 use std::collections::HashSet;
@@ -62,6 +64,8 @@ const FEATURES: &[&str] = &[
     "channels",
     "presence",
     "recovery",
+    "requests",
+    "assistant_sessions",
 ];
 
 pub struct WsSession {

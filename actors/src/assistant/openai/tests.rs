@@ -54,6 +54,7 @@ fn reply_to(assistant: &OpenAiAssistant, raw: &str) -> ReplyStream {
         text: &text,
         crisis: &crisis,
         anxious: detect_anxiety_in(&text),
+        history: &[],
     })
 }
 

@@ -491,6 +491,14 @@ fn replies(store: &dyn ConversationStore, prefix: &str) {
     assert_eq!(reply.safety.get(), "null");
     assert!(reply.usage.is_none() && !reply.fallback && reply.finish_reason.is_none());
     assert_eq!(reply.client_message_id, None);
+    let found = store
+        .latest_reply_to(&alice, &session.id, &asked.id)
+        .unwrap()
+        .map(|found| found.id);
+    assert_eq!(found, Some(reply.id), "a repeated send finds its reply");
+    assert!(store
+        .latest_reply_to(&bob, &session.id, &asked.id)
+        .is_err_and(|err| matches!(err, ConversationError::NotFound)));
     assert_eq!(
         store
             .conversation(&alice, &session.id)

@@ -36,6 +36,8 @@ pub const DEFAULT_SESSION_PAGE: usize = 20;
 pub const DEFAULT_MESSAGE_PAGE: usize = 50;
 /// `finish_reason` of a reply that recovery marked failed after a restart.
 pub const INTERRUPTED: &str = "interrupted";
+/// How far back `latest_reply_to` looks, in pages of `MAX_PAGE`.
+pub const REPLY_SEARCH_PAGES: usize = 5;
 
 #[derive(Debug, Error)]
 pub enum ConversationError {
@@ -399,6 +401,37 @@ pub trait ConversationStore: Send + Sync + 'static {
         session: &SessionId,
         count: usize,
     ) -> Result<Vec<StoredMessage>, ConversationError>;
+
+    /// The latest reply to the user message `answering`, looked for among
+    /// the session's last `REPLY_SEARCH_PAGES` pages of messages: a repeated
+    /// send finds its reply here, which follows it closely.
+    fn latest_reply_to(
+        &self,
+        player: &PlayerId,
+        session: &SessionId,
+        answering: &MessageId,
+    ) -> Result<Option<StoredMessage>, ConversationError> {
+        let mut query = MessageQuery {
+            limit: MAX_PAGE,
+            before: None,
+        };
+        for _ in 0..REPLY_SEARCH_PAGES {
+            let page = self.messages(player, session, &query)?;
+            let found = page
+                .items
+                .iter()
+                .rev()
+                .find(|message| message.reply_to.as_ref() == Some(answering));
+            if let Some(found) = found {
+                return Ok(Some(found.clone()));
+            }
+            match page.next {
+                Some(next) => query.before = Some(next),
+                None => break,
+            }
+        }
+        Ok(None)
+    }
 
     /// At start-up: every reply still streaming was cut off by a stop, so
     /// it becomes `failed` (its text so far kept, `finish_reason`

@@ -3,20 +3,36 @@
 //! message here, before the assistant is asked; the words come from the
 //! assistant as a stream of pieces, which the reply keeps for clients that
 //! asked for streaming.
+//!
+//! It also answers the v1.1 requests of assistant sessions
+//! (`sessions.rs`): conversations kept in the conversation store, whose
+//! replies stream as publications on the session's channel (`reply.rs`),
+//! shown to clients as `views.rs` builds them.
 
+mod reply;
+mod sessions;
+mod views;
+
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use actix::prelude::*;
 use futures_util::{FutureExt, StreamExt};
 
+pub use self::reply::ActiveReplies;
+pub use self::sessions::{CallOutcome, JoinSession};
 use crate::assistant::{Assistant, AssistantError, FeedbackInput, ReplyEvent, Turn};
+use crate::broadcaster::Broadcaster;
 use crate::model::ids::{ClientRef, PlayerId, SessionId};
+use crate::protocol::calls::Call;
 use crate::protocol::{
-    AssistantMetadata, ChatMessage, Element, FeedbackMetadata, MessageContent, MessageMetadata,
-    Role, Safety,
+    AssistantMetadata, ChatMessage, Element, ErrorFrame, FeedbackMetadata, MessageContent,
+    MessageMetadata, Role, Safety,
 };
+use crate::store::conversations::SharedConversationStore;
+use crate::support::metered::Metered;
 use crate::support::metrics::{ActorKind, Metrics};
-use crate::therapy::crisis::{detect_anxiety_in, detect_crisis_in};
+use crate::therapy::crisis::{detect_anxiety_in, detect_crisis_in, CrisisAssessment};
 use crate::therapy::exercises::Catalogue;
 use crate::therapy::resources::{resources_for, CrisisResource};
 use crate::therapy::text::NormalizedText;
@@ -44,6 +60,23 @@ pub struct HandleFeedback {
     pub reply_to: Option<ClientRef>,
 }
 
+/// A v1.1 `request` of the assistant sessions, its params checked.
+#[derive(Message)]
+#[rtype(result = "Result<CallOutcome, ErrorFrame>")]
+pub struct HandleCall {
+    pub player: PlayerId,
+    pub call: Call,
+}
+
+/// Which of `sessions` the player owns: a connection may subscribe to the
+/// channel of its own sessions only.
+#[derive(Message)]
+#[rtype(result = "HashSet<SessionId>")]
+pub struct OwnedSessions {
+    pub player: PlayerId,
+    pub sessions: Vec<SessionId>,
+}
+
 /// The assistant's whole reply, and, for a client that streams, the pieces
 /// it came in (their concatenation is the reply's text).
 #[derive(Debug)]
@@ -61,6 +94,82 @@ pub struct ChatShared {
     pub resources: Arc<Vec<CrisisResource>>,
     pub exercises: Arc<Catalogue>,
     pub metrics: Arc<Metrics>,
+    pub conversations: Arc<Conversations>,
+}
+
+/// What the assistant sessions need: where conversations are kept, where
+/// replies are published, the replies running now (on any thread) and how
+/// replies are shaped.
+pub struct Conversations {
+    pub store: SharedConversationStore,
+    pub broadcaster: Metered<Broadcaster>,
+    pub active: ActiveReplies,
+    pub settings: ConversationSettings,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConversationSettings {
+    /// Deltas after the first are published at most this often.
+    pub coalesce: std::time::Duration,
+    /// Earlier turns (a user message or a reply each) a model reads.
+    pub history_turns: usize,
+}
+
+/// What Hearth finds in a user's text before any assistant is asked: the
+/// crisis check, anxiety cues, and the elements a reply carries for them.
+pub(crate) struct Assessed {
+    pub text: NormalizedText,
+    pub crisis: CrisisAssessment,
+    pub anxious: bool,
+    pub elements: Vec<Element>,
+    pub safety: Safety,
+}
+
+impl ChatShared {
+    /// Checks `raw`: a crisis is counted and logged (never the text), and
+    /// the reply's elements hold the crisis resources, emergency first,
+    /// then the exercise offers.
+    pub(crate) fn assess(&self, raw: &str, player: &PlayerId, session: &SessionId) -> Assessed {
+        let assessed = self.reassess(raw);
+        if assessed.crisis.is_crisis() {
+            self.metrics.crisis_detected();
+            let types: Vec<&str> = assessed.crisis.types.iter().map(|t| t.as_str()).collect();
+            log::info!(
+                "crisis_detected player_id={} session_id={} types={}",
+                player,
+                session,
+                types.join(",")
+            );
+        }
+        assessed
+    }
+
+    /// As `assess`, for a text checked before (a retried question): the
+    /// crisis is not counted again.
+    pub(crate) fn reassess(&self, raw: &str) -> Assessed {
+        let text = NormalizedText::new(raw);
+        let crisis = detect_crisis_in(&text);
+        let anxious = detect_anxiety_in(&text);
+        let mut elements: Vec<Element> = Vec::new();
+        if crisis.is_crisis() {
+            let resources = resources_for(&self.resources, &crisis.types);
+            elements.extend(resources.into_iter().map(Element::resource));
+        }
+        if anxious || crisis.is_crisis() {
+            elements.extend(self.exercises.all().iter().map(Element::offer));
+        }
+        let safety = Safety {
+            crisis: crisis.is_crisis(),
+            types: crisis.types.clone(),
+        };
+        Assessed {
+            text,
+            crisis,
+            anxious,
+            elements,
+            safety,
+        }
+    }
 }
 
 pub struct ChatProcessor {
@@ -82,42 +191,20 @@ impl Handler<HandleUserMessage> for ChatProcessor {
 
     fn handle(&mut self, msg: HandleUserMessage, _: &mut Context<Self>) -> Self::Result {
         let _timer = self.shared.metrics.handling(ActorKind::ChatProcessor);
-        let text = NormalizedText::new(&msg.text);
-        let crisis = detect_crisis_in(&text);
-        let anxious = detect_anxiety_in(&text);
+        let assessed = self.shared.assess(&msg.text, &msg.player, &msg.session_id);
         let mut reply = self.shared.assistant.reply(&Turn {
             player: &msg.player,
             raw: &msg.text,
-            text: &text,
-            crisis: &crisis,
-            anxious,
+            text: &assessed.text,
+            crisis: &assessed.crisis,
+            anxious: assessed.anxious,
+            history: &[],
         });
-
-        let mut elements: Vec<Element> = Vec::new();
-        if crisis.is_crisis() {
-            self.shared.metrics.crisis_detected();
-            let types: Vec<&str> = crisis.types.iter().map(|t| t.as_str()).collect();
-            log::info!(
-                "crisis_detected player_id={} session_id={} types={}",
-                msg.player,
-                msg.session_id,
-                types.join(",")
-            );
-            let resources = resources_for(&self.shared.resources, &crisis.types);
-            elements.extend(resources.into_iter().map(Element::resource));
-        }
-        if anxious || crisis.is_crisis() {
-            elements.extend(self.shared.exercises.all().iter().map(Element::offer));
-        }
-        let safety = Safety {
-            crisis: crisis.is_crisis(),
-            types: crisis.types,
-        };
         let mut draft = Draft {
             text: String::new(),
             pieces: msg.stream.then(Vec::new),
-            elements,
-            safety,
+            elements: assessed.elements,
+            safety: assessed.safety,
             session_id: Some(msg.session_id),
             reply_to: msg.reply_to,
         };
@@ -186,6 +273,7 @@ impl Draft {
             MessageMetadata::Assistant(AssistantMetadata {
                 recommendations: done.recommendations,
                 safety: std::mem::take(&mut self.safety),
+                fallback: done.fallback,
             }),
         );
         Some(Ok(AssistantReply {
@@ -229,6 +317,28 @@ impl Handler<HandleFeedback> for ChatProcessor {
     }
 }
 
+impl Handler<HandleCall> for ChatProcessor {
+    type Result = ResponseFuture<Result<CallOutcome, ErrorFrame>>;
+
+    fn handle(&mut self, msg: HandleCall, _: &mut Context<Self>) -> Self::Result {
+        let _timer = self.shared.metrics.handling(ActorKind::ChatProcessor);
+        Box::pin(sessions::answer(self.shared.clone(), msg.player, msg.call))
+    }
+}
+
+impl Handler<OwnedSessions> for ChatProcessor {
+    type Result = ResponseFuture<HashSet<SessionId>>;
+
+    fn handle(&mut self, msg: OwnedSessions, _: &mut Context<Self>) -> Self::Result {
+        let _timer = self.shared.metrics.handling(ActorKind::ChatProcessor);
+        Box::pin(sessions::owned(
+            self.shared.clone(),
+            msg.player,
+            msg.sessions,
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,16 +372,56 @@ mod tests {
         }
     }
 
+    /// What a processor needs, with a conversation store in `dir` and a
+    /// broadcaster on the memory broker. Must run inside an actix system.
+    fn shared_for_tests(assistant: Arc<dyn Assistant>, dir: &std::path::Path) -> ChatShared {
+        use crate::channels::memory::MemoryBroker;
+        use crate::chat_server::ChatServer;
+        use crate::store::conversations::sqlite::SqliteConversationStore;
+
+        let metrics = Arc::new(Metrics::default());
+        let chat_server_ctx = actix::Context::<ChatServer>::new();
+        let chat_server = Metered::new(
+            chat_server_ctx.address(),
+            metrics.clone(),
+            ActorKind::ChatServer,
+        );
+        let broadcaster = Broadcaster::new(
+            Box::new(MemoryBroker::new(std::time::Duration::from_secs(60))),
+            Arc::default(),
+            chat_server,
+            metrics.clone(),
+        )
+        .start();
+        chat_server_ctx.run(ChatServer::new(
+            16,
+            Broadcaster::observer(&broadcaster),
+            metrics.clone(),
+        ));
+        let store = SqliteConversationStore::open(&dir.join("conversations.db")).unwrap();
+        ChatShared {
+            assistant,
+            resources: Arc::new(Vec::new()),
+            exercises: Arc::new(Catalogue::default()),
+            metrics: metrics.clone(),
+            conversations: Arc::new(Conversations {
+                store: Arc::new(store),
+                broadcaster: Metered::new(broadcaster, metrics, ActorKind::Broadcaster),
+                active: ActiveReplies::default(),
+                settings: ConversationSettings {
+                    coalesce: std::time::Duration::from_millis(40),
+                    history_turns: 12,
+                },
+            }),
+        }
+    }
+
     #[test]
     fn a_reply_that_is_not_ready_at_once_is_awaited_whole() {
         let reply = System::new().block_on(async {
-            let processor = ChatProcessor::new(ChatShared {
-                assistant: Arc::new(SlowAssistant),
-                resources: Arc::new(Vec::new()),
-                exercises: Arc::new(Catalogue::default()),
-                metrics: Arc::new(Metrics::default()),
-            })
-            .start();
+            let dir = tempfile::tempdir().unwrap();
+            let processor =
+                ChatProcessor::new(shared_for_tests(Arc::new(SlowAssistant), dir.path())).start();
             processor
                 .send(HandleUserMessage {
                     player: PlayerId::parse("slow").unwrap(),

@@ -1,0 +1,157 @@
+//! The assistant's figures: how fast replies start and finish, how much
+//! they stream, how many run now, and every way they end other than
+//! completing (cancels, fallbacks, model errors by kind, refusals when the
+//! model is at its limit). Registered in the server's one registry.
+
+use std::time::Duration;
+
+use prometheus::{
+    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+};
+
+/// Seconds, from a fast local model's first token to a long reply.
+const REPLY_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
+];
+
+pub struct AssistantMeters {
+    first_token_seconds: HistogramVec,
+    reply_seconds: HistogramVec,
+    replies: IntCounterVec,
+    deltas: IntCounter,
+    tokens: IntCounter,
+    active: IntGauge,
+    cancels: IntCounter,
+    fallbacks: IntCounterVec,
+    model_errors: IntCounterVec,
+    busy: IntCounter,
+}
+
+fn register<C: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: C) -> C {
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("each metric is registered once");
+    metric
+}
+
+impl AssistantMeters {
+    /// The names are constants: the `expect`s fail only on a programming
+    /// error, at start-up.
+    pub fn register(registry: &Registry) -> Self {
+        let histogram = |name: &str, help: &str| {
+            let opts = HistogramOpts::new(name, help).buckets(REPLY_BUCKETS.to_vec());
+            register(
+                registry,
+                HistogramVec::new(opts, &["agent"]).expect("valid metric"),
+            )
+        };
+        let counter = |name: &str, help: &str| {
+            register(registry, IntCounter::new(name, help).expect("valid metric"))
+        };
+        let family = |name: &str, help: &str, label: &str| {
+            register(
+                registry,
+                IntCounterVec::new(Opts::new(name, help), &[label]).expect("valid metric"),
+            )
+        };
+        AssistantMeters {
+            first_token_seconds: histogram(
+                "hearth_assistant_first_token_seconds",
+                "From a reply's start to its first piece of text, per agent",
+            ),
+            reply_seconds: histogram(
+                "hearth_assistant_reply_seconds",
+                "From a reply's start to its end, per agent",
+            ),
+            replies: register(
+                registry,
+                IntCounterVec::new(
+                    Opts::new(
+                        "hearth_assistant_replies_total",
+                        "Replies ended, per agent and outcome",
+                    ),
+                    &["agent", "outcome"],
+                )
+                .expect("valid metric"),
+            ),
+            deltas: counter(
+                "hearth_assistant_deltas_total",
+                "message.delta events published",
+            ),
+            tokens: counter(
+                "hearth_assistant_tokens_total",
+                "Completion tokens reported by the model",
+            ),
+            active: register(
+                registry,
+                IntGauge::new("hearth_assistant_replies_active", "Replies streaming now")
+                    .expect("valid metric"),
+            ),
+            cancels: counter(
+                "hearth_assistant_cancels_total",
+                "Replies cancelled by messages.cancel",
+            ),
+            fallbacks: family(
+                "hearth_assistant_fallbacks_total",
+                "Replies the built-in assistant gave because the model could not, by reason",
+                "reason",
+            ),
+            model_errors: family(
+                "hearth_assistant_model_errors_total",
+                "Model requests that failed, by kind",
+                "kind",
+            ),
+            busy: counter(
+                "hearth_assistant_busy_total",
+                "Requests refused because too many model requests were in flight",
+            ),
+        }
+    }
+
+    pub fn reply_started(&self) {
+        self.active.inc();
+    }
+
+    pub fn first_token(&self, agent: &str, after: Duration) {
+        self.first_token_seconds
+            .with_label_values(&[agent])
+            .observe(after.as_secs_f64());
+    }
+
+    /// `outcome`: completed, cancelled, failed.
+    pub fn reply_ended(&self, agent: &str, outcome: &str, after: Duration) {
+        self.active.dec();
+        self.reply_seconds
+            .with_label_values(&[agent])
+            .observe(after.as_secs_f64());
+        self.replies.with_label_values(&[agent, outcome]).inc();
+    }
+
+    pub fn delta(&self) {
+        self.deltas.inc();
+    }
+
+    pub fn tokens(&self, count: u32) {
+        self.tokens.inc_by(u64::from(count));
+    }
+
+    pub fn cancelled(&self) {
+        self.cancels.inc();
+    }
+
+    pub fn fallback(&self, reason: &str) {
+        self.fallbacks.with_label_values(&[reason]).inc();
+    }
+
+    pub fn model_error(&self, kind: &str) {
+        self.model_errors.with_label_values(&[kind]).inc();
+    }
+
+    pub fn busy(&self) {
+        self.busy.inc();
+    }
+
+    pub fn active(&self) -> i64 {
+        self.active.get()
+    }
+}

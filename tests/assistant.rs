@@ -1,0 +1,749 @@
+//! Assistant sessions (docs/protocol.md, sections 10 and 11): requests,
+//! the conversation store behind them, and replies streamed on
+//! `session:<id>` from the built-in assistant or from a fake
+//! OpenAI-compatible model server started by the test (real HTTP, real
+//! event-stream framing).
+
+mod common;
+
+use std::time::Instant;
+
+use common::fake_model::FakeModel;
+use common::{subscribe, test_config, Client, TestServer, FRAME_TIMEOUT};
+use hearth::config::Config;
+use serde_json::{json, Value};
+
+/// The next frame that is not a presence event (a session's channel
+/// reports the owner's devices joining and leaving).
+fn next_frame(client: &mut Client) -> Value {
+    loop {
+        let frame = client.recv();
+        let presence =
+            frame["type"] == "event" && matches!(frame["event"].as_str(), Some("join" | "leave"));
+        if !presence {
+            return frame;
+        }
+    }
+}
+
+/// Sends a `request` and returns the frame that answers it; channel events
+/// that come first (a reply still streaming) are passed over.
+fn call(client: &mut Client, id: &str, method: &str, params: Value) -> Value {
+    client.send_json(json!({"type": "request", "id": id, "method": method, "params": params}));
+    loop {
+        let answer = client.recv();
+        if answer["type"] != "event" {
+            assert_eq!(answer["reply_to"], id, "reply to {id}: {answer}");
+            return answer;
+        }
+    }
+}
+
+/// As `call`, which must succeed: its `result`.
+fn ok(client: &mut Client, id: &str, method: &str, params: Value) -> Value {
+    let answer = call(client, id, method, params);
+    assert_eq!(answer["type"], "response", "{method}: {answer}");
+    answer["result"].clone()
+}
+
+/// As `call`, which must fail: its error code.
+fn refused(client: &mut Client, id: &str, method: &str, params: Value) -> Value {
+    let answer = call(client, id, method, params);
+    assert_eq!(answer["type"], "error", "{method}: {answer}");
+    answer
+}
+
+fn new_session(client: &mut Client) -> String {
+    let result = ok(
+        client,
+        "new",
+        "sessions.create",
+        json!({"title": "Evening"}),
+    );
+    result["session"]["id"]
+        .as_str()
+        .expect("a session id")
+        .to_string()
+}
+
+/// Sends `text` in `session`; returns (message_id, reply_id).
+fn send(client: &mut Client, session: &str, text: &str) -> (String, String) {
+    let sent = ok(
+        client,
+        "send",
+        "messages.send",
+        json!({"session_id": session, "text": text}),
+    );
+    (
+        sent["message_id"].as_str().unwrap().to_string(),
+        sent["reply_id"].as_str().unwrap().to_string(),
+    )
+}
+
+/// One reply as a subscriber of the session's channel saw it.
+#[derive(Debug)]
+struct ReplyLog {
+    events: Vec<String>,
+    deltas: Vec<String>,
+    offsets: Vec<u64>,
+    end_event: String,
+    end: Value,
+}
+
+impl ReplyLog {
+    fn joined(&self) -> String {
+        self.deltas.concat()
+    }
+}
+
+/// Reads publications on `session:<session>` until `reply` ends, checking
+/// that delta indexes run 0, 1, 2, ... and offsets rise by one.
+fn read_reply(client: &mut Client, session: &str, reply: &str) -> ReplyLog {
+    let channel = format!("session:{session}");
+    let mut log = ReplyLog {
+        events: Vec::new(),
+        deltas: Vec::new(),
+        offsets: Vec::new(),
+        end_event: String::new(),
+        end: Value::Null,
+    };
+    loop {
+        let frame = next_frame(client);
+        assert_eq!(frame["type"], "event", "{frame}");
+        assert_eq!(frame["channel"], channel.as_str(), "{frame}");
+        let offset = frame["offset"].as_u64().expect("an offset");
+        if let Some(last) = log.offsets.last() {
+            assert_eq!(offset, last + 1, "offsets without a gap: {frame}");
+        }
+        log.offsets.push(offset);
+        let event = frame["data"]["event"].as_str().unwrap().to_string();
+        let data = frame["data"]["data"].clone();
+        log.events.push(event.clone());
+        match event.as_str() {
+            "message.delta" => {
+                assert_eq!(data["message_id"], reply);
+                assert_eq!(data["index"], log.deltas.len(), "no gap: {frame}");
+                log.deltas.push(data["text"].as_str().unwrap().to_string());
+            }
+            "message.completed" | "message.cancelled" | "message.failed" => {
+                let id = if event == "message.completed" {
+                    &data["id"]
+                } else {
+                    &data["message_id"]
+                };
+                assert_eq!(id, reply, "{frame}");
+                log.end_event = event;
+                log.end = data;
+                return log;
+            }
+            _ => {}
+        }
+    }
+}
+
+fn model_server(fake: &FakeModel, adjust: impl FnOnce(&mut Config)) -> TestServer {
+    let base_url = fake.base_url();
+    TestServer::with_config(move |config| {
+        config.assistant.kind = "openai".into();
+        config.assistant.base_url = base_url;
+        config.assistant.model = "fake".into();
+        config.assistant.timeout_s = 2;
+        adjust(config);
+    })
+}
+
+#[test]
+fn sessions_are_created_listed_read_and_archived_by_their_owner_only() {
+    let server = TestServer::start();
+    let mut ana = server.connect("ana-sessions");
+    let created = ok(
+        &mut ana,
+        "c1",
+        "sessions.create",
+        json!({"title": "Sleep", "pillar": "sleep"}),
+    );
+    let session = &created["session"];
+    let id = session["id"].as_str().unwrap();
+    assert!(id.starts_with("sess_"), "{session}");
+    assert_eq!(session["title"], "Sleep");
+    assert_eq!(session["agent"], "guide");
+    assert_eq!(session["pillar"], "sleep");
+    assert_eq!(session["archived"], false);
+    assert_eq!(session["message_count"], 0);
+    let second = new_session(&mut ana);
+
+    let listed = ok(&mut ana, "l1", "sessions.list", json!({"limit": 1}));
+    assert_eq!(listed["sessions"].as_array().unwrap().len(), 1);
+    assert_eq!(listed["sessions"][0]["id"], second.as_str(), "newest first");
+    let next = listed["next"].as_str().expect("a cursor").to_string();
+    let rest = ok(
+        &mut ana,
+        "l2",
+        "sessions.list",
+        json!({"limit": 1, "before": next}),
+    );
+    assert_eq!(rest["sessions"][0]["id"], id);
+    assert!(rest.get("next").is_none(), "{rest}");
+
+    let got = ok(&mut ana, "g1", "sessions.get", json!({"session_id": id}));
+    assert_eq!(got["session"]["id"], id);
+    assert_eq!(got["messages"], json!([]));
+
+    // Another player's session answers as a missing one, for every method.
+    let mut ben = server.connect("ben-sessions");
+    for (method, params) in [
+        ("sessions.get", json!({"session_id": id})),
+        ("sessions.archive", json!({"session_id": id})),
+        ("messages.list", json!({"session_id": id})),
+        ("messages.send", json!({"session_id": id, "text": "hello"})),
+    ] {
+        let error = refused(&mut ben, "x", method, params);
+        assert_eq!(error["code"], "not_found", "{method}: {error}");
+    }
+    let foreign = subscribe(&mut ben, "s1", &[&format!("session:{id}")]);
+    assert_eq!(foreign["type"], "error", "{foreign}");
+    assert_eq!(foreign["code"], "not_found", "{foreign}");
+
+    let archived = ok(
+        &mut ana,
+        "a1",
+        "sessions.archive",
+        json!({"session_id": id}),
+    );
+    assert_eq!(archived["session"]["archived"], true);
+    let visible = ok(&mut ana, "l3", "sessions.list", json!({}));
+    assert_eq!(visible["sessions"].as_array().unwrap().len(), 1);
+    let all = ok(
+        &mut ana,
+        "l4",
+        "sessions.list",
+        json!({"include_archived": true}),
+    );
+    assert_eq!(all["sessions"].as_array().unwrap().len(), 2);
+    let closed = refused(
+        &mut ana,
+        "s2",
+        "messages.send",
+        json!({"session_id": id, "text": "hi"}),
+    );
+    assert_eq!(closed["code"], "conflict", "{closed}");
+}
+
+#[test]
+fn requests_with_bad_methods_or_params_are_answered_with_the_right_code() {
+    let server = TestServer::start();
+    let mut client = server.connect("ana-bad-requests");
+    let unknown = refused(&mut client, "u", "sessions.delete", json!({}));
+    assert_eq!(unknown["code"], "unknown_method");
+    let bad = refused(&mut client, "b", "sessions.list", json!({"limit": 0}));
+    assert_eq!(bad["code"], "bad_request");
+    let empty = refused(
+        &mut client,
+        "e",
+        "messages.send",
+        json!({"session_id": "sess_x", "text": "   "}),
+    );
+    assert_eq!(empty["code"], "bad_request");
+    let long = "a".repeat(4001);
+    let too_long = refused(
+        &mut client,
+        "t",
+        "messages.send",
+        json!({"session_id": "sess_x", "text": long}),
+    );
+    assert_eq!(too_long["code"], "too_large");
+    let cursor = refused(&mut client, "c", "sessions.list", json!({"before": "m12"}));
+    assert_eq!(cursor["code"], "bad_request", "{cursor}");
+    // Without an id a request could not be answered: refused at once.
+    client.send_json(json!({"type": "request", "method": "sessions.list"}));
+    let no_id = client.recv();
+    assert_eq!(no_id["code"], "bad_request", "{no_id}");
+    client.expect_quiet();
+}
+
+#[test]
+fn a_builtin_reply_streams_on_the_session_channel_and_is_kept() {
+    let server = TestServer::start();
+    let mut client = server.connect("ana-builtin");
+    let session = new_session(&mut client);
+    let (message_id, reply_id) = send(&mut client, &session, "I feel anxious about tomorrow");
+    let log = read_reply(&mut client, &session, &reply_id);
+    assert_eq!(log.events[0], "message.created");
+    assert_eq!(log.events[1], "message.created");
+    assert_eq!(log.end_event, "message.completed", "{log:?}");
+    assert!(!log.deltas.is_empty());
+    let reply = &log.end;
+    assert_eq!(reply["text"], log.joined().as_str(), "the deltas joined");
+    assert_eq!(reply["status"], "complete");
+    assert_eq!(reply["role"], "assistant");
+    assert_eq!(reply["reply_to"], message_id.as_str());
+    assert_eq!(reply["safety"]["crisis"], false);
+    let offers: Vec<&str> = reply["elements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["id"].as_str())
+        .collect();
+    assert!(offers.contains(&"ex_breathing"), "{reply}");
+    assert!(reply["usage"]["response_time_ms"].is_u64(), "{reply}");
+
+    let got = ok(
+        &mut client,
+        "g",
+        "sessions.get",
+        json!({"session_id": session}),
+    );
+    let messages = got["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 2);
+    assert_eq!(messages[0]["id"], message_id.as_str());
+    assert_eq!(messages[0]["role"], "user");
+    assert_eq!(messages[0]["text"], "I feel anxious about tomorrow");
+    assert_eq!(messages[1]["text"], reply["text"]);
+    assert_eq!(messages[1]["status"], "complete");
+    assert_eq!(got["session"]["message_count"], 2);
+    let listed = ok(
+        &mut client,
+        "m",
+        "messages.list",
+        json!({"session_id": session, "limit": 1}),
+    );
+    assert_eq!(listed["messages"][0]["id"], reply_id.as_str());
+    assert!(listed["next"].is_string());
+}
+
+#[test]
+fn a_repeated_client_message_id_answers_the_same_ids_and_starts_nothing() {
+    let server = TestServer::start();
+    let mut client = server.connect("ana-idempotent");
+    let session = new_session(&mut client);
+    let params = json!({"session_id": session, "text": "hello", "client_message_id": "k-1"});
+    let first = ok(&mut client, "1", "messages.send", params.clone());
+    let reply_id = first["reply_id"].as_str().unwrap().to_string();
+    read_reply(&mut client, &session, &reply_id);
+    let again = ok(&mut client, "2", "messages.send", params);
+    assert_eq!(again, first);
+    client.expect_quiet();
+    let got = ok(
+        &mut client,
+        "g",
+        "sessions.get",
+        json!({"session_id": session}),
+    );
+    assert_eq!(got["messages"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn a_model_reply_streams_its_tokens_with_usage_and_the_session_history() {
+    let fake = FakeModel::start();
+    let server = model_server(&fake, |_| {});
+    let mut client = server.connect("ana-model");
+    let session = new_session(&mut client);
+    let (_, first) = send(&mut client, &session, "hello");
+    let log = read_reply(&mut client, &session, &first);
+    assert_eq!(log.joined(), "Hello there.");
+    assert_eq!(log.end["usage"]["completion_tokens"], 3, "{}", log.end);
+    assert_eq!(log.end["usage"]["prompt_tokens"], 12);
+    assert!(log.end["usage"]["first_token_ms"].is_u64());
+    assert_eq!(log.end["finish_reason"], "stop");
+    assert!(log.end.get("fallback").is_none(), "{}", log.end);
+    assert!(
+        log.events.contains(&"assistant.status".to_string()),
+        "a model reply says it is thinking: {:?}",
+        log.events
+    );
+
+    let (_, second) = send(&mut client, &session, "pace it [tokens:12:15]");
+    let log = read_reply(&mut client, &session, &second);
+    let expected: String = (0..12).map(|k| format!("w{k} ")).collect();
+    assert_eq!(log.joined(), expected);
+    assert_eq!(log.end["text"], expected.as_str());
+    assert!(
+        log.deltas.len() < 12,
+        "tokens 15 ms apart are coalesced: {:?}",
+        log.deltas
+    );
+    assert_eq!(log.end["usage"]["completion_tokens"], 12);
+
+    // The model read the session's earlier turns before the new message.
+    let requests = fake.requests();
+    let messages = requests[1]["messages"].as_array().unwrap();
+    let roles: Vec<&str> = messages
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        roles,
+        ["system", "user", "assistant", "user"],
+        "{messages:?}"
+    );
+    assert_eq!(messages[1]["content"], "hello");
+    assert_eq!(messages[2]["content"], "Hello there.");
+    assert_eq!(requests[1]["stream"], true);
+    assert_eq!(requests[1]["model"], "fake");
+}
+
+#[test]
+fn a_model_that_fails_before_its_first_token_is_replaced_by_the_builtin_reply() {
+    let fake = FakeModel::start();
+    let server = model_server(&fake, |config| config.assistant.timeout_s = 1);
+    let mut client = server.connect("ana-fallback");
+    let session = new_session(&mut client);
+    for (i, directive) in ["[status:500]", "[status:401]", "[status:429]", "[stall]"]
+        .into_iter()
+        .enumerate()
+    {
+        let (_, reply) = send(&mut client, &session, &format!("a quiet day {directive}"));
+        let log = read_reply(&mut client, &session, &reply);
+        assert_eq!(log.end_event, "message.completed", "{directive}: {log:?}");
+        assert_eq!(log.end["fallback"], true, "{directive}: {}", log.end);
+        assert!(!log.joined().is_empty());
+        assert_eq!(log.end["text"], log.joined().as_str());
+        assert_eq!(fake.request_count(), i + 1);
+    }
+}
+
+#[test]
+fn a_model_that_fails_after_its_first_token_ends_the_reply_failed_with_its_text() {
+    let fake = FakeModel::start();
+    let server = model_server(&fake, |config| config.assistant.timeout_s = 1);
+    let mut client = server.connect("ana-midway");
+    let session = new_session(&mut client);
+    for (directive, kept) in [
+        ("[reset-after:2]", "w0 w1 "),
+        ("[malformed]", ""),
+        ("[stall-after:1]", "w0 "),
+    ] {
+        let (_, reply) = send(&mut client, &session, &format!("go on {directive}"));
+        let log = read_reply(&mut client, &session, &reply);
+        assert_eq!(log.end_event, "message.failed", "{directive}: {log:?}");
+        assert_eq!(log.end["is_recoverable"], true);
+        assert_eq!(log.end["suggested_action"], "retry");
+        assert_eq!(log.end["text_so_far"], log.joined().as_str());
+        if !kept.is_empty() {
+            assert_eq!(log.joined(), kept, "{directive}");
+        }
+        let stored = ok(
+            &mut client,
+            "g",
+            "sessions.get",
+            json!({"session_id": session, "messages": 1}),
+        );
+        assert_eq!(stored["messages"][0]["status"], "failed");
+        assert_eq!(stored["messages"][0]["text"], log.joined().as_str());
+    }
+}
+
+#[test]
+fn cancel_stops_the_model_and_ends_the_reply_then_retry_answers_again() {
+    let fake = FakeModel::start();
+    let server = model_server(&fake, |_| {});
+    let mut client = server.connect("ana-cancel");
+    let session = new_session(&mut client);
+    let (_, reply) = send(&mut client, &session, "tell me more [hold:2]");
+    // Wait for the first delta, then cancel.
+    loop {
+        let frame = next_frame(&mut client);
+        if frame["data"]["event"] == "message.delta" {
+            break;
+        }
+    }
+    let closes_before = fake.client_closes().len();
+    let asked = Instant::now();
+    client.send_json(
+        json!({"type": "request", "id": "c", "method": "messages.cancel",
+        "params": {"session_id": session, "message_id": reply}}),
+    );
+    // The answer and the end event may come in either order.
+    let (mut answered, mut ended) = (None, None);
+    while answered.is_none() || ended.is_none() {
+        let frame = next_frame(&mut client);
+        if frame["reply_to"] == "c" {
+            answered = Some(frame);
+        } else if frame["data"]["event"] == "message.cancelled" {
+            ended = Some(frame["data"]["data"].clone());
+        } else {
+            assert_eq!(frame["data"]["event"], "message.delta", "{frame}");
+        }
+    }
+    assert_eq!(answered.unwrap()["result"], json!({"cancelled": true}));
+    let ended = ended.unwrap();
+    let latency = asked.elapsed();
+    eprintln!("cancel_latency_ms={:.2}", latency.as_secs_f64() * 1000.0);
+    assert_eq!(ended["code"], "cancelled");
+    assert!(ended["text_so_far"].as_str().unwrap().starts_with("w0 w1 "));
+    let closed = fake
+        .wait_for_client_closes(closes_before + 1, FRAME_TIMEOUT)
+        .expect("the model request was closed");
+    assert!(closed >= asked);
+
+    let again = refused(
+        &mut client,
+        "c2",
+        "messages.cancel",
+        json!({"session_id": session, "message_id": reply}),
+    );
+    assert_eq!(again["code"], "conflict", "{again}");
+    let user = refused(
+        &mut client,
+        "c3",
+        "messages.cancel",
+        json!({"session_id": session, "message_id": "msg_0123456789abcdef0123456789abcdef"}),
+    );
+    assert_eq!(user["code"], "not_found");
+
+    let retried = ok(
+        &mut client,
+        "r",
+        "messages.retry",
+        json!({"session_id": session, "message_id": reply}),
+    );
+    let new_reply = retried["reply_id"].as_str().unwrap().to_string();
+    assert_ne!(new_reply, reply);
+    // The retry asks the model the same question again; this time it is
+    // cancelled too, so the test does not wait for the hold to run out.
+    loop {
+        let frame = next_frame(&mut client);
+        if frame["data"]["event"] == "message.created" {
+            assert_eq!(
+                frame["data"]["data"]["role"], "assistant",
+                "no new user message"
+            );
+        }
+        if frame["data"]["event"] == "message.delta" {
+            assert_eq!(frame["data"]["data"]["message_id"], new_reply.as_str());
+            break;
+        }
+    }
+    ok(
+        &mut client,
+        "c4",
+        "messages.cancel",
+        json!({"session_id": session, "message_id": new_reply}),
+    );
+    let got = ok(
+        &mut client,
+        "g",
+        "sessions.get",
+        json!({"session_id": session}),
+    );
+    let messages = got["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 3, "one question, two replies");
+    assert_eq!(messages[1]["status"], "cancelled");
+    assert_eq!(fake.request_count(), 2);
+    let question = &fake.requests()[1]["messages"];
+    let last = question.as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["content"], "tell me more [hold:2]");
+}
+
+#[test]
+fn a_reply_goes_on_after_its_sender_leaves_and_another_device_recovers_it_exactly_once() {
+    let fake = FakeModel::start();
+    let server = model_server(&fake, |_| {});
+    let mut phone = server.connect("ana-devices");
+    let session = new_session(&mut phone);
+    let channel = format!("session:{session}");
+    let mut laptop = server.connect("ana-devices");
+    laptop.send_json(json!({"type": "subscribe", "id": "s", "channels": [channel]}));
+    let joined = next_frame(&mut laptop);
+    assert_eq!(joined["type"], "response", "{joined}");
+    let epoch = joined["result"]["channels"][&channel]["epoch"].clone();
+
+    let (_, reply) = send(&mut phone, &session, "long answer [tokens:30:20]");
+    drop(phone);
+
+    // The laptop reads a few events, then loses its connection.
+    let mut seen = Vec::new();
+    let mut last_offset = 0;
+    while seen.len() < 4 {
+        let frame = next_frame(&mut laptop);
+        last_offset = frame["offset"].as_u64().unwrap();
+        seen.push(frame);
+    }
+    drop(laptop);
+
+    let mut laptop = server.connect("ana-devices");
+    laptop.send_json(
+        json!({"type": "subscribe", "id": "r", "channels": [channel],
+               "recover": {channel.clone(): {"offset": last_offset, "epoch": epoch}}}),
+    );
+    let resumed = next_frame(&mut laptop);
+    assert_eq!(resumed["type"], "response", "{resumed}");
+    assert_eq!(resumed["result"]["channels"][&channel]["recovered"], true);
+    let mut deltas: Vec<String> = seen
+        .iter()
+        .filter(|f| f["data"]["event"] == "message.delta")
+        .map(|f| f["data"]["data"]["text"].as_str().unwrap().to_string())
+        .collect();
+    let mut next_index = deltas.len();
+    let mut offset = last_offset;
+    let end = loop {
+        let frame = next_frame(&mut laptop);
+        let this = frame["offset"].as_u64().unwrap();
+        assert_eq!(this, offset + 1, "exactly once, in order: {frame}");
+        offset = this;
+        let data = &frame["data"]["data"];
+        match frame["data"]["event"].as_str().unwrap() {
+            "message.delta" => {
+                assert_eq!(data["index"], next_index);
+                next_index += 1;
+                deltas.push(data["text"].as_str().unwrap().to_string());
+            }
+            "message.completed" => break data.clone(),
+            _ => {}
+        }
+    };
+    assert_eq!(end["id"], reply.as_str());
+    let expected: String = (0..30).map(|k| format!("w{k} ")).collect();
+    assert_eq!(deltas.concat(), expected);
+    assert_eq!(end["text"], expected.as_str());
+}
+
+#[test]
+fn a_crisis_is_answered_by_hearth_and_never_reaches_the_model() {
+    let fake = FakeModel::start();
+    let server = model_server(&fake, |_| {});
+    let mut client = server.connect("ana-crisis");
+    let session = new_session(&mut client);
+    let (message, reply) = send(&mut client, &session, "I want to end my life");
+    let log = read_reply(&mut client, &session, &reply);
+    assert_eq!(log.end_event, "message.completed");
+    assert_eq!(log.end["safety"]["crisis"], true, "{}", log.end);
+    let first = &log.end["elements"][0];
+    assert_eq!(first["type"], "resource", "{}", log.end);
+    assert!(!log.end["text"].as_str().unwrap().contains("Hello there"));
+    assert_eq!(fake.request_count(), 0, "the model was not asked");
+    let got = ok(
+        &mut client,
+        "g",
+        "sessions.get",
+        json!({"session_id": session}),
+    );
+    assert_eq!(got["messages"][0]["id"], message.as_str());
+    assert_eq!(got["messages"][0]["safety"]["crisis"], true);
+}
+
+#[test]
+fn too_many_model_requests_in_flight_are_refused_with_a_retry_time() {
+    let fake = FakeModel::start();
+    let server = model_server(&fake, |config| {
+        config.assistant.max_in_flight_per_player = 1;
+    });
+    let mut client = server.connect("ana-busy");
+    let session = new_session(&mut client);
+    let (_, reply) = send(&mut client, &session, "first [hold:1]");
+    let busy = refused(
+        &mut client,
+        "2",
+        "messages.send",
+        json!({"session_id": session, "text": "second"}),
+    );
+    assert_eq!(busy["code"], "unavailable", "{busy}");
+    assert!(busy["retry_after_ms"].as_u64().unwrap() > 0);
+    ok(
+        &mut client,
+        "c",
+        "messages.cancel",
+        json!({"session_id": session, "message_id": reply}),
+    );
+    let got = ok(
+        &mut client,
+        "g",
+        "sessions.get",
+        json!({"session_id": session}),
+    );
+    assert_eq!(
+        got["messages"].as_array().unwrap().len(),
+        2,
+        "the refused send left nothing behind"
+    );
+}
+
+#[test]
+fn v1_chat_streams_the_models_pieces_and_marks_a_fallback() {
+    let fake = FakeModel::start();
+    let server = model_server(&fake, |_| {});
+    let mut client = server.connect_query("ana-v1-model", "&stream=1");
+    client.send_json(json!({"type": "user_message", "id": "m1", "content": {"text": "hi"}}));
+    let mut chunks = Vec::new();
+    let message = loop {
+        let frame = client.recv();
+        match frame["type"].as_str().unwrap() {
+            "chunk" => chunks.push(frame["text"].as_str().unwrap().to_string()),
+            "message" => break frame,
+            other => panic!("unexpected {other}: {frame}"),
+        }
+    };
+    assert_eq!(chunks, ["Hello", " there", "."]);
+    assert_eq!(message["content"]["text"], "Hello there.");
+    assert!(message["metadata"].get("fallback").is_none());
+
+    let fallback = client.say("m2", "hi [status:503]");
+    let fallback = if fallback["type"] == "chunk" {
+        loop {
+            let frame = client.recv();
+            if frame["type"] == "message" {
+                break frame;
+            }
+        }
+    } else {
+        fallback
+    };
+    assert_eq!(fallback["metadata"]["fallback"], true, "{fallback}");
+}
+
+#[test]
+fn a_restart_keeps_the_conversation_and_fails_a_reply_it_cut_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeModel::start();
+    let mut config = test_config(dir.path().join("progress.db"));
+    config.assistant.kind = "openai".into();
+    config.assistant.base_url = fake.base_url();
+    config.assistant.model = "fake".into();
+
+    let server = TestServer::start_with(config.clone());
+    let mut client = server.connect("ana-restart");
+    let session = new_session(&mut client);
+    let (_, done) = send(&mut client, &session, "hello");
+    read_reply(&mut client, &session, &done);
+    let (_, cut) = send(&mut client, &session, "keep going [hold:3]");
+    loop {
+        let frame = next_frame(&mut client);
+        if frame["data"]["event"] == "message.delta" {
+            break;
+        }
+    }
+    drop(client);
+    server.stop();
+
+    let server = TestServer::start_with(config);
+    let mut client = server.connect("ana-restart");
+    let got = ok(
+        &mut client,
+        "g",
+        "sessions.get",
+        json!({"session_id": session}),
+    );
+    let messages = got["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 4, "{got}");
+    assert_eq!(messages[1]["text"], "Hello there.");
+    assert_eq!(messages[1]["usage"]["completion_tokens"], 3);
+    assert_eq!(messages[3]["id"], cut.as_str());
+    assert_eq!(messages[3]["status"], "failed", "{}", messages[3]);
+    assert_eq!(messages[3]["finish_reason"], "interrupted");
+}
+
+#[test]
+fn session_channels_keep_their_history_for_recovery_but_refuse_client_publishing() {
+    let server = TestServer::start();
+    let mut client = server.connect("ana-no-publish");
+    let session = new_session(&mut client);
+    let channel = format!("session:{session}");
+    let joined = subscribe(&mut client, "s", &[&channel]);
+    assert_eq!(joined["type"], "response", "{joined}");
+    client.send_json(json!({"type": "publish", "id": "p", "channel": channel, "data": {}}));
+    let published = next_frame(&mut client);
+    assert_eq!(published["code"], "forbidden", "{published}");
+    client.send_json(json!({"type": "presence", "id": "pr", "channel": channel}));
+    let presence = next_frame(&mut client);
+    assert_eq!(presence["type"], "response", "{presence}");
+}
