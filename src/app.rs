@@ -18,7 +18,7 @@ use hearth_actors::channels::broker::{Broker, BrokerError};
 use hearth_actors::channels::memory::MemoryBroker;
 use hearth_actors::channels::redis::{RedisBroker, RedisSettings};
 use hearth_actors::chat_processor::{
-    ActiveReplies, ChatShared, ConversationSettings, Conversations,
+    ActiveReplies, ChatShared, ConversationSettings, Conversations, Recorder,
 };
 use hearth_actors::chat_server::ChatServer;
 use hearth_actors::exercise_flow::ExerciseFlow;
@@ -56,6 +56,8 @@ pub enum StartError {
     Conversations(#[from] ConversationError),
     #[error(transparent)]
     Assistant(#[from] SettingsError),
+    #[error("cannot start the conversation recorder: {0}")]
+    Recorder(std::io::Error),
 }
 
 /// A started server: where it listens, the future that runs it to
@@ -208,20 +210,26 @@ pub fn start(config: Config, listener: TcpListener) -> Result<Running, StartErro
     ));
     let broadcaster = Metered::new(broadcaster_addr, metrics.clone(), ActorKind::Broadcaster);
     let builtin = Arc::new(BuiltinAssistant::new(max_players));
+    let conversations = Arc::new(Conversations {
+        recorder: if config.conversations.record_v1 {
+            Some(Recorder::start(conversation_store.clone()).map_err(StartError::Recorder)?)
+        } else {
+            None
+        },
+        store: conversation_store,
+        broadcaster: broadcaster.clone(),
+        active: ActiveReplies::default(),
+        settings: ConversationSettings {
+            coalesce: Duration::from_millis(config.assistant.coalesce_ms),
+            history_turns: config.assistant.history_turns,
+        },
+    });
     let chat = ChatShared {
         assistant: build_assistant(&config, builtin, &metrics)?,
         resources: Arc::new(config.chat.crisis_resources.clone()),
         exercises: catalogue.clone(),
         metrics: metrics.clone(),
-        conversations: Arc::new(Conversations {
-            store: conversation_store,
-            broadcaster: broadcaster.clone(),
-            active: ActiveReplies::default(),
-            settings: ConversationSettings {
-                coalesce: Duration::from_millis(config.assistant.coalesce_ms),
-                history_turns: config.assistant.history_turns,
-            },
-        }),
+        conversations: conversations.clone(),
     };
     let exercise_flow = Metered::new(
         ExerciseFlow::new(
@@ -301,6 +309,7 @@ pub fn start(config: Config, listener: TcpListener) -> Result<Running, StartErro
     let shutdown = Shutdown {
         handle: server.handle(),
         metrics,
+        conversations,
         chat_server,
         exercise_flow,
         timeout: Duration::from_secs(config.server.shutdown_timeout_s),

@@ -279,6 +279,8 @@ pub struct ConversationsConfig {
     /// The SQLite file; empty: `conversations.db` beside the progress store.
     pub path: PathBuf,
     pub url: String,
+    /// v1 `user_message`s and their replies are kept in their session.
+    pub record_v1: bool,
 }
 
 impl Default for ConversationsConfig {
@@ -287,6 +289,7 @@ impl Default for ConversationsConfig {
             kind: "sqlite".into(),
             path: PathBuf::new(),
             url: String::new(),
+            record_v1: true,
         }
     }
 }

@@ -1,11 +1,13 @@
 //! The graceful stop: no new connections, every connection closed with
-//! 1001 after its queued frames, progress writes committed, the node taken
-//! out of the cluster, all within `server.shutdown_timeout_s`.
+//! 1001 after its queued frames, progress writes committed, assistant
+//! replies finished and chat recorded, the node taken out of the cluster,
+//! all within `server.shutdown_timeout_s`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::dev::ServerHandle;
+use hearth_actors::chat_processor::Conversations;
 use hearth_actors::chat_server::{ChatServer, Evict, EvictAll, LeaveCluster};
 use hearth_actors::exercise_flow::{ExerciseFlow, PendingWrites};
 use hearth_actors::protocol::Close;
@@ -17,6 +19,7 @@ use hearth_actors::support::metrics::Metrics;
 pub struct Shutdown {
     pub handle: ServerHandle,
     pub(crate) metrics: Arc<Metrics>,
+    pub(crate) conversations: Arc<Conversations>,
     pub(crate) chat_server: Metered<ChatServer>,
     pub(crate) exercise_flow: Metered<ExerciseFlow>,
     pub(crate) timeout: Duration,
@@ -40,7 +43,16 @@ impl Shutdown {
         }
         loop {
             let pending = self.exercise_flow.send(PendingWrites).await.unwrap_or(0);
-            if pending == 0 || Instant::now() >= deadline {
+            // Replies still streaming finish (a stop would cut them off,
+            // to be marked failed at the next start), and recorded chat
+            // reaches the store.
+            let replies = self.conversations.active.count();
+            let unrecorded = self
+                .conversations
+                .recorder
+                .as_ref()
+                .map_or(0, |r| r.pending());
+            if pending + replies + unrecorded == 0 || Instant::now() >= deadline {
                 break;
             }
             actix_rt::time::sleep(poll).await;

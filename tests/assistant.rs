@@ -9,137 +9,10 @@ mod common;
 use std::time::Instant;
 
 use common::fake_model::FakeModel;
-use common::{subscribe, test_config, Client, TestServer, FRAME_TIMEOUT};
+use common::sessions::{call, new_session, next_frame, ok, read_reply, refused, send};
+use common::{subscribe, test_config, TestServer, FRAME_TIMEOUT};
 use hearth::config::Config;
-use serde_json::{json, Value};
-
-/// The next frame that is not a presence event (a session's channel
-/// reports the owner's devices joining and leaving).
-fn next_frame(client: &mut Client) -> Value {
-    loop {
-        let frame = client.recv();
-        let presence =
-            frame["type"] == "event" && matches!(frame["event"].as_str(), Some("join" | "leave"));
-        if !presence {
-            return frame;
-        }
-    }
-}
-
-/// Sends a `request` and returns the frame that answers it; channel events
-/// that come first (a reply still streaming) are passed over.
-fn call(client: &mut Client, id: &str, method: &str, params: Value) -> Value {
-    client.send_json(json!({"type": "request", "id": id, "method": method, "params": params}));
-    loop {
-        let answer = client.recv();
-        if answer["type"] != "event" {
-            assert_eq!(answer["reply_to"], id, "reply to {id}: {answer}");
-            return answer;
-        }
-    }
-}
-
-/// As `call`, which must succeed: its `result`.
-fn ok(client: &mut Client, id: &str, method: &str, params: Value) -> Value {
-    let answer = call(client, id, method, params);
-    assert_eq!(answer["type"], "response", "{method}: {answer}");
-    answer["result"].clone()
-}
-
-/// As `call`, which must fail: its error code.
-fn refused(client: &mut Client, id: &str, method: &str, params: Value) -> Value {
-    let answer = call(client, id, method, params);
-    assert_eq!(answer["type"], "error", "{method}: {answer}");
-    answer
-}
-
-fn new_session(client: &mut Client) -> String {
-    let result = ok(
-        client,
-        "new",
-        "sessions.create",
-        json!({"title": "Evening"}),
-    );
-    result["session"]["id"]
-        .as_str()
-        .expect("a session id")
-        .to_string()
-}
-
-/// Sends `text` in `session`; returns (message_id, reply_id).
-fn send(client: &mut Client, session: &str, text: &str) -> (String, String) {
-    let sent = ok(
-        client,
-        "send",
-        "messages.send",
-        json!({"session_id": session, "text": text}),
-    );
-    (
-        sent["message_id"].as_str().unwrap().to_string(),
-        sent["reply_id"].as_str().unwrap().to_string(),
-    )
-}
-
-/// One reply as a subscriber of the session's channel saw it.
-#[derive(Debug)]
-struct ReplyLog {
-    events: Vec<String>,
-    deltas: Vec<String>,
-    offsets: Vec<u64>,
-    end_event: String,
-    end: Value,
-}
-
-impl ReplyLog {
-    fn joined(&self) -> String {
-        self.deltas.concat()
-    }
-}
-
-/// Reads publications on `session:<session>` until `reply` ends, checking
-/// that delta indexes run 0, 1, 2, ... and offsets rise by one.
-fn read_reply(client: &mut Client, session: &str, reply: &str) -> ReplyLog {
-    let channel = format!("session:{session}");
-    let mut log = ReplyLog {
-        events: Vec::new(),
-        deltas: Vec::new(),
-        offsets: Vec::new(),
-        end_event: String::new(),
-        end: Value::Null,
-    };
-    loop {
-        let frame = next_frame(client);
-        assert_eq!(frame["type"], "event", "{frame}");
-        assert_eq!(frame["channel"], channel.as_str(), "{frame}");
-        let offset = frame["offset"].as_u64().expect("an offset");
-        if let Some(last) = log.offsets.last() {
-            assert_eq!(offset, last + 1, "offsets without a gap: {frame}");
-        }
-        log.offsets.push(offset);
-        let event = frame["data"]["event"].as_str().unwrap().to_string();
-        let data = frame["data"]["data"].clone();
-        log.events.push(event.clone());
-        match event.as_str() {
-            "message.delta" => {
-                assert_eq!(data["message_id"], reply);
-                assert_eq!(data["index"], log.deltas.len(), "no gap: {frame}");
-                log.deltas.push(data["text"].as_str().unwrap().to_string());
-            }
-            "message.completed" | "message.cancelled" | "message.failed" => {
-                let id = if event == "message.completed" {
-                    &data["id"]
-                } else {
-                    &data["message_id"]
-                };
-                assert_eq!(id, reply, "{frame}");
-                log.end_event = event;
-                log.end = data;
-                return log;
-            }
-            _ => {}
-        }
-    }
-}
+use serde_json::json;
 
 fn model_server(fake: &FakeModel, adjust: impl FnOnce(&mut Config)) -> TestServer {
     let base_url = fake.base_url();
@@ -746,4 +619,48 @@ fn session_channels_keep_their_history_for_recovery_but_refuse_client_publishing
     client.send_json(json!({"type": "presence", "id": "pr", "channel": channel}));
     let presence = next_frame(&mut client);
     assert_eq!(presence["type"], "response", "{presence}");
+}
+
+#[test]
+fn v1_chat_is_recorded_in_its_session_with_the_ids_the_client_saw() {
+    let server = TestServer::start();
+    let mut client = server.connect("ana-v1-recorded");
+    let reply = client.request(
+        "m1",
+        json!({"type": "user_message", "session_id": "v1-evening",
+               "content": {"text": "I feel anxious tonight"},
+               "metadata": {"character_id": "char-7", "world_id": "w-2"}}),
+    );
+    assert_eq!(reply["role"], "assistant");
+    // Recorded after the reply went out: wait until the store has it.
+    let deadline = Instant::now() + FRAME_TIMEOUT;
+    let messages = loop {
+        let answer = call(
+            &mut client,
+            "g",
+            "sessions.get",
+            json!({"session_id": "v1-evening"}),
+        );
+        let messages = answer["result"]["messages"].clone();
+        if messages.as_array().is_some_and(|m| m.len() == 2) {
+            break messages;
+        }
+        assert!(Instant::now() < deadline, "not recorded: {answer}");
+        std::thread::yield_now();
+    };
+    assert_eq!(messages[0]["text"], "I feel anxious tonight");
+    assert_eq!(messages[0]["role"], "user");
+    assert_eq!(messages[1]["id"], reply["id"]);
+    assert_eq!(messages[1]["text"], reply["content"]["text"]);
+    assert_eq!(messages[1]["elements"], reply["content"]["elements"]);
+    assert_eq!(messages[1]["status"], "complete");
+    // The session is the player's own from then on.
+    let mut other = server.connect("ben-v1-recorded");
+    let foreign = refused(
+        &mut other,
+        "g",
+        "sessions.get",
+        json!({"session_id": "v1-evening"}),
+    );
+    assert_eq!(foreign["code"], "not_found");
 }

@@ -503,3 +503,17 @@ fn only_channels_in_use_are_listened_to() {
     }
     client.expect_quiet();
 }
+
+/// A subscribe that grants nothing answers with the first refusal in the
+/// order the channels were named, not in the order of their names.
+#[test]
+fn a_subscribe_that_grants_nothing_answers_with_its_first_refusal() {
+    let server = TestServer::start();
+    let mut client = server.connect("ana");
+    let refused = subscribe(&mut client, "s", &["user:ben", "!bad"]);
+    assert_eq!(refused["type"], "error", "{refused}");
+    assert_eq!(refused["code"], "forbidden", "{refused}");
+    assert_eq!(refused["refused"]["!bad"]["code"], "bad_channel");
+    let refused = subscribe(&mut client, "t", &["!bad", "user:ben"]);
+    assert_eq!(refused["code"], "bad_channel", "{refused}");
+}

@@ -11,6 +11,8 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::fake_model::FakeModel;
+use common::sessions::{new_session, next_frame, ok, read_reply, send};
 use common::{
     api_publish, http_get, publication, publish, spawn_hearth, subscribe, test_config, token_with,
     Client, TestServer, FRAME_TIMEOUT,
@@ -704,6 +706,54 @@ fn a_redis_outage_flips_readiness_and_the_node_recovers() {
         assert_eq!(seen["data"], expected);
     }
     member.expect_quiet();
+}
+
+#[test]
+fn an_assistant_reply_streams_to_the_owners_devices_on_every_node() {
+    let url = require_service!(Redis);
+    let store = require_service!(Postgres);
+    let namespace = Namespace::new(&url);
+    let fake = FakeModel::start();
+    let assistant_node = |config: &mut Config| {
+        config.conversations.kind = "postgres".into();
+        config.conversations.url = store.clone();
+        config.assistant.kind = "openai".into();
+        config.assistant.base_url = fake.base_url();
+        config.assistant.model = "fake".into();
+    };
+    let first = node(&namespace, assistant_node);
+    let second = node(&namespace, assistant_node);
+    let player = format!("{}-ana", namespace.prefix);
+    let mut phone = first.connect(&player);
+    let session = new_session(&mut phone);
+    let channel = format!("session:{session}");
+
+    // The other node checks ownership in the shared store.
+    let mut laptop = second.connect(&player);
+    laptop.send_json(json!({"type": "subscribe", "id": "s", "channels": [channel]}));
+    let joined = next_frame(&mut laptop);
+    assert_eq!(joined["type"], "response", "{joined}");
+    let mut stranger = second.connect(&format!("{}-ben", namespace.prefix));
+    let refused = subscribe(&mut stranger, "s", &[&channel]);
+    assert_eq!(refused["code"], "not_found", "{refused}");
+
+    let (_, reply) = send(&mut phone, &session, "one more thing [tokens:10:10]");
+    let on_first = read_reply(&mut phone, &session, &reply);
+    let on_second = read_reply(&mut laptop, &session, &reply);
+    let expected: String = (0..10).map(|k| format!("w{k} ")).collect();
+    assert_eq!(on_first.joined(), expected);
+    assert_eq!(on_second.joined(), expected);
+    assert_eq!(on_second.offsets, on_first.offsets, "one stream, one order");
+    assert_eq!(on_second.end["text"], expected.as_str());
+
+    // The second node reads the reply from the shared store.
+    let got = ok(
+        &mut laptop,
+        "g",
+        "sessions.get",
+        json!({"session_id": session}),
+    );
+    assert_eq!(got["messages"][1]["text"], expected.as_str());
 }
 
 trait ClusterClient {

@@ -39,6 +39,7 @@ fn the_twenty_first_burst_message_is_limited() {
     let limited = client.recv();
     assert_eq!(limited["type"], "error");
     assert_eq!(limited["code"], "rate_limited");
+    assert_eq!(limited["reply_to"], "p20", "the refused frame is named");
     let retry = limited["retry_after_ms"].as_u64().expect("retry_after_ms");
     assert!((1..=100).contains(&retry), "{limited}");
     assert_eq!(server.metrics()["rate_limited"], 1);

@@ -52,6 +52,9 @@ pub struct Subscribe {
     pub conn: ConnId,
     pub requests: Vec<SubscribeRequest>,
     pub refused: BTreeMap<String, Refusal>,
+    /// The first of `refused` in request order: what a subscribe that
+    /// grants nothing answers with.
+    pub first_refused: Option<Refusal>,
     pub reply_to: Option<ClientRef>,
     pub reply_to_client: bool,
 }
@@ -209,9 +212,10 @@ impl Broadcaster {
         let mut frames = Vec::with_capacity(backlog.len() + 1);
         if msg.reply_to_client {
             let reply = if positions.is_empty() {
-                let (code, message) = refused
-                    .values()
-                    .next()
+                let (code, message) = msg
+                    .first_refused
+                    .as_ref()
+                    .or_else(|| refused.values().next())
                     .map(|r| (r.code, r.message.clone()))
                     .unwrap_or((ErrorCode::BadRequest, "no channel was given".into()));
                 ServerFrame::Error(ErrorFrame {

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod fake_model;
+pub mod sessions;
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -609,6 +609,9 @@ fn client_for(assistant: u64, endpoint: &Endpoint) -> awc::Client {
 
 fn new_client(endpoint: &Endpoint) -> awc::Client {
     let mut connector = awc::Connector::new()
+        // awc's own cap (100 by default) would queue replies past it
+        // silently; the guard's permits bound the requests in flight.
+        .limit(0)
         .timeout(endpoint.timeout)
         .handshake_timeout(endpoint.timeout);
     if let Some(tls) = &endpoint.tls {

@@ -9,16 +9,19 @@
 //! replies stream as publications on the session's channel (`reply.rs`),
 //! shown to clients as `views.rs` builds them.
 
+mod record;
 mod reply;
 mod sessions;
 mod views;
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Instant;
 
 use actix::prelude::*;
 use futures_util::{FutureExt, StreamExt};
 
+pub use self::record::Recorder;
 pub use self::reply::ActiveReplies;
 pub use self::sessions::{CallOutcome, JoinSession};
 use crate::assistant::{Assistant, AssistantError, FeedbackInput, ReplyEvent, Turn};
@@ -29,7 +32,9 @@ use crate::protocol::{
     AssistantMetadata, ChatMessage, Element, ErrorFrame, FeedbackMetadata, MessageContent,
     MessageMetadata, Role, Safety,
 };
-use crate::store::conversations::SharedConversationStore;
+use crate::store::conversations::{
+    Exchange, FinalStatus, NewUserMessage, ReplyEnd, SharedConversationStore,
+};
 use crate::support::metered::Metered;
 use crate::support::metrics::{ActorKind, Metrics};
 use crate::therapy::crisis::{detect_anxiety_in, detect_crisis_in, CrisisAssessment};
@@ -47,6 +52,9 @@ pub struct HandleUserMessage {
     pub reply_to: Option<ClientRef>,
     /// The client streams replies: keep the pieces for it.
     pub stream: bool,
+    /// The v1 `metadata`, kept on the recorded user message.
+    pub character_id: Option<String>,
+    pub world_id: Option<String>,
 }
 
 /// A validated `feedback`; answered with a system message.
@@ -102,6 +110,9 @@ pub struct ChatShared {
 /// replies are shaped.
 pub struct Conversations {
     pub store: SharedConversationStore,
+    /// Where v1 chat goes into the store; `None` when it is not recorded
+    /// (`[conversations] record_v1 = false`).
+    pub recorder: Option<Recorder>,
     pub broadcaster: Metered<Broadcaster>,
     pub active: ActiveReplies,
     pub settings: ConversationSettings,
@@ -200,13 +211,22 @@ impl Handler<HandleUserMessage> for ChatProcessor {
             anxious: assessed.anxious,
             history: &[],
         });
+        let recorder = self.shared.conversations.recorder.clone();
         let mut draft = Draft {
             text: String::new(),
             pieces: msg.stream.then(Vec::new),
             elements: assessed.elements,
             safety: assessed.safety,
-            session_id: Some(msg.session_id),
+            session_id: Some(msg.session_id.clone()),
             reply_to: msg.reply_to,
+            asked: recorder.is_some().then(|| Asked {
+                player: msg.player,
+                session: msg.session_id,
+                text: msg.text,
+                character_id: msg.character_id,
+                world_id: msg.world_id,
+                started: Instant::now(),
+            }),
         };
         // What the assistant has ready is taken now: a reply that is ready
         // at once (the built-in assistant's) is answered in this handler,
@@ -215,19 +235,58 @@ impl Handler<HandleUserMessage> for ChatProcessor {
             let Some(event) = next else {
                 return Response::reply(Err(AssistantError::Incomplete));
             };
-            if let Some(outcome) = draft.take(event) {
-                return Response::reply(outcome);
+            if let Some((outcome, exchange)) = draft.take(event) {
+                return match exchange.and_then(|exchange| record(&recorder, exchange)) {
+                    None => Response::reply(outcome),
+                    // The writer is behind: the reply waits for room.
+                    Some(queued) => Response::fut(async move {
+                        queued.await;
+                        outcome
+                    }),
+                };
             }
         }
         Response::fut(async move {
             while let Some(event) = reply.next().await {
-                if let Some(outcome) = draft.take(event) {
+                if let Some((outcome, exchange)) = draft.take(event) {
+                    if let Some(queued) = exchange.and_then(|exchange| record(&recorder, exchange))
+                    {
+                        queued.await;
+                    }
                     return outcome;
                 }
             }
             Err(AssistantError::Incomplete)
         })
     }
+}
+
+/// Queues an exchange; a future when the reply must wait for room.
+fn record(
+    recorder: &Option<Recorder>,
+    exchange: Exchange,
+) -> Option<impl std::future::Future<Output = ()>> {
+    recorder.as_ref()?.record(exchange)
+}
+
+/// The question of a v1 reply, kept to record the exchange.
+struct Asked {
+    player: PlayerId,
+    session: SessionId,
+    text: String,
+    character_id: Option<String>,
+    world_id: Option<String>,
+    started: Instant,
+}
+
+/// `usage` of a recorded v1 reply.
+#[derive(serde::Serialize)]
+struct RecordedUsage {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prompt_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    completion_tokens: Option<u32>,
+    response_time_ms: u64,
 }
 
 /// A reply being put together from the assistant's events.
@@ -240,12 +299,15 @@ struct Draft {
     /// Taken when the reply is finished.
     session_id: Option<SessionId>,
     reply_to: Option<ClientRef>,
+    asked: Option<Asked>,
 }
+
+type Outcome = Result<AssistantReply, AssistantError>;
 
 impl Draft {
     /// Takes one event; once the assistant is done or has failed, the
-    /// outcome.
-    fn take(&mut self, event: ReplyEvent) -> Option<Result<AssistantReply, AssistantError>> {
+    /// outcome, and for a reply the exchange to record.
+    fn take(&mut self, event: ReplyEvent) -> Option<(Outcome, Option<Exchange>)> {
         let done = match event {
             ReplyEvent::Text(piece) => {
                 if self.text.is_empty() && self.pieces.is_none() {
@@ -260,8 +322,10 @@ impl Draft {
                 return None;
             }
             ReplyEvent::Done(done) => done,
-            ReplyEvent::Failed(err) => return Some(Err(err)),
+            ReplyEvent::Failed(err) => return Some((Err(err), None)),
         };
+        let elements = views::raw_json(&self.elements);
+        let safety = views::raw_json(&self.safety);
         let message = ChatMessage::new(
             Role::Assistant,
             self.session_id.take(),
@@ -276,10 +340,41 @@ impl Draft {
                 fallback: done.fallback,
             }),
         );
-        Some(Ok(AssistantReply {
+        let exchange = self.asked.take().map(|asked| {
+            let usage = RecordedUsage {
+                prompt_tokens: done.usage.prompt_tokens,
+                completion_tokens: done.usage.completion_tokens,
+                response_time_ms: u64::try_from(asked.started.elapsed().as_millis())
+                    .unwrap_or(u64::MAX),
+            };
+            Exchange {
+                player: asked.player,
+                session: asked.session,
+                user: NewUserMessage {
+                    text: asked.text,
+                    client_message_id: None,
+                    safety: safety.clone(),
+                    character_id: asked.character_id,
+                    world_id: asked.world_id,
+                },
+                reply_id: message.id,
+                reply: ReplyEnd {
+                    status: FinalStatus::Complete,
+                    text: message.text().unwrap_or_default().to_string(),
+                    elements,
+                    safety,
+                    usage: Some(views::raw_json(&usage)),
+                    fallback: done.fallback,
+                    finish_reason: done.finish_reason.as_ref().map(|r| r.as_str().to_string()),
+                    completed_at: message.timestamp,
+                },
+            }
+        });
+        let reply = AssistantReply {
             message,
             pieces: self.pieces.take().unwrap_or_default(),
-        }))
+        };
+        Some((Ok(reply), exchange))
     }
 }
 
@@ -398,14 +493,16 @@ mod tests {
             Broadcaster::observer(&broadcaster),
             metrics.clone(),
         ));
-        let store = SqliteConversationStore::open(&dir.join("conversations.db")).unwrap();
+        let store: SharedConversationStore =
+            Arc::new(SqliteConversationStore::open(&dir.join("conversations.db")).unwrap());
         ChatShared {
             assistant,
             resources: Arc::new(Vec::new()),
             exercises: Arc::new(Catalogue::default()),
             metrics: metrics.clone(),
             conversations: Arc::new(Conversations {
-                store: Arc::new(store),
+                recorder: Some(Recorder::start(store.clone()).unwrap()),
+                store,
                 broadcaster: Metered::new(broadcaster, metrics, ActorKind::Broadcaster),
                 active: ActiveReplies::default(),
                 settings: ConversationSettings {
@@ -429,6 +526,8 @@ mod tests {
                     text: "hi".into(),
                     reply_to: None,
                     stream: true,
+                    character_id: None,
+                    world_id: None,
                 })
                 .await
         });

@@ -166,6 +166,10 @@ struct Outlet {
     next_index: u32,
     last_delta: Option<Instant>,
     last_saved: Instant,
+    /// The write of the text so far, while it runs: at most one at a time,
+    /// and never awaited between deltas (a durable write waits on the
+    /// disk, which the next delta must not).
+    saving: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Outlet {
@@ -205,7 +209,8 @@ impl Outlet {
         self.last_delta = Some(Instant::now());
         self.shared.metrics.assistant.delta();
         self.publish(SessionEvent::MessageDelta(delta)).await;
-        if self.last_saved.elapsed() >= SAVE_EVERY {
+        let idle = self.saving.as_ref().is_none_or(|save| save.is_finished());
+        if idle && self.last_saved.elapsed() >= SAVE_EVERY {
             self.last_saved = Instant::now();
             let store = self.shared.conversations.store.clone();
             let (player, session, reply, text) = (
@@ -214,13 +219,19 @@ impl Outlet {
                 self.reply,
                 self.text.clone(),
             );
-            let saved = actix_rt::task::spawn_blocking(move || {
-                store.save_partial(&player, &session, &reply, &text)
-            })
-            .await;
-            if let Ok(Err(err)) = saved {
-                log::warn!("reply_save_failed reply_id={} error={err}", self.reply);
-            }
+            self.saving = Some(actix_rt::task::spawn_blocking(move || {
+                if let Err(err) = store.save_partial(&player, &session, &reply, &text) {
+                    log::warn!("reply_save_failed reply_id={reply} error={err}");
+                }
+            }));
+        }
+    }
+
+    /// Waits for a write of the text so far, so that the end is written
+    /// after it.
+    async fn saved(&mut self) {
+        if let Some(save) = self.saving.take() {
+            let _ = save.await;
         }
     }
 }
@@ -240,6 +251,7 @@ async fn drive(mut job: ReplyJob, mut cancelled: oneshot::Receiver<()>) {
         next_index: 0,
         last_delta: None,
         last_saved: Instant::now(),
+        saving: None,
     };
     if let Some(user) = job.user_message.take() {
         out.publish(SessionEvent::MessageCreated(message_view(user)))
@@ -308,6 +320,7 @@ async fn drive(mut job: ReplyJob, mut cancelled: oneshot::Receiver<()>) {
     // Dropping the stream closes the model's connection at once.
     drop(stream);
     out.flush(&job).await;
+    out.saved().await;
     let outcome = end.outcome();
     finish(&job, &out, end, started, first_token).await;
     shared

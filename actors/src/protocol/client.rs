@@ -258,6 +258,19 @@ fn parse_call_frame(
     })
 }
 
+/// Only the `id` of a frame that will not be handled (the rate limit
+/// refused it), so that the refusal can name it; `None` when there is none
+/// or it is not a valid id. The rest of the frame is skipped unread.
+pub fn frame_id(text: &str) -> Option<ClientRef> {
+    #[derive(Deserialize)]
+    struct IdOnly<'a> {
+        #[serde(borrow, default)]
+        id: Option<std::borrow::Cow<'a, str>>,
+    }
+    let frame: IdOnly<'_> = serde_json::from_str(text).ok()?;
+    ClientRef::parse(&frame.id?).ok()
+}
+
 fn truncate(text: &str, max_chars: usize) -> &str {
     match text.char_indices().nth(max_chars) {
         Some((cut, _)) => &text[..cut],
@@ -356,6 +369,21 @@ impl std::io::Write for ByteCounter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_id_of_a_refused_frame_is_read_without_the_rest() {
+        assert_eq!(
+            frame_id(r#"{"type": "ping", "id": "p7", "extra": [1, {"a": 2}]}"#),
+            Some(ClientRef::parse("p7").unwrap())
+        );
+        assert_eq!(frame_id(r#"{"type": "ping"}"#), None);
+        assert_eq!(frame_id(r#"{"id": 5}"#), None);
+        assert_eq!(frame_id("not json"), None);
+        assert_eq!(
+            frame_id(&format!(r#"{{"id": "{}"}}"#, "x".repeat(65))),
+            None
+        );
+    }
 
     fn parse(text: &str) -> Result<Request, ErrorFrame> {
         parse_request(text, &RequestLimits::default())

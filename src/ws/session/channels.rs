@@ -40,6 +40,7 @@ impl WsSession {
                 recover: None,
             }],
             refused: BTreeMap::new(),
+            first_refused: None,
             reply_to: None,
             reply_to_client: false,
         });
@@ -110,6 +111,9 @@ impl WsSession {
         let player = &self.identity.player;
         let mut recover = request.recover.unwrap_or_default();
         let mut refused = BTreeMap::new();
+        // The answer to a subscribe that grants nothing is the first
+        // refusal in request order, which the map (by name) does not keep.
+        let mut first_refused: Option<Refusal> = None;
         let mut requests = Vec::new();
         let subscriptions = self.subscriptions.borrow();
         let mut counted = subscriptions
@@ -124,7 +128,12 @@ impl WsSession {
             let channel = match ChannelName::parse(&name) {
                 Ok(channel) => channel,
                 Err(err) => {
-                    refused.insert(name, Refusal::new(ErrorCode::BadChannel, err.to_string()));
+                    refuse(
+                        &mut refused,
+                        &mut first_refused,
+                        name,
+                        Refusal::new(ErrorCode::BadChannel, err.to_string()),
+                    );
                     continue;
                 }
             };
@@ -134,18 +143,25 @@ impl WsSession {
                 if !mine {
                     // Another player's session answers as a missing one.
                     let refusal = Refusal::new(ErrorCode::NotFound, "no such session");
-                    refused.insert(name, refusal);
+                    refuse(&mut refused, &mut first_refused, name, refusal);
                     continue;
                 }
             } else if let Err(denied) =
                 rules.check_subscribe(&channel, player, &self.identity.channels)
             {
-                refused.insert(name, Refusal::from(denied));
+                refuse(
+                    &mut refused,
+                    &mut first_refused,
+                    name,
+                    Refusal::from(denied),
+                );
                 continue;
             }
             if !already && rules.counts_against_limit(&channel, player) {
                 if counted >= rules.max_subscriptions_per_connection {
-                    refused.insert(
+                    refuse(
+                        &mut refused,
+                        &mut first_refused,
                         name,
                         Refusal::new(
                             ErrorCode::LimitExceeded,
@@ -166,10 +182,8 @@ impl WsSession {
         }
         drop(subscriptions);
         if requests.is_empty() {
-            let (code, message) = refused
-                .values()
-                .next()
-                .map(|r| (r.code, r.message.clone()))
+            let (code, message) = first_refused
+                .map(|r| (r.code, r.message))
                 .unwrap_or((ErrorCode::BadRequest, "channels must not be empty".into()));
             let error = ErrorFrame {
                 refused: Some(refused).filter(|r| !r.is_empty()),
@@ -186,6 +200,7 @@ impl WsSession {
             conn: self.conn,
             requests,
             refused,
+            first_refused,
             reply_to,
             reply_to_client: true,
         });
@@ -328,4 +343,17 @@ impl WsSession {
             })
             .spawn(ctx);
     }
+}
+
+/// Notes a refused channel, remembering which came first in the request.
+fn refuse(
+    refused: &mut BTreeMap<String, Refusal>,
+    first: &mut Option<Refusal>,
+    name: String,
+    refusal: Refusal,
+) {
+    if first.is_none() {
+        *first = Some(refusal.clone());
+    }
+    refused.insert(name, refusal);
 }

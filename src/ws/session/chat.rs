@@ -9,6 +9,7 @@ use hearth_actors::exercise_flow::HandleInteraction;
 use hearth_actors::model::ids::{ClientRef, SessionId};
 use hearth_actors::protocol::{
     ChatMessage, Chunk, ErrorCode, ErrorFrame, Feedback, Interaction, ServerFrame, TypingStatus,
+    UserMessage,
 };
 
 use super::{Ctx, FrameLog, WsSession};
@@ -62,7 +63,7 @@ impl WsSession {
     pub(super) fn chat(
         &mut self,
         session: SessionId,
-        text: String,
+        message: UserMessage,
         reply_to: Option<ClientRef>,
         frame: FrameLog,
         ctx: &mut Ctx,
@@ -73,12 +74,15 @@ impl WsSession {
                 ChatMessage::typing(TypingStatus::Start, Some(session.clone()), reply_to.clone());
             self.send(ctx, &ServerFrame::Message(start));
         }
+        let metadata = message.metadata.unwrap_or_default();
         let ask = HandleUserMessage {
             player: self.identity.player.clone(),
             session_id: session.clone(),
-            text,
+            text: message.content.text,
             reply_to: reply_to.clone(),
             stream: self.options.stream,
+            character_id: metadata.character_id,
+            world_id: metadata.world_id,
         };
         worker::chat_processor(&self.state.chat)
             .send(ask)

@@ -6,8 +6,8 @@ use std::time::Instant;
 use actix::prelude::*;
 use hearth_actors::model::ids::ClientRef;
 use hearth_actors::protocol::{
-    parse_request, ChatMessage, Close, ErrorCode, ErrorFrame, Pong, Request, RequestBody, Response,
-    ResponseResult, ServerFrame, UnsubscribeResult,
+    frame_id, parse_request, ChatMessage, Close, ErrorCode, ErrorFrame, Pong, Request, RequestBody,
+    Response, ResponseResult, ServerFrame, UnsubscribeResult,
 };
 
 use super::{Ctx, FrameLog, WsSession};
@@ -16,7 +16,7 @@ impl WsSession {
     /// Applies the per-connection rate limit to one client message: true
     /// when it may be handled. A refused one gets `rate_limited`; a run of
     /// them closes the connection 1008.
-    pub(super) fn admit(&mut self, ctx: &mut Ctx) -> bool {
+    pub(super) fn admit(&mut self, ctx: &mut Ctx, text: Option<&str>) -> bool {
         self.state.metrics.message_in();
         match self.rate.try_take(Instant::now()) {
             Ok(()) => {
@@ -39,6 +39,7 @@ impl WsSession {
                     let error = ErrorFrame {
                         retry_after_ms: Some(retry_after_ms),
                         ..ErrorFrame::new(ErrorCode::RateLimited, "too many messages; slow down")
+                            .replying_to(text.and_then(frame_id))
                     };
                     self.send_error(ctx, error);
                 }
@@ -49,7 +50,7 @@ impl WsSession {
 
     pub(super) fn on_text(&mut self, text: &str, ctx: &mut Ctx) {
         let received = Instant::now();
-        if !self.admit(ctx) {
+        if !self.admit(ctx, Some(text)) {
             return;
         }
         let request = match parse_request(text, &self.state.session.request_limits) {
@@ -80,10 +81,10 @@ impl WsSession {
                 self.send(ctx, &ServerFrame::Pong(Pong { reply_to }));
                 self.log_frame(frame, "ok");
             }
-            RequestBody::UserMessage(message) => {
-                let text = message.content.text;
-                self.with_session(message.session_id, ctx, move |act, ctx, session| {
-                    act.chat(session, text, reply_to, frame, ctx)
+            RequestBody::UserMessage(mut message) => {
+                let session = message.session_id.take();
+                self.with_session(session, ctx, move |act, ctx, session| {
+                    act.chat(session, message, reply_to, frame, ctx)
                 });
             }
             RequestBody::Feedback(feedback) => self.feedback(feedback, reply_to, frame, ctx),
@@ -120,7 +121,7 @@ impl WsSession {
     }
 
     pub(super) fn on_binary(&mut self, ctx: &mut Ctx) {
-        if !self.admit(ctx) {
+        if !self.admit(ctx, None) {
             return;
         }
         self.send_error(

@@ -57,7 +57,70 @@ pub fn run(store: &dyn ConversationStore, prefix: &str) {
     user_messages(store, prefix);
     replies(store, prefix);
     message_pages(store, prefix);
+    exchanges(store, prefix);
     recovery(store, prefix);
+}
+
+/// v1 chat recorded after the fact: the session is made on first use, the
+/// reply keeps the id the client saw, and another player's session is not
+/// written to.
+fn exchanges(store: &dyn ConversationStore, prefix: &str) {
+    let alice = player(prefix, "alice-v1");
+    let bob = player(prefix, "bob-v1");
+    let bobs = store
+        .create_conversation(&bob, NewConversation::default())
+        .unwrap();
+    let mut asked = user_message("hello from v1", None);
+    asked.character_id = Some("char-1".into());
+    let first = Exchange {
+        player: alice.clone(),
+        // A v1 session id nobody has used: the client named it.
+        session: SessionId::generate(),
+        user: asked,
+        reply_id: MessageId::generate(),
+        reply: end(FinalStatus::Complete, "Hello, I'm here."),
+    };
+    let second = Exchange {
+        session: first.session.clone(),
+        reply_id: MessageId::generate(),
+        user: user_message("and again", None),
+        ..first.clone()
+    };
+    let trespass = Exchange {
+        session: bobs.id.clone(),
+        reply_id: MessageId::generate(),
+        ..first.clone()
+    };
+    let recorded = store
+        .record_exchanges(&[first.clone(), trespass, second.clone()])
+        .unwrap();
+    assert_eq!(recorded, 2, "not in another player's session");
+    let conversation = store
+        .conversation(&alice, &first.session)
+        .unwrap()
+        .expect("made on first use");
+    assert_eq!(conversation.message_count, 4);
+    let messages = store.recent_messages(&alice, &first.session, 10).unwrap();
+    assert_eq!(messages.len(), 4);
+    assert_eq!(messages[0].text, "hello from v1");
+    assert_eq!(messages[0].character_id.as_deref(), Some("char-1"));
+    assert_eq!(messages[1].id, first.reply_id);
+    assert_eq!(messages[1].reply_to, Some(messages[0].id));
+    assert_eq!(messages[1].status, MessageStatus::Complete);
+    assert_eq!(messages[1].text, "Hello, I'm here.");
+    assert_eq!(messages[1].elements.get(), first.reply.elements.get());
+    assert_eq!(messages[1].finish_reason.as_deref(), Some("stop"));
+    assert!(messages[1].fallback);
+    assert_eq!(messages[3].id, second.reply_id);
+    assert_eq!(
+        store
+            .conversation(&bob, &bobs.id)
+            .unwrap()
+            .unwrap()
+            .message_count,
+        0
+    );
+    assert_eq!(store.record_exchanges(&[]).unwrap(), 0);
 }
 
 fn sessions(store: &dyn ConversationStore, prefix: &str) {

@@ -257,6 +257,21 @@ pub struct ReplyEnd {
     pub completed_at: Timestamp,
 }
 
+/// A v1 chat message and the reply it was given, recorded once the reply
+/// has gone out (docs/protocol.md, section 10: a v1 session is a v1.1
+/// session).
+#[derive(Debug, Clone)]
+pub struct Exchange {
+    pub player: PlayerId,
+    /// Created with the defaults when the player has none of this id; an
+    /// exchange in another player's session is not recorded.
+    pub session: SessionId,
+    pub user: NewUserMessage,
+    /// The id the client saw on the reply.
+    pub reply_id: MessageId,
+    pub reply: ReplyEnd,
+}
+
 #[derive(Debug, Clone)]
 pub struct ConversationQuery {
     pub include_archived: bool,
@@ -433,6 +448,10 @@ pub trait ConversationStore: Send + Sync + 'static {
         Ok(None)
     }
 
+    /// Records v1 exchanges, all in one transaction; returns how many were
+    /// recorded (those in another player's session are not).
+    fn record_exchanges(&self, exchanges: &[Exchange]) -> Result<usize, ConversationError>;
+
     /// At start-up: every reply still streaming was cut off by a stop, so
     /// it becomes `failed` (its text so far kept, `finish_reason`
     /// `INTERRUPTED`). Returns how many. It touches every session in the
@@ -490,8 +509,13 @@ impl<'a> MessageInsert<'a> {
 
     /// A reply as it starts: streaming, nothing said yet, safety unknown.
     pub fn reply(answering: MessageId) -> Self {
+        Self::reply_with_id(MessageId::generate(), answering)
+    }
+
+    /// As `reply`, under an id already shown to the client.
+    pub fn reply_with_id(id: MessageId, answering: MessageId) -> Self {
         MessageInsert {
-            id: MessageId::generate(),
+            id,
             role: Role::Assistant,
             status: MessageStatus::Streaming,
             text: "",

@@ -16,8 +16,8 @@ use crate::store::conversations::{
     before_seq, now, page_newest_first, page_oldest_first, page_size, refusal_for, stamp,
     stored_count, stored_json, stored_message_id, stored_player_id, stored_role, stored_session_id,
     stored_status, Appended, Conversation, ConversationError, ConversationQuery, ConversationStore,
-    CursorKind, MessageInsert, MessageQuery, NewConversation, NewUserMessage, Page, ReplyEnd, Role,
-    StoredMessage, DEFAULT_AGENT, INTERRUPTED,
+    CursorKind, Exchange, MessageInsert, MessageQuery, NewConversation, NewUserMessage, Page,
+    ReplyEnd, Role, StoredMessage, DEFAULT_AGENT, INTERRUPTED,
 };
 
 pub struct PostgresConversationStore {
@@ -229,6 +229,55 @@ fn written_message(
     })
 }
 
+/// Ends a streaming reply, in the caller's transaction; how many rows
+/// changed (none: not this player's streaming reply).
+fn end_reply(
+    client: &mut impl GenericClient,
+    player: &PlayerId,
+    session: &SessionId,
+    id: &str,
+    end: &ReplyEnd,
+) -> Result<u64, ConversationError> {
+    Ok(client.execute(
+        "UPDATE conversation_messages SET status = $4, text = $5, elements = $6,
+            safety = $7, usage = $8, fallback = $9, finish_reason = $10,
+            completed_at = $11
+         WHERE id = $1 AND session_id = $2 AND role = 'assistant'
+            AND status = 'streaming'
+            AND session_id IN (SELECT id FROM conversations WHERE player_id = $3)",
+        &[
+            &id,
+            &session.as_str(),
+            &player.as_str(),
+            &end.status.status().as_str(),
+            &end.text,
+            &end.elements.get(),
+            &end.safety.get(),
+            &end.usage.as_deref().map(|usage| usage.get()),
+            &end.fallback,
+            &end.finish_reason,
+            &stamp(end.completed_at).0,
+        ],
+    )?)
+}
+
+/// A session of `player` under `id` unless there is one; another player's
+/// is left alone. Two nodes inserting the same id at once: one insert
+/// wins, the other does nothing.
+fn insert_conversation_if_new(
+    client: &mut impl GenericClient,
+    player: &PlayerId,
+    id: &SessionId,
+) -> Result<(), ConversationError> {
+    client.execute(
+        "INSERT INTO conversations (id, player_id, agent, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $4)
+         ON CONFLICT (id) DO NOTHING",
+        &[&id.as_str(), &player.as_str(), &DEFAULT_AGENT, &now().0],
+    )?;
+    Ok(())
+}
+
 /// Adds a message and counts it on its session, in the caller's
 /// transaction (which holds the session's row).
 fn insert_message(
@@ -347,14 +396,8 @@ impl ConversationStore for PostgresConversationStore {
         id: &SessionId,
     ) -> Result<Option<Conversation>, ConversationError> {
         self.with_client(|client| {
-            // Two nodes ensuring the same id at once: one insert wins, the
-            // other does nothing, and both read the winner's row.
-            client.execute(
-                "INSERT INTO conversations (id, player_id, agent, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $4)
-                 ON CONFLICT (id) DO NOTHING",
-                &[&id.as_str(), &player.as_str(), &DEFAULT_AGENT, &now().0],
-            )?;
+            // Both of two racing nodes read the winner's row.
+            insert_conversation_if_new(client, player, id)?;
             find_conversation(client, player, id)
         })
     }
@@ -495,27 +538,7 @@ impl ConversationStore for PostgresConversationStore {
             let id = reply.to_string();
             // One conditional update: of two racing ends (a cancel and the
             // completion) exactly one changes the row.
-            let changed = client.execute(
-                "UPDATE conversation_messages SET status = $4, text = $5, elements = $6,
-                    safety = $7, usage = $8, fallback = $9, finish_reason = $10,
-                    completed_at = $11
-                 WHERE id = $1 AND session_id = $2 AND role = 'assistant'
-                    AND status = 'streaming'
-                    AND session_id IN (SELECT id FROM conversations WHERE player_id = $3)",
-                &[
-                    &id,
-                    &session.as_str(),
-                    &player.as_str(),
-                    &end.status.status().as_str(),
-                    &end.text,
-                    &end.elements.get(),
-                    &end.safety.get(),
-                    &end.usage.as_deref().map(|usage| usage.get()),
-                    &end.fallback,
-                    &end.finish_reason,
-                    &stamp(end.completed_at).0,
-                ],
-            )?;
+            let changed = end_reply(client, player, session, &id, &end)?;
             if changed == 0 {
                 return Err(refusal(client, player, session, reply)?);
             }
@@ -555,6 +578,30 @@ impl ConversationStore for PostgresConversationStore {
             self.with_client(|client| latest_messages(client, player, session, i64::MAX, count))?;
         rows.reverse();
         Ok(rows.into_iter().map(|(_, message)| message).collect())
+    }
+
+    fn record_exchanges(&self, exchanges: &[Exchange]) -> Result<usize, ConversationError> {
+        self.with_client(|client| {
+            let mut transaction = client.transaction()?;
+            let mut recorded = 0;
+            for exchange in exchanges {
+                let (player, session) = (&exchange.player, &exchange.session);
+                insert_conversation_if_new(&mut transaction, player, session)?;
+                if !owns(&mut transaction, player, session, true)? {
+                    continue;
+                }
+                let asked = MessageInsert::user(&exchange.user);
+                let asked_id = asked.id;
+                insert_message(&mut transaction, session, &asked)?;
+                let reply = MessageInsert::reply_with_id(exchange.reply_id, asked_id);
+                insert_message(&mut transaction, session, &reply)?;
+                let id = exchange.reply_id.to_string();
+                end_reply(&mut transaction, player, session, &id, &exchange.reply)?;
+                recorded += 1;
+            }
+            transaction.commit()?;
+            Ok(recorded)
+        })
     }
 
     fn fail_interrupted_replies(&self) -> Result<u64, ConversationError> {

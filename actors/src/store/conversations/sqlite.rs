@@ -3,6 +3,7 @@
 //! lock, so each operation runs alone; a message and its session's counters
 //! change in one transaction.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -15,8 +16,8 @@ use crate::store::conversations::{
     before_seq, now, page_newest_first, page_oldest_first, page_size, refusal_for, stamp,
     stored_count, stored_json, stored_message_id, stored_player_id, stored_role, stored_session_id,
     stored_status, Appended, Conversation, ConversationError, ConversationQuery, ConversationStore,
-    CursorKind, MessageInsert, MessageQuery, NewConversation, NewUserMessage, Page, ReplyEnd, Role,
-    StoredMessage, DEFAULT_AGENT, INTERRUPTED,
+    CursorKind, Exchange, MessageInsert, MessageQuery, MessageStatus, NewConversation,
+    NewUserMessage, Page, ReplyEnd, Role, StoredMessage, DEFAULT_AGENT, INTERRUPTED,
 };
 use crate::store::sqlite::open_durable;
 
@@ -67,6 +68,8 @@ const SCHEMA: &str = "
 impl SqliteConversationStore {
     pub fn open(path: &Path) -> Result<Self, ConversationError> {
         let connection = open_durable(path)?;
+        // Every statement this store runs stays compiled.
+        connection.set_prepared_statement_cache_capacity(64);
         connection.pragma_update(None, "foreign_keys", "ON")?;
         connection.execute_batch(SCHEMA)?;
         Ok(SqliteConversationStore {
@@ -263,11 +266,8 @@ fn owns(
     session: &SessionId,
 ) -> Result<bool, ConversationError> {
     Ok(connection
-        .query_row(
-            "SELECT 1 FROM conversations WHERE id = ?1 AND player_id = ?2",
-            params![session.as_str(), player.as_str()],
-            |_| Ok(()),
-        )
+        .prepare_cached("SELECT 1 FROM conversations WHERE id = ?1 AND player_id = ?2")?
+        .query_row(params![session.as_str(), player.as_str()], |_| Ok(()))
         .optional()?
         .is_some())
 }
@@ -312,11 +312,13 @@ fn insert_message(
     row: &MessageInsert<'_>,
 ) -> Result<(), ConversationError> {
     let at = text_of(row.created_at);
-    connection.execute(
-        "INSERT INTO conversation_messages (id, session_id, role, text, status, created_at,
+    connection
+        .prepare_cached(
+            "INSERT INTO conversation_messages (id, session_id, role, text, status, created_at,
             completed_at, safety, client_message_id, reply_to, character_id, world_id)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-        params![
+        )?
+        .execute(params![
             row.id.to_string(),
             session.as_str(),
             row.role.as_str(),
@@ -329,15 +331,130 @@ fn insert_message(
             row.reply_to.map(|id| id.to_string()),
             row.character_id,
             row.world_id,
-        ],
-    )?;
+        ])?;
     // MAX keeps `updated_at` from going back if the clock does.
-    connection.execute(
-        "UPDATE conversations SET message_count = message_count + 1,
+    connection
+        .prepare_cached(
+            "UPDATE conversations SET message_count = message_count + 1,
             updated_at = MAX(updated_at, ?2)
          WHERE id = ?1",
-        params![session.as_str(), at],
+        )?
+        .execute(params![session.as_str(), at])?;
+    Ok(())
+}
+
+/// Ends a streaming reply, in the caller's transaction; how many rows
+/// changed (none: not this player's streaming reply).
+fn end_reply(
+    connection: &Connection,
+    player: &PlayerId,
+    session: &SessionId,
+    id: &str,
+    end: &ReplyEnd,
+) -> Result<usize, ConversationError> {
+    Ok(connection
+        .prepare_cached(
+            "UPDATE conversation_messages SET status = ?4, text = ?5, elements = ?6,
+            safety = ?7, usage = ?8, fallback = ?9, finish_reason = ?10,
+            completed_at = ?11
+         WHERE id = ?1 AND session_id = ?2 AND role = 'assistant'
+            AND status = 'streaming'
+            AND session_id IN (SELECT id FROM conversations WHERE player_id = ?3)",
+        )?
+        .execute(params![
+            id,
+            session.as_str(),
+            player.as_str(),
+            end.status.status().as_str(),
+            end.text,
+            end.elements.get(),
+            end.safety.get(),
+            end.usage.as_deref().map(|usage| usage.get()),
+            end.fallback,
+            end.finish_reason,
+            text_of(stamp(end.completed_at)),
+        ])?)
+}
+
+/// A session of `player` under `id` unless there is one, in the caller's
+/// transaction; another player's is left alone.
+fn insert_conversation_if_new(
+    connection: &Connection,
+    player: &PlayerId,
+    id: &SessionId,
+) -> Result<(), ConversationError> {
+    connection
+        .prepare_cached(
+            "INSERT INTO conversations (id, player_id, agent, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?4)
+         ON CONFLICT (id) DO NOTHING",
+        )?
+        .execute(params![
+            id.as_str(),
+            player.as_str(),
+            DEFAULT_AGENT,
+            text_of(now())
+        ])?;
+    Ok(())
+}
+
+/// A v1 exchange: the user message and its reply, both complete, and
+/// both counted on the session, in the caller's transaction.
+fn insert_exchange(connection: &Connection, exchange: &Exchange) -> Result<(), ConversationError> {
+    let asked = MessageInsert::user(&exchange.user);
+    let reply = &exchange.reply;
+    let session = exchange.session.as_str();
+    let asked_at = text_of(asked.created_at);
+    let done_at = text_of(stamp(reply.completed_at));
+    let mut insert = connection.prepare_cached(
+        "INSERT INTO conversation_messages (id, session_id, role, text, status, created_at,
+            completed_at, elements, safety, usage, fallback, finish_reason,
+            client_message_id, reply_to, character_id, world_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
     )?;
+    insert.execute(params![
+        asked.id.to_string(),
+        session,
+        Role::User.as_str(),
+        asked.text,
+        MessageStatus::Complete.as_str(),
+        asked_at,
+        asked_at,
+        "[]",
+        asked.safety,
+        None::<&str>,
+        false,
+        None::<&str>,
+        asked.client_message_id,
+        None::<String>,
+        asked.character_id,
+        asked.world_id,
+    ])?;
+    insert.execute(params![
+        exchange.reply_id.to_string(),
+        session,
+        Role::Assistant.as_str(),
+        reply.text,
+        reply.status.status().as_str(),
+        asked_at,
+        done_at,
+        reply.elements.get(),
+        reply.safety.get(),
+        reply.usage.as_deref().map(|usage| usage.get()),
+        reply.fallback,
+        reply.finish_reason,
+        None::<&str>,
+        Some(asked.id.to_string()),
+        None::<&str>,
+        None::<&str>,
+    ])?;
+    connection
+        .prepare_cached(
+            "UPDATE conversations SET message_count = message_count + 2,
+                updated_at = MAX(updated_at, ?2)
+             WHERE id = ?1",
+        )?
+        .execute(params![session, done_at])?;
     Ok(())
 }
 
@@ -398,12 +515,7 @@ impl ConversationStore for SqliteConversationStore {
         id: &SessionId,
     ) -> Result<Option<Conversation>, ConversationError> {
         self.with_connection(|connection| {
-            connection.execute(
-                "INSERT INTO conversations (id, player_id, agent, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?4)
-                 ON CONFLICT (id) DO NOTHING",
-                params![id.as_str(), player.as_str(), DEFAULT_AGENT, text_of(now())],
-            )?;
+            insert_conversation_if_new(connection, player, id)?;
             find_conversation(connection, player, id.as_str())
         })
     }
@@ -541,27 +653,7 @@ impl ConversationStore for SqliteConversationStore {
     ) -> Result<StoredMessage, ConversationError> {
         self.with_connection(|connection| {
             let id = reply.to_string();
-            let changed = connection.execute(
-                "UPDATE conversation_messages SET status = ?4, text = ?5, elements = ?6,
-                    safety = ?7, usage = ?8, fallback = ?9, finish_reason = ?10,
-                    completed_at = ?11
-                 WHERE id = ?1 AND session_id = ?2 AND role = 'assistant'
-                    AND status = 'streaming'
-                    AND session_id IN (SELECT id FROM conversations WHERE player_id = ?3)",
-                params![
-                    id,
-                    session.as_str(),
-                    player.as_str(),
-                    end.status.status().as_str(),
-                    end.text,
-                    end.elements.get(),
-                    end.safety.get(),
-                    end.usage.as_deref().map(|usage| usage.get()),
-                    end.fallback,
-                    end.finish_reason,
-                    text_of(stamp(end.completed_at)),
-                ],
-            )?;
+            let changed = end_reply(connection, player, session, &id, &end)?;
             if changed == 0 {
                 return Err(refusal(connection, player, session, reply)?);
             }
@@ -605,6 +697,37 @@ impl ConversationStore for SqliteConversationStore {
         })?;
         rows.reverse();
         Ok(rows.into_iter().map(|(_, message)| message).collect())
+    }
+
+    fn record_exchanges(&self, exchanges: &[Exchange]) -> Result<usize, ConversationError> {
+        self.with_connection(|connection| {
+            // One commit (one disk flush) for the whole batch; each session
+            // is checked once per batch, and each exchange is two inserts
+            // and one count: v1 chat can be this store's busiest writer.
+            let transaction =
+                connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let mut owned: HashMap<(&PlayerId, &SessionId), bool> = HashMap::new();
+            let mut recorded = 0;
+            for exchange in exchanges {
+                let (player, session) = (&exchange.player, &exchange.session);
+                let mine = match owned.get(&(player, session)) {
+                    Some(mine) => *mine,
+                    None => {
+                        insert_conversation_if_new(&transaction, player, session)?;
+                        let mine = owns(&transaction, player, session)?;
+                        owned.insert((player, session), mine);
+                        mine
+                    }
+                };
+                if !mine {
+                    continue;
+                }
+                insert_exchange(&transaction, exchange)?;
+                recorded += 1;
+            }
+            transaction.commit()?;
+            Ok(recorded)
+        })
     }
 
     fn fail_interrupted_replies(&self) -> Result<u64, ConversationError> {

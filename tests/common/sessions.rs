@@ -1,0 +1,134 @@
+//! Assistant sessions as a client drives them: requests and their answers,
+//! and a reply read off the session's channel with its order checked.
+
+use serde_json::{json, Value};
+
+use super::Client;
+
+/// The next frame that is not a presence event (a session's channel
+/// reports the owner's devices joining and leaving).
+pub fn next_frame(client: &mut Client) -> Value {
+    loop {
+        let frame = client.recv();
+        let presence =
+            frame["type"] == "event" && matches!(frame["event"].as_str(), Some("join" | "leave"));
+        if !presence {
+            return frame;
+        }
+    }
+}
+
+/// Sends a `request` and returns the frame that answers it; channel events
+/// that come first (a reply still streaming) are passed over.
+pub fn call(client: &mut Client, id: &str, method: &str, params: Value) -> Value {
+    client.send_json(json!({"type": "request", "id": id, "method": method, "params": params}));
+    loop {
+        let answer = client.recv();
+        if answer["type"] != "event" {
+            assert_eq!(answer["reply_to"], id, "reply to {id}: {answer}");
+            return answer;
+        }
+    }
+}
+
+/// As `call`, which must succeed: its `result`.
+pub fn ok(client: &mut Client, id: &str, method: &str, params: Value) -> Value {
+    let answer = call(client, id, method, params);
+    assert_eq!(answer["type"], "response", "{method}: {answer}");
+    answer["result"].clone()
+}
+
+/// As `call`, which must fail: its error code.
+pub fn refused(client: &mut Client, id: &str, method: &str, params: Value) -> Value {
+    let answer = call(client, id, method, params);
+    assert_eq!(answer["type"], "error", "{method}: {answer}");
+    answer
+}
+
+pub fn new_session(client: &mut Client) -> String {
+    let result = ok(
+        client,
+        "new",
+        "sessions.create",
+        json!({"title": "Evening"}),
+    );
+    result["session"]["id"]
+        .as_str()
+        .expect("a session id")
+        .to_string()
+}
+
+/// Sends `text` in `session`; returns (message_id, reply_id).
+pub fn send(client: &mut Client, session: &str, text: &str) -> (String, String) {
+    let sent = ok(
+        client,
+        "send",
+        "messages.send",
+        json!({"session_id": session, "text": text}),
+    );
+    (
+        sent["message_id"].as_str().unwrap().to_string(),
+        sent["reply_id"].as_str().unwrap().to_string(),
+    )
+}
+
+/// One reply as a subscriber of the session's channel saw it.
+#[derive(Debug)]
+pub struct ReplyLog {
+    pub events: Vec<String>,
+    pub deltas: Vec<String>,
+    pub offsets: Vec<u64>,
+    pub end_event: String,
+    pub end: Value,
+}
+
+impl ReplyLog {
+    pub fn joined(&self) -> String {
+        self.deltas.concat()
+    }
+}
+
+/// Reads publications on `session:<session>` until `reply` ends, checking
+/// that delta indexes run 0, 1, 2, ... and offsets rise by one.
+pub fn read_reply(client: &mut Client, session: &str, reply: &str) -> ReplyLog {
+    let channel = format!("session:{session}");
+    let mut log = ReplyLog {
+        events: Vec::new(),
+        deltas: Vec::new(),
+        offsets: Vec::new(),
+        end_event: String::new(),
+        end: Value::Null,
+    };
+    loop {
+        let frame = next_frame(client);
+        assert_eq!(frame["type"], "event", "{frame}");
+        assert_eq!(frame["channel"], channel.as_str(), "{frame}");
+        let offset = frame["offset"].as_u64().expect("an offset");
+        if let Some(last) = log.offsets.last() {
+            assert_eq!(offset, last + 1, "offsets without a gap: {frame}");
+        }
+        log.offsets.push(offset);
+        let event = frame["data"]["event"].as_str().unwrap().to_string();
+        let data = frame["data"]["data"].clone();
+        log.events.push(event.clone());
+        match event.as_str() {
+            "message.delta" => {
+                assert_eq!(data["message_id"], reply);
+                assert_eq!(data["index"], log.deltas.len(), "no gap: {frame}");
+                log.deltas.push(data["text"].as_str().unwrap().to_string());
+            }
+            "message.completed" | "message.cancelled" | "message.failed" => {
+                let id = if event == "message.completed" {
+                    &data["id"]
+                } else {
+                    &data["message_id"]
+                };
+                assert_eq!(id, reply, "{frame}");
+                log.end_event = event;
+                log.end = data;
+                return log;
+            }
+            _ => {}
+        }
+    }
+}
