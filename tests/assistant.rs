@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use common::fake_model::FakeModel;
 use common::sessions::{call, new_session, next_frame, ok, read_reply, refused, send};
-use common::{subscribe, test_config, TestServer, FRAME_TIMEOUT};
+use common::{prometheus, sample, subscribe, test_config, TestServer, FRAME_TIMEOUT};
 use hearth::config::Config;
 use serde_json::json;
 
@@ -236,6 +236,17 @@ fn a_model_reply_streams_its_tokens_with_usage_and_the_session_history() {
         log.deltas
     );
     assert_eq!(log.end["usage"]["completion_tokens"], 12);
+    let text = prometheus(&server);
+    assert_eq!(sample(&text, "hearth_assistant_tokens_total"), 15.0);
+    assert!(sample(&text, "hearth_assistant_deltas_total") >= log.deltas.len() as f64);
+    assert_eq!(
+        sample(
+            &text,
+            "hearth_assistant_first_token_seconds_count{agent=\"guide\"}"
+        ),
+        2.0
+    );
+    assert_eq!(sample(&text, "hearth_assistant_replies_active"), 0.0);
 
     // The model read the session's earlier turns before the new message.
     let requests = fake.requests();
@@ -273,6 +284,20 @@ fn a_model_that_fails_before_its_first_token_is_replaced_by_the_builtin_reply() 
         assert_eq!(log.end["text"], log.joined().as_str());
         assert_eq!(fake.request_count(), i + 1);
     }
+    let text = prometheus(&server);
+    for reason in [
+        "status_server",
+        "status_auth",
+        "status_rate_limited",
+        "timeout",
+    ] {
+        let fallbacks = format!("hearth_assistant_fallbacks_total{{reason=\"{reason}\"}}");
+        assert_eq!(sample(&text, &fallbacks), 1.0, "{reason}");
+        let errors = format!("hearth_assistant_model_errors_total{{kind=\"{reason}\"}}");
+        assert_eq!(sample(&text, &errors), 1.0, "{reason}");
+    }
+    let completed = "hearth_assistant_replies_total{agent=\"guide\",outcome=\"completed\"}";
+    assert_eq!(sample(&text, completed), 4.0);
 }
 
 #[test]
@@ -549,6 +574,37 @@ fn v1_chat_streams_the_models_pieces_and_marks_a_fallback() {
     assert_eq!(chunks, ["Hello", " there", "."]);
     assert_eq!(message["content"]["text"], "Hello there.");
     assert!(message["metadata"].get("fallback").is_none());
+
+    // Chunks go out as the model writes, not when it has finished.
+    client.send_json(json!({"type": "user_message", "id": "m3",
+        "content": {"text": "slowly [tokens:6:60]"}}));
+    let first = client.recv();
+    let first_seen = Instant::now();
+    assert_eq!(first["type"], "chunk", "{first}");
+    assert_eq!(first["final"], false);
+    let mut texts = vec![first["text"].as_str().unwrap().to_string()];
+    let mut last = first.clone();
+    let message = loop {
+        let frame = client.recv();
+        if frame["type"] == "message" {
+            break frame;
+        }
+        assert_eq!(last["final"], false, "only the last chunk is final");
+        last = frame.clone();
+        assert_eq!(frame["message_id"], first["message_id"], "{frame}");
+        assert_eq!(frame["index"], texts.len());
+        texts.push(frame["text"].as_str().unwrap().to_string());
+    };
+    assert_eq!(last["final"], true, "{last}");
+    assert_eq!(message["id"], first["message_id"]);
+    assert_eq!(texts.concat(), "w0 w1 w2 w3 w4 w5 ");
+    assert_eq!(message["content"]["text"], texts.concat().as_str());
+    let emitted = fake.token_times(1);
+    assert_eq!(emitted.len(), 6);
+    assert!(
+        first_seen < emitted[5],
+        "the first chunk arrived before the model's last token"
+    );
 
     let fallback = client.say("m2", "hi [status:503]");
     let fallback = if fallback["type"] == "chunk" {

@@ -14,19 +14,25 @@
 //! - [`broadcaster`]: ACTOR `Broadcaster`, channel semantics (offsets,
 //!   history, recovery, presence) over a [`channels::broker::Broker`].
 //! - [`chat_processor`]: ACTOR `ChatProcessor`, crisis check, then the
-//!   assistant's reply in pieces, then the reply message; feedback.
+//!   assistant's reply in pieces, then the reply message; feedback; the
+//!   v1.1 requests of assistant sessions (`sessions.rs`), each reply a task
+//!   that publishes it through the Broadcaster (`reply.rs`), and v1 chat
+//!   recorded in its session (`record.rs`).
 //! - [`exercise_flow`]: ACTOR `ExerciseFlow`, guided exercises and durable
 //!   progress markers.
-//! - [`protocol`]: every wire type: client frames and their parser, server
-//!   frames, the error-code and close-code catalogues.
+//! - [`protocol`]: every wire type: client frames and their parser, the
+//!   v1.1 request methods and the sessions they return, server frames, the
+//!   error-code and close-code catalogues.
 //! - [`assistant`]: the `Assistant` seam (a turn in, a stream of reply
-//!   events out), the built-in assistant, and the client of OpenAI-compatible
-//!   model servers (`assistant/openai.rs`, not yet chosen by configuration).
+//!   events out), the built-in assistant, the client of OpenAI-compatible
+//!   model servers, and the guard in front of a model (built-in crisis
+//!   reply, fallback, requests in flight).
 //! - [`therapy`]: the domain: crisis detection, resources, exercises,
 //!   recommendations, text normalisation.
 //! - [`channels`]: namespace rules, stream values, the `Broker` trait, the
 //!   in-memory and Redis brokers.
-//! - [`store`]: durable stores behind traits (progress markers).
+//! - [`store`]: durable stores behind traits (progress markers,
+//!   conversations).
 //! - [`model`]: ids, channel names, timestamps, progress markers.
 //! - [`support`]: metrics, the metered address, rate limiting, bounded maps.
 //!

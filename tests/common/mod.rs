@@ -488,3 +488,31 @@ pub fn spawn_hearth(config_path: &Path, env: &[(&str, &str)]) -> (Child, String)
         .expect("hearth logged its address");
     (child, addr)
 }
+
+/// `GET /metrics`: the Prometheus text.
+pub fn prometheus(server: &TestServer) -> String {
+    let response = http_agent()
+        .get(&server.http_url("/metrics"))
+        .call()
+        .expect("GET /metrics");
+    assert_eq!(response.status().as_u16(), 200);
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert!(content_type.starts_with("text/plain"), "{content_type}");
+    response.into_body().read_to_string().expect("body")
+}
+
+/// The value of one sample line, e.g. `hearth_connections` or
+/// `hearth_actor_handled_total{actor="session"}`.
+pub fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no sample {series} in\n{text}"))
+        .trim()
+        .parse()
+        .expect("a number")
+}

@@ -20,13 +20,14 @@ use std::time::Instant;
 
 use actix::prelude::*;
 use futures_util::{FutureExt, StreamExt};
+use tokio::sync::mpsc;
 
 pub use self::record::Recorder;
 pub use self::reply::ActiveReplies;
 pub use self::sessions::{CallOutcome, JoinSession};
 use crate::assistant::{Assistant, AssistantError, FeedbackInput, ReplyEvent, Turn};
 use crate::broadcaster::Broadcaster;
-use crate::model::ids::{ClientRef, PlayerId, SessionId};
+use crate::model::ids::{ClientRef, MessageId, PlayerId, SessionId};
 use crate::protocol::calls::Call;
 use crate::protocol::{
     AssistantMetadata, ChatMessage, Element, ErrorFrame, FeedbackMetadata, MessageContent,
@@ -55,6 +56,18 @@ pub struct HandleUserMessage {
     /// The v1 `metadata`, kept on the recorded user message.
     pub character_id: Option<String>,
     pub world_id: Option<String>,
+    /// For a client that streams: where pieces go as they arrive when the
+    /// reply is not ready at once (a model's), so that its chunks are not
+    /// held back until the end. Bounded: a slow reader slows the reply.
+    pub live: Option<mpsc::Sender<LivePiece>>,
+}
+
+/// One piece of a v1 reply, sent while the reply is still coming.
+#[derive(Debug)]
+pub struct LivePiece {
+    /// The id the whole message will have.
+    pub message_id: MessageId,
+    pub text: String,
 }
 
 /// A validated `feedback`; answered with a system message.
@@ -213,6 +226,7 @@ impl Handler<HandleUserMessage> for ChatProcessor {
         });
         let recorder = self.shared.conversations.recorder.clone();
         let mut draft = Draft {
+            message_id: MessageId::generate(),
             text: String::new(),
             pieces: msg.stream.then(Vec::new),
             elements: assessed.elements,
@@ -246,8 +260,22 @@ impl Handler<HandleUserMessage> for ChatProcessor {
                 };
             }
         }
+        let live = msg.live;
         Response::fut(async move {
+            if let Some(live) = &live {
+                // What was ready goes first; the rest as it comes.
+                for text in draft.pieces.take().unwrap_or_default() {
+                    draft.send_live(live, text).await;
+                }
+            }
             while let Some(event) = reply.next().await {
+                if let (Some(live), ReplyEvent::Text(piece)) = (&live, &event) {
+                    draft.text.push_str(piece);
+                    if let ReplyEvent::Text(piece) = event {
+                        draft.send_live(live, piece).await;
+                    }
+                    continue;
+                }
                 if let Some((outcome, exchange)) = draft.take(event) {
                     if let Some(queued) = exchange.and_then(|exchange| record(&recorder, exchange))
                     {
@@ -291,6 +319,8 @@ struct RecordedUsage {
 
 /// A reply being put together from the assistant's events.
 struct Draft {
+    /// Made first, so that pieces sent live carry it.
+    message_id: MessageId,
     text: String,
     /// Only for a client that streams.
     pieces: Option<Vec<String>>,
@@ -305,6 +335,15 @@ struct Draft {
 type Outcome = Result<AssistantReply, AssistantError>;
 
 impl Draft {
+    async fn send_live(&self, live: &mpsc::Sender<LivePiece>, text: String) {
+        let piece = LivePiece {
+            message_id: self.message_id,
+            text,
+        };
+        // A client gone before its reply still gets the reply recorded.
+        let _ = live.send(piece).await;
+    }
+
     /// Takes one event; once the assistant is done or has failed, the
     /// outcome, and for a reply the exchange to record.
     fn take(&mut self, event: ReplyEvent) -> Option<(Outcome, Option<Exchange>)> {
@@ -340,6 +379,8 @@ impl Draft {
                 fallback: done.fallback,
             }),
         );
+        let mut message = message;
+        message.id = self.message_id;
         let exchange = self.asked.take().map(|asked| {
             let usage = RecordedUsage {
                 prompt_tokens: done.usage.prompt_tokens,
@@ -528,6 +569,7 @@ mod tests {
                     stream: true,
                     character_id: None,
                     world_id: None,
+                    live: None,
                 })
                 .await
         });

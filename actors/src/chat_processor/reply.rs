@@ -323,11 +323,6 @@ async fn drive(mut job: ReplyJob, mut cancelled: oneshot::Receiver<()>) {
     out.saved().await;
     let outcome = end.outcome();
     finish(&job, &out, end, started, first_token).await;
-    shared
-        .metrics
-        .assistant
-        .reply_ended(&job.agent, outcome, started.elapsed());
-    shared.conversations.active.finished(&job.reply.id);
     log::debug!(
         "reply_ended reply_id={} outcome={outcome} deltas={} ms={}",
         job.reply.id,
@@ -345,6 +340,7 @@ async fn finish(
     first_token: Option<Duration>,
 ) {
     let shared = &job.shared;
+    let end_outcome = end.outcome();
     let (status, usage, fallback, finish_reason) = match &end {
         End::Completed(done) => {
             if let Some(tokens) = done.usage.completion_tokens {
@@ -435,5 +431,12 @@ async fn finish(
             suggested_action: SuggestedAction::Retry,
         }),
     };
+    // Over before it is seen to be over: a cancel that reads the end
+    // finds the reply ended, and so do the figures.
+    shared
+        .metrics
+        .assistant
+        .reply_ended(&job.agent, end_outcome, started.elapsed());
+    shared.conversations.active.finished(&job.reply.id);
     out.publish(event).await;
 }

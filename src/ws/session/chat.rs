@@ -3,7 +3,9 @@
 //! reply's pieces for a client that streams, feedback and interactions.
 
 use actix::prelude::*;
-use hearth_actors::chat_processor::{AssistantReply, HandleFeedback, HandleUserMessage};
+use futures_util::StreamExt;
+use hearth_actors::assistant::AssistantError;
+use hearth_actors::chat_processor::{AssistantReply, HandleFeedback, HandleUserMessage, LivePiece};
 use hearth_actors::chat_server::ResolveSession;
 use hearth_actors::exercise_flow::HandleInteraction;
 use hearth_actors::model::ids::{ClientRef, SessionId};
@@ -11,9 +13,28 @@ use hearth_actors::protocol::{
     ChatMessage, Chunk, ErrorCode, ErrorFrame, Feedback, Interaction, ServerFrame, TypingStatus,
     UserMessage,
 };
+use tokio::sync::mpsc;
 
 use super::{Ctx, FrameLog, WsSession};
 use crate::ws::worker;
+
+/// Pieces of one streamed reply waiting to be written, at most.
+const LIVE_PIECES: usize = 64;
+
+/// What ending a chat reply needs to know.
+struct ChatDone {
+    session: SessionId,
+    reply_to: Option<ClientRef>,
+    typing: bool,
+    frame: FrameLog,
+}
+
+/// What a chat message brings back, in order.
+enum ChatStep {
+    Piece(LivePiece),
+    /// Boxed: a reply is much larger than a piece.
+    Done(Box<Result<Result<AssistantReply, AssistantError>, MailboxError>>),
+}
 
 impl WsSession {
     /// Runs `then` with the therapeutic session a frame belongs to: the one
@@ -75,6 +96,12 @@ impl WsSession {
             self.send(ctx, &ServerFrame::Message(start));
         }
         let metadata = message.metadata.unwrap_or_default();
+        let (live, pieces) = if self.options.stream {
+            let (live, pieces) = mpsc::channel(LIVE_PIECES);
+            (Some(live), Some(pieces))
+        } else {
+            (None, None)
+        };
         let ask = HandleUserMessage {
             player: self.identity.player.clone(),
             session_id: session.clone(),
@@ -83,26 +110,98 @@ impl WsSession {
             stream: self.options.stream,
             character_id: metadata.character_id,
             world_id: metadata.world_id,
+            live,
         };
-        worker::chat_processor(&self.state.chat)
-            .send(ask)
-            .into_actor(self)
-            .map(move |result, act, ctx| {
-                if let Ok(Ok(reply)) = &result {
-                    act.send_chunks(ctx, reply);
+        let answer = worker::chat_processor(&self.state.chat).send(ask);
+        let done = ChatDone {
+            session,
+            reply_to,
+            typing,
+            frame,
+        };
+        let Some(pieces) = pieces else {
+            // No streaming: one answer, nothing to interleave.
+            let finish = answer
+                .into_actor(self)
+                .map(move |result, act, ctx| act.finish_chat(ctx, result, None, 0, done));
+            ctx.spawn(finish);
+            return;
+        };
+        // The pieces that come while the reply is being made, then the
+        // reply, as one stream: the chunks are written in order and before
+        // the message. The last piece is held back until the reply ends,
+        // since only then is it known to be the final one.
+        let pieces = futures_util::stream::unfold(pieces, |mut pieces| async move {
+            let piece = pieces.recv().await?;
+            Some((ChatStep::Piece(piece), pieces))
+        });
+        let steps = pieces
+            .chain(futures_util::stream::once(answer).map(|done| ChatStep::Done(Box::new(done))));
+        let mut held: Option<LivePiece> = None;
+        let mut index: u32 = 0;
+        let mut done = Some(done);
+        let finish = actix::fut::wrap_stream::<_, Self>(steps)
+            .map(move |step, act, ctx| match step {
+                ChatStep::Piece(piece) => {
+                    if let (Some(previous), Some(done)) = (held.replace(piece), &done) {
+                        act.send_live_chunk(ctx, previous, &done.reply_to, index, false);
+                        index += 1;
+                    }
                 }
-                let result = result.map(|reply| {
-                    reply
-                        .map(|reply| reply.message)
-                        .map_err(|err| err.to_string())
-                });
-                act.reply_with(ctx, result, reply_to.clone(), frame);
-                if typing {
-                    let stop = ChatMessage::typing(TypingStatus::Stop, Some(session), reply_to);
-                    act.send(ctx, &ServerFrame::Message(stop));
+                ChatStep::Done(result) => {
+                    if let Some(done) = done.take() {
+                        act.finish_chat(ctx, *result, held.take(), index, done);
+                    }
                 }
             })
-            .spawn(ctx);
+            .finish();
+        ctx.spawn(finish);
+    }
+
+    /// Writes the end of a chat reply: the last chunk (held back until the
+    /// end, or every chunk for a reply that was ready at once), the
+    /// message or the error, and `typing: stop`.
+    fn finish_chat(
+        &mut self,
+        ctx: &mut Ctx,
+        result: Result<Result<AssistantReply, AssistantError>, MailboxError>,
+        last: Option<LivePiece>,
+        index: u32,
+        done: ChatDone,
+    ) {
+        match (&result, last) {
+            (Ok(Ok(_)), Some(last)) => self.send_live_chunk(ctx, last, &done.reply_to, index, true),
+            (Ok(Ok(reply)), None) => self.send_chunks(ctx, reply),
+            _ => {}
+        }
+        let result = result.map(|reply| {
+            reply
+                .map(|reply| reply.message)
+                .map_err(|err| err.to_string())
+        });
+        self.reply_with(ctx, result, done.reply_to.clone(), done.frame);
+        if done.typing {
+            let stop = ChatMessage::typing(TypingStatus::Stop, Some(done.session), done.reply_to);
+            self.send(ctx, &ServerFrame::Message(stop));
+        }
+    }
+
+    fn send_live_chunk(
+        &mut self,
+        ctx: &mut Ctx,
+        piece: LivePiece,
+        reply_to: &Option<ClientRef>,
+        index: u32,
+        is_final: bool,
+    ) {
+        let chunk = Chunk {
+            message_id: piece.message_id,
+            reply_to: reply_to.clone(),
+            index,
+            text: piece.text,
+            is_final,
+        };
+        self.send(ctx, &ServerFrame::Chunk(chunk));
     }
 
     /// Sends the reply's pieces, kept only for a client that streams, as

@@ -332,14 +332,24 @@ fn insert_message(
             row.character_id,
             row.world_id,
         ])?;
-    // MAX keeps `updated_at` from going back if the clock does.
+    count_messages(connection, session.as_str(), 1, &at)
+}
+
+/// Counts `added` messages on the session and moves its `updated_at`;
+/// MAX keeps it from going back if the clock does.
+fn count_messages(
+    connection: &Connection,
+    session: &str,
+    added: i64,
+    at: &str,
+) -> Result<(), ConversationError> {
     connection
         .prepare_cached(
-            "UPDATE conversations SET message_count = message_count + 1,
-            updated_at = MAX(updated_at, ?2)
-         WHERE id = ?1",
+            "UPDATE conversations SET message_count = message_count + ?2,
+                updated_at = MAX(updated_at, ?3)
+             WHERE id = ?1",
         )?
-        .execute(params![session.as_str(), at])?;
+        .execute(params![session, added, at])?;
     Ok(())
 }
 
@@ -448,14 +458,7 @@ fn insert_exchange(connection: &Connection, exchange: &Exchange) -> Result<(), C
         None::<&str>,
         None::<&str>,
     ])?;
-    connection
-        .prepare_cached(
-            "UPDATE conversations SET message_count = message_count + 2,
-                updated_at = MAX(updated_at, ?2)
-             WHERE id = ?1",
-        )?
-        .execute(params![session, done_at])?;
-    Ok(())
+    count_messages(connection, session, 2, &done_at)
 }
 
 /// Why a reply could not be changed: it is not one of this player's
