@@ -720,3 +720,34 @@ fn v1_chat_is_recorded_in_its_session_with_the_ids_the_client_saw() {
     );
     assert_eq!(foreign["code"], "not_found");
 }
+
+#[test]
+fn a_device_that_stops_reading_is_closed_4002_and_the_reply_goes_on() {
+    let fake = FakeModel::start();
+    let server = model_server(&fake, |config| {
+        config.assistant.coalesce_ms = 0;
+        config.limits.outbound_max_frames = 32;
+    });
+    let mut phone = server.connect("ana-slow-device");
+    let session = new_session(&mut phone);
+    let channel = format!("session:{session}");
+    let mut tablet = server.connect_with_receive_buffer("ana-slow-device", 4096);
+    tablet.send_json(json!({"type": "subscribe", "id": "s", "channels": [channel]}));
+    assert_eq!(next_frame(&mut tablet)["type"], "response");
+    // From here the tablet reads nothing. 16,000 deltas are about 5 MiB:
+    // more than the kernel's send buffer grows to (4 MiB here) before the
+    // server's own queue backs up.
+    let (_, reply) = send(&mut phone, &session, "a long one [tokens:16000:0]");
+    let log = read_reply(&mut phone, &session, &reply);
+    assert_eq!(log.end_event, "message.completed");
+    assert_eq!(log.deltas.len(), 16000, "the reader misses nothing");
+    assert_eq!(tablet.raw_close(), (4002, "slow consumer".into()));
+    let stored = ok(
+        &mut phone,
+        "g",
+        "sessions.get",
+        json!({"session_id": session, "messages": 1}),
+    );
+    assert_eq!(stored["messages"][0]["status"], "complete");
+    assert_eq!(stored["messages"][0]["text"], log.joined().as_str());
+}

@@ -363,8 +363,13 @@ impl Draft {
             ReplyEvent::Done(done) => done,
             ReplyEvent::Failed(err) => return Some((Err(err), None)),
         };
-        let elements = views::raw_json(&self.elements);
-        let safety = views::raw_json(&self.safety);
+        // Only a reply that is recorded needs them as stored JSON.
+        let stored = self.asked.is_some().then(|| {
+            (
+                views::raw_json(&self.elements),
+                views::raw_json(&self.safety),
+            )
+        });
         let message = ChatMessage::new(
             Role::Assistant,
             self.session_id.take(),
@@ -381,36 +386,40 @@ impl Draft {
         );
         let mut message = message;
         message.id = self.message_id;
-        let exchange = self.asked.take().map(|asked| {
-            let usage = RecordedUsage {
-                prompt_tokens: done.usage.prompt_tokens,
-                completion_tokens: done.usage.completion_tokens,
-                response_time_ms: u64::try_from(asked.started.elapsed().as_millis())
-                    .unwrap_or(u64::MAX),
-            };
-            Exchange {
-                player: asked.player,
-                session: asked.session,
-                user: NewUserMessage {
-                    text: asked.text,
-                    client_message_id: None,
-                    safety: safety.clone(),
-                    character_id: asked.character_id,
-                    world_id: asked.world_id,
-                },
-                reply_id: message.id,
-                reply: ReplyEnd {
-                    status: FinalStatus::Complete,
-                    text: message.text().unwrap_or_default().to_string(),
-                    elements,
-                    safety,
-                    usage: Some(views::raw_json(&usage)),
-                    fallback: done.fallback,
-                    finish_reason: done.finish_reason.as_ref().map(|r| r.as_str().to_string()),
-                    completed_at: message.timestamp,
-                },
-            }
-        });
+        let exchange = self
+            .asked
+            .take()
+            .zip(stored)
+            .map(|(asked, (elements, safety))| {
+                let usage = RecordedUsage {
+                    prompt_tokens: done.usage.prompt_tokens,
+                    completion_tokens: done.usage.completion_tokens,
+                    response_time_ms: u64::try_from(asked.started.elapsed().as_millis())
+                        .unwrap_or(u64::MAX),
+                };
+                Exchange {
+                    player: asked.player,
+                    session: asked.session,
+                    user: NewUserMessage {
+                        text: asked.text,
+                        client_message_id: None,
+                        safety: safety.clone(),
+                        character_id: asked.character_id,
+                        world_id: asked.world_id,
+                    },
+                    reply_id: message.id,
+                    reply: ReplyEnd {
+                        status: FinalStatus::Complete,
+                        text: message.text().unwrap_or_default().to_string(),
+                        elements,
+                        safety,
+                        usage: Some(views::raw_json(&usage)),
+                        fallback: done.fallback,
+                        finish_reason: done.finish_reason.as_ref().map(|r| r.as_str().to_string()),
+                        completed_at: message.timestamp,
+                    },
+                }
+            });
         let reply = AssistantReply {
             message,
             pieces: self.pieces.take().unwrap_or_default(),
