@@ -69,6 +69,10 @@ fn completion_records_one_marker_per_run() {
     assert_eq!(listed.len(), 1, "{listed:?}");
     assert_eq!(listed[0]["marker_id"], marker.as_str());
     assert_eq!(listed[0]["marker_type"], "SKILL_ACQUIRED");
+    let session = listed[0]["session_id"]
+        .as_str()
+        .expect("the session it was earned in");
+    assert!(session.starts_with("sess_"), "{session}");
     assert_eq!(
         listed[0]["description"],
         "Completed guided exercise: ex_breathing"

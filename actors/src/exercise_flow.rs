@@ -183,6 +183,7 @@ impl ExerciseFlow {
             achieved_at: Timestamp::now(),
             therapeutic_value: exercise.therapeutic_value,
             related_goal_id: None,
+            session_id: Some(msg.session_id.clone()),
         };
         let run_key = run.key.clone();
         let store = self.store.clone();

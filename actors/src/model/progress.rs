@@ -7,6 +7,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::model::ids::SessionId;
 use crate::model::time::Timestamp;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -83,4 +84,7 @@ pub struct ProgressMarker {
     pub therapeutic_value: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub related_goal_id: Option<String>,
+    /// The session (v1 or an assistant session) it was earned in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<SessionId>,
 }

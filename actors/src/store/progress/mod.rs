@@ -76,6 +76,7 @@ pub(crate) mod conformance {
             achieved_at: Timestamp::now(),
             therapeutic_value: 0.2,
             related_goal_id: None,
+            session_id: Some(crate::model::ids::SessionId::parse("sess-earned-in").unwrap()),
         }
     }
 
@@ -90,6 +91,10 @@ pub(crate) mod conformance {
         assert_eq!(stored.description, first.description);
         assert_eq!(stored.marker_type, MarkerType::SkillAcquired);
         assert_eq!(stored.therapeutic_value, 0.2);
+        assert_eq!(
+            stored.session_id, first.session_id,
+            "the session it was earned in"
+        );
         // The same run again keeps the first marker.
         let again = store.record(&alice, "run-1", marker("other")).unwrap();
         assert_eq!(again.marker_id, first.marker_id);

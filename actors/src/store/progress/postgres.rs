@@ -9,7 +9,7 @@ use std::sync::{Mutex, PoisonError};
 use chrono::{DateTime, Utc};
 use postgres::{Client, NoTls, Row};
 
-use crate::model::ids::PlayerId;
+use crate::model::ids::{PlayerId, SessionId};
 use crate::model::progress::{MarkerId, MarkerType, ProgressMarker};
 use crate::model::time::Timestamp;
 use crate::store::progress::{ProgressStore, StoreError};
@@ -35,10 +35,11 @@ const SCHEMA: &str = "
         related_goal_id TEXT,
         UNIQUE (player_id, run_key)
     );
-    CREATE INDEX IF NOT EXISTS progress_markers_by_player ON progress_markers (player_id, seq);";
+    CREATE INDEX IF NOT EXISTS progress_markers_by_player ON progress_markers (player_id, seq);
+    ALTER TABLE progress_markers ADD COLUMN IF NOT EXISTS session_id TEXT;";
 
-const MARKER_COLUMNS: &str =
-    "marker_id, marker_type, description, achieved_at, therapeutic_value, related_goal_id";
+const MARKER_COLUMNS: &str = "marker_id, marker_type, description, achieved_at, therapeutic_value,
+    related_goal_id, session_id";
 
 impl PostgresProgressStore {
     /// Connects and creates the table if needed. Blocking: call it outside
@@ -87,6 +88,9 @@ fn marker_from_row(row: &Row) -> Result<ProgressMarker, StoreError> {
         achieved_at: Timestamp(achieved_at),
         therapeutic_value: row.try_get(4)?,
         related_goal_id: row.try_get(5)?,
+        session_id: row
+            .try_get::<_, Option<String>>(6)?
+            .and_then(|id| SessionId::parse(&id).ok()),
     })
 }
 
@@ -100,8 +104,8 @@ impl ProgressStore for PostgresProgressStore {
         let row = self.with_client(|client| {
             client.execute(
                 "INSERT INTO progress_markers (marker_id, player_id, run_key, marker_type,
-                    description, achieved_at, therapeutic_value, related_goal_id)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                    description, achieved_at, therapeutic_value, related_goal_id, session_id)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
                  ON CONFLICT (player_id, run_key) DO NOTHING",
                 &[
                     &marker.marker_id.as_str(),
@@ -112,6 +116,7 @@ impl ProgressStore for PostgresProgressStore {
                     &marker.achieved_at.0,
                     &marker.therapeutic_value,
                     &marker.related_goal_id,
+                    &marker.session_id.as_ref().map(SessionId::as_str),
                 ],
             )?;
             client.query_one(

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::model::ids::PlayerId;
+use crate::model::ids::{PlayerId, SessionId};
 use crate::model::progress::{MarkerId, MarkerType, ProgressMarker};
 use crate::model::time::Timestamp;
 use crate::store::progress::{ProgressStore, StoreError};
@@ -36,6 +36,16 @@ impl SqliteProgressStore {
             CREATE INDEX IF NOT EXISTS progress_markers_by_player
                 ON progress_markers (player_id, seq);",
         )?;
+        // Files made before markers carried their session get the column.
+        let has_session: bool = connection.query_row(
+            "SELECT COUNT(*) > 0 FROM pragma_table_info('progress_markers')
+             WHERE name = 'session_id'",
+            [],
+            |row| row.get(0),
+        )?;
+        if !has_session {
+            connection.execute_batch("ALTER TABLE progress_markers ADD COLUMN session_id TEXT")?;
+        }
         Ok(SqliteProgressStore {
             connection: Mutex::new(connection),
         })
@@ -50,8 +60,8 @@ impl SqliteProgressStore {
     }
 }
 
-const MARKER_COLUMNS: &str =
-    "marker_id, marker_type, description, achieved_at, therapeutic_value, related_goal_id";
+const MARKER_COLUMNS: &str = "marker_id, marker_type, description, achieved_at, therapeutic_value,
+    related_goal_id, session_id";
 
 fn marker_from_row(
     row: &rusqlite::Row<'_>,
@@ -62,6 +72,7 @@ fn marker_from_row(
     let achieved_at: String = row.get(3)?;
     let therapeutic_value: f64 = row.get(4)?;
     let related_goal_id: Option<String> = row.get(5)?;
+    let session_id: Option<String> = row.get(6)?;
     let Some(marker_type) = MarkerType::parse(&marker_type) else {
         return Ok(Err(StoreError::Corrupt(format!(
             "marker {marker_id} has type {marker_type:?}"
@@ -82,6 +93,7 @@ fn marker_from_row(
         achieved_at,
         therapeutic_value,
         related_goal_id,
+        session_id: session_id.and_then(|id| SessionId::parse(&id).ok()),
     }))
 }
 
@@ -95,8 +107,8 @@ impl ProgressStore for SqliteProgressStore {
         self.with_connection(|connection| {
             connection.execute(
                 "INSERT INTO progress_markers (marker_id, player_id, run_key, marker_type,
-                    description, achieved_at, therapeutic_value, related_goal_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                    description, achieved_at, therapeutic_value, related_goal_id, session_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
                  ON CONFLICT (player_id, run_key) DO NOTHING",
                 params![
                     marker.marker_id.as_str(),
@@ -110,6 +122,7 @@ impl ProgressStore for SqliteProgressStore {
                         .to_rfc3339_opts(SecondsFormat::Millis, true),
                     marker.therapeutic_value,
                     marker.related_goal_id,
+                    marker.session_id.as_ref().map(SessionId::as_str),
                 ],
             )?;
             let stored = connection
@@ -182,5 +195,42 @@ mod tests {
         assert_eq!(markers[1].description, "second");
         let bob = PlayerId::parse("bob").unwrap();
         assert!(store.markers(&bob).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_file_from_before_markers_had_a_session_is_read_and_extended() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            let old = Connection::open(&path).unwrap();
+            old.execute_batch(
+                "CREATE TABLE progress_markers (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    marker_id TEXT NOT NULL UNIQUE,
+                    player_id TEXT NOT NULL,
+                    run_key TEXT NOT NULL,
+                    marker_type TEXT NOT NULL,
+                    description TEXT NOT NULL,
+                    achieved_at TEXT NOT NULL,
+                    therapeutic_value REAL NOT NULL,
+                    related_goal_id TEXT,
+                    UNIQUE (player_id, run_key)
+                );
+                INSERT INTO progress_markers (marker_id, player_id, run_key, marker_type,
+                    description, achieved_at, therapeutic_value)
+                VALUES ('pm_old', 'alice', 'run-0', 'SKILL_ACQUIRED', 'before',
+                    '2026-11-01T10:00:00.000Z', 0.2);",
+            )
+            .unwrap();
+        }
+        let store = SqliteProgressStore::open(&path).unwrap();
+        let alice = PlayerId::parse("alice").unwrap();
+        store.record(&alice, "run-1", marker("after")).unwrap();
+        let markers = store.markers(&alice).unwrap();
+        assert_eq!(markers.len(), 2);
+        assert_eq!(markers[0].session_id, None);
+        assert!(markers[1].session_id.is_some());
+        drop(store);
+        SqliteProgressStore::open(&path).expect("opened again, the column is there");
     }
 }
