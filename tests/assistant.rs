@@ -751,3 +751,28 @@ fn a_device_that_stops_reading_is_closed_4002_and_the_reply_goes_on() {
     assert_eq!(stored["messages"][0]["status"], "complete");
     assert_eq!(stored["messages"][0]["text"], log.joined().as_str());
 }
+
+#[test]
+fn sending_never_takes_a_connection_past_its_subscription_limit() {
+    let server = TestServer::with_config(|config| {
+        config.channels.max_subscriptions_per_connection = 1;
+    });
+    let mut client = server.connect("ana-limit");
+    let first = new_session(&mut client);
+    let second = new_session(&mut client);
+    let (_, reply) = send(&mut client, &first, "hello");
+    read_reply(&mut client, &first, &reply);
+    // The connection is full: the second session's reply is stored but
+    // not pushed to it.
+    let (_, unseen) = send(&mut client, &second, "hello again");
+    client.expect_quiet();
+    let full = subscribe(&mut client, "s", &[&format!("session:{second}")]);
+    assert_eq!(full["code"], "limit_exceeded", "{full}");
+    let stored = ok(
+        &mut client,
+        "g",
+        "messages.list",
+        json!({"session_id": second, "limit": 1}),
+    );
+    assert_eq!(stored["messages"][0]["id"], unseen.as_str());
+}

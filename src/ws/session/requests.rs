@@ -6,6 +6,7 @@
 
 use actix::prelude::*;
 use hearth_actors::chat_processor::HandleCall;
+use hearth_actors::model::channel_name::ChannelName;
 use hearth_actors::model::ids::ClientRef;
 use hearth_actors::protocol::calls::Call;
 use hearth_actors::protocol::{ErrorCode, ErrorFrame, Response, ServerFrame};
@@ -46,7 +47,7 @@ impl WsSession {
                 match outcome {
                     Ok(outcome) => {
                         if let Some(join) = &outcome.join {
-                            act.join_quietly(join.channel.clone());
+                            act.join_session_channel(&join.channel);
                         }
                         let response = Response {
                             reply_to,
@@ -65,5 +66,33 @@ impl WsSession {
                 }
             })
             .spawn(ctx);
+    }
+}
+
+impl WsSession {
+    /// Joins the session's channel unless that would pass the connection's
+    /// subscription limit: a client cannot collect channels by sending in
+    /// many sessions. Past it, the reply still streams and is stored; the
+    /// client may subscribe once it has room.
+    fn join_session_channel(&mut self, channel: &ChannelName) {
+        let rules = &self.state.channel_rules;
+        let player = &self.identity.player;
+        let subscriptions = self.subscriptions.borrow();
+        let counted = subscriptions
+            .iter()
+            .filter(|c| rules.counts_against_limit(c, player))
+            .count();
+        let full = counted >= rules.max_subscriptions_per_connection;
+        let already = subscriptions.contains(channel);
+        drop(subscriptions);
+        if !already && full {
+            log::debug!(
+                "session_channel_not_joined player_id={} conn_id={} reason=subscription_limit",
+                self.identity.player,
+                self.conn
+            );
+            return;
+        }
+        self.join_quietly(channel.clone());
     }
 }
