@@ -9,7 +9,9 @@ mod common;
 use std::time::Instant;
 
 use common::fake_model::FakeModel;
-use common::sessions::{call, new_session, next_frame, ok, read_reply, refused, send};
+use common::sessions::{
+    call, new_session, next_frame, ok, read_reply, refused, send, stored_messages,
+};
 use common::{prometheus, sample, subscribe, test_config, TestServer, FRAME_TIMEOUT};
 use hearth::config::Config;
 use serde_json::json;
@@ -196,13 +198,8 @@ fn a_repeated_client_message_id_answers_the_same_ids_and_starts_nothing() {
     let again = ok(&mut client, "2", "messages.send", params);
     assert_eq!(again, first);
     client.expect_quiet();
-    let got = ok(
-        &mut client,
-        "g",
-        "sessions.get",
-        json!({"session_id": session}),
-    );
-    assert_eq!(got["messages"].as_array().unwrap().len(), 2);
+    let messages = stored_messages(&mut client, &session, 50);
+    assert_eq!(messages.len(), 2);
 }
 
 #[test]
@@ -320,14 +317,9 @@ fn a_model_that_fails_after_its_first_token_ends_the_reply_failed_with_its_text(
         if !kept.is_empty() {
             assert_eq!(log.joined(), kept, "{directive}");
         }
-        let stored = ok(
-            &mut client,
-            "g",
-            "sessions.get",
-            json!({"session_id": session, "messages": 1}),
-        );
-        assert_eq!(stored["messages"][0]["status"], "failed");
-        assert_eq!(stored["messages"][0]["text"], log.joined().as_str());
+        let stored = stored_messages(&mut client, &session, 1);
+        assert_eq!(stored[0]["status"], "failed");
+        assert_eq!(stored[0]["text"], log.joined().as_str());
     }
 }
 
@@ -418,13 +410,7 @@ fn cancel_stops_the_model_and_ends_the_reply_then_retry_answers_again() {
         "messages.cancel",
         json!({"session_id": session, "message_id": new_reply}),
     );
-    let got = ok(
-        &mut client,
-        "g",
-        "sessions.get",
-        json!({"session_id": session}),
-    );
-    let messages = got["messages"].as_array().unwrap();
+    let messages = stored_messages(&mut client, &session, 50);
     assert_eq!(messages.len(), 3, "one question, two replies");
     assert_eq!(messages[1]["status"], "cancelled");
     assert_eq!(fake.request_count(), 2);
@@ -510,14 +496,9 @@ fn a_crisis_is_answered_by_hearth_and_never_reaches_the_model() {
     assert_eq!(first["type"], "resource", "{}", log.end);
     assert!(!log.end["text"].as_str().unwrap().contains("Hello there"));
     assert_eq!(fake.request_count(), 0, "the model was not asked");
-    let got = ok(
-        &mut client,
-        "g",
-        "sessions.get",
-        json!({"session_id": session}),
-    );
-    assert_eq!(got["messages"][0]["id"], message.as_str());
-    assert_eq!(got["messages"][0]["safety"]["crisis"], true);
+    let messages = stored_messages(&mut client, &session, 50);
+    assert_eq!(messages[0]["id"], message.as_str());
+    assert_eq!(messages[0]["safety"]["crisis"], true);
 }
 
 #[test]
@@ -543,17 +524,8 @@ fn too_many_model_requests_in_flight_are_refused_with_a_retry_time() {
         "messages.cancel",
         json!({"session_id": session, "message_id": reply}),
     );
-    let got = ok(
-        &mut client,
-        "g",
-        "sessions.get",
-        json!({"session_id": session}),
-    );
-    assert_eq!(
-        got["messages"].as_array().unwrap().len(),
-        2,
-        "the refused send left nothing behind"
-    );
+    let messages = stored_messages(&mut client, &session, 50);
+    assert_eq!(messages.len(), 2, "the refused send left nothing behind");
 }
 
 #[test]
@@ -646,14 +618,8 @@ fn a_restart_keeps_the_conversation_and_fails_a_reply_it_cut_off() {
 
     let server = TestServer::start_with(config);
     let mut client = server.connect("ana-restart");
-    let got = ok(
-        &mut client,
-        "g",
-        "sessions.get",
-        json!({"session_id": session}),
-    );
-    let messages = got["messages"].as_array().unwrap();
-    assert_eq!(messages.len(), 4, "{got}");
+    let messages = stored_messages(&mut client, &session, 50);
+    assert_eq!(messages.len(), 4, "{messages:?}");
     assert_eq!(messages[1]["text"], "Hello there.");
     assert_eq!(messages[1]["usage"]["completion_tokens"], 3);
     assert_eq!(messages[3]["id"], cut.as_str());
@@ -742,14 +708,9 @@ fn a_device_that_stops_reading_is_closed_4002_and_the_reply_goes_on() {
     assert_eq!(log.end_event, "message.completed");
     assert_eq!(log.deltas.len(), 16000, "the reader misses nothing");
     assert_eq!(tablet.raw_close(), (4002, "slow consumer".into()));
-    let stored = ok(
-        &mut phone,
-        "g",
-        "sessions.get",
-        json!({"session_id": session, "messages": 1}),
-    );
-    assert_eq!(stored["messages"][0]["status"], "complete");
-    assert_eq!(stored["messages"][0]["text"], log.joined().as_str());
+    let stored = stored_messages(&mut phone, &session, 1);
+    assert_eq!(stored[0]["status"], "complete");
+    assert_eq!(stored[0]["text"], log.joined().as_str());
 }
 
 #[test]
@@ -774,5 +735,5 @@ fn sending_never_takes_a_connection_past_its_subscription_limit() {
         "messages.list",
         json!({"session_id": second, "limit": 1}),
     );
-    assert_eq!(stored["messages"][0]["id"], unseen.as_str());
+    assert_eq!(stored["messages"][0]["id"], unseen.as_str(), "{stored}");
 }

@@ -132,3 +132,15 @@ pub fn read_reply(client: &mut Client, session: &str, reply: &str) -> ReplyLog {
         }
     }
 }
+
+/// The session's latest `count` messages as `sessions.get` gives them,
+/// oldest first.
+pub fn stored_messages(client: &mut Client, session: &str, count: usize) -> Vec<Value> {
+    let got = ok(
+        client,
+        "stored",
+        "sessions.get",
+        json!({"session_id": session, "messages": count}),
+    );
+    got["messages"].as_array().cloned().unwrap_or_default()
+}
