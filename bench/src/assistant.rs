@@ -25,6 +25,9 @@ pub struct AssistantPlan {
     pub server_pid: Option<u32>,
     pub clk_tck: u64,
     pub coalesce_ms: Option<u64>,
+    /// Session i sends `stagger * i / sessions` after the first: 0 starts
+    /// every reply in the same instant, so their tokens arrive in lock-step.
+    pub stagger: Duration,
 }
 
 /// Handshakes in flight while the sessions are set up.
@@ -79,11 +82,13 @@ pub async fn assistant(target: &Target, plan: AssistantPlan) -> BenchResult<Valu
     let progress = Rc::new(Progress::default());
     let sent_at = Instant::now();
     let mut tasks = Vec::with_capacity(setups.len());
-    for setup in setups {
+    let count = setups.len().max(1) as u32;
+    for (i, setup) in setups.into_iter().enumerate() {
         let state = state.clone();
         let progress = progress.clone();
+        let delay = plan.stagger * (i as u32) / count;
         tasks.push(tokio::task::spawn_local(run_session(
-            setup, state, progress, deadline,
+            setup, state, progress, deadline, delay,
         )));
     }
     let watcher = tokio::task::spawn_local(watch(
@@ -135,6 +140,7 @@ pub async fn assistant(target: &Target, plan: AssistantPlan) -> BenchResult<Valu
         "tokens": plan.tokens,
         "token_rate": plan.token_rate,
         "coalesce_ms": plan.coalesce_ms,
+        "stagger_ms": plan.stagger.as_millis() as u64,
         "setup_s": setup_s,
         "wall_s": wall_s,
         "completed": tally.completed,
@@ -508,7 +514,11 @@ async fn run_session(
     state: SharedModel,
     progress: Rc<Progress>,
     deadline: Instant,
+    delay: Duration,
 ) -> SessionReport {
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
     let send = json!({"type": "request", "id": SEND_ID, "method": "messages.send",
                       "params": {"session_id": setup.session_id, "text": prompt_text(setup.index)}});
     let mut reader = ReplyReader::new(setup.index, setup.channel.clone(), Instant::now());

@@ -127,6 +127,10 @@ enum Scenario {
         /// The server's coalesce_ms, copied into the result to tell runs apart.
         #[arg(long)]
         coalesce_ms: Option<u64>,
+        /// Spread the sends over this many ms (0: all at once, so every
+        /// reply's tokens arrive in lock-step).
+        #[arg(long, default_value_t = 0)]
+        stagger_ms: u64,
     },
 }
 
@@ -219,6 +223,7 @@ async fn run(cli: &Cli) -> BenchResult<Value> {
             model_only,
             clk_tck,
             coalesce_ms,
+            stagger_ms,
         } => {
             let plan = assistant::AssistantPlan {
                 sessions: *sessions,
@@ -230,6 +235,7 @@ async fn run(cli: &Cli) -> BenchResult<Value> {
                 server_pid: cli.server_pid,
                 clk_tck: *clk_tck,
                 coalesce_ms: *coalesce_ms,
+                stagger: Duration::from_millis(*stagger_ms),
             };
             assistant::assistant(target, plan).await
         }
