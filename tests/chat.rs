@@ -289,6 +289,38 @@ fn feedback_adapts_recommendations() {
     );
 }
 
+/// The text of feedback is checked for a crisis like a chat message: the
+/// resources come first, the safety verdict says so, and it is counted.
+#[test]
+fn a_crisis_written_in_feedback_is_answered_with_help() {
+    let server = TestServer::start();
+    let mut client = server.connect("alice");
+    let reply = client.request(
+        "f1",
+        json!({"type": "feedback", "content": {"rating": 1, "text": "none of this helps, I want to kill myself"}}),
+    );
+    assert_eq!(reply["metadata"]["safety"]["crisis"], true, "{reply}");
+    assert_eq!(
+        reply["content"]["elements"][0]["type"], "resource",
+        "{reply}"
+    );
+    assert_eq!(reply["content"]["elements"][0]["emergency"], true);
+    let adjustments = reply["metadata"]["adjustments"].as_array().unwrap();
+    for adjustment in [
+        "enable_crisis_monitoring",
+        "reduce_intensity",
+        "provide_support_resources",
+    ] {
+        assert!(adjustments.contains(&json!(adjustment)), "{adjustment}");
+    }
+    assert_eq!(server.metrics()["crisis_detected"], 1);
+    let calm = client.request(
+        "f2",
+        json!({"type": "feedback", "content": {"text": "helpful"}}),
+    );
+    assert_eq!(calm["metadata"]["safety"]["crisis"], false);
+}
+
 /// `ping` -> `pong` with the id echoed; without an id, no reply_to.
 #[test]
 fn ping_pong() {

@@ -433,17 +433,37 @@ impl Handler<HandleFeedback> for ChatProcessor {
 
     fn handle(&mut self, msg: HandleFeedback, _: &mut Context<Self>) -> Self::Result {
         let _timer = self.shared.metrics.handling(ActorKind::ChatProcessor);
-        let outcome = self.shared.assistant.feedback(&FeedbackInput {
+        // Feedback is words a person wrote too: a crisis in it is answered
+        // like one in a chat message (docs/domain.md, "Feedback").
+        let assessed = msg
+            .text
+            .as_deref()
+            .map(|text| self.shared.assess(text, &msg.player, &msg.session_id));
+        let mut outcome = self.shared.assistant.feedback(&FeedbackInput {
             player: &msg.player,
             rating: msg.rating,
             text: msg.text.as_deref(),
         });
-        let elements = outcome
-            .recommendations
-            .iter()
-            .map(Element::recommendation)
-            .collect();
-        let text = if outcome.recommendations.is_empty() {
+        let crisis = assessed.as_ref().is_some_and(|a| a.crisis.is_crisis());
+        let mut elements: Vec<Element> = Vec::new();
+        let mut safety = Safety::default();
+        if let Some(assessed) = assessed.filter(|_| crisis) {
+            for adjustment in [
+                "enable_crisis_monitoring",
+                "reduce_intensity",
+                "provide_support_resources",
+            ] {
+                if !outcome.adjustments.contains(&adjustment) {
+                    outcome.adjustments.push(adjustment);
+                }
+            }
+            elements.extend(assessed.elements);
+            safety = assessed.safety;
+        }
+        elements.extend(outcome.recommendations.iter().map(Element::recommendation));
+        let text = if crisis {
+            "Thank you for telling us. You don't have to carry this alone: the people below can help right now."
+        } else if outcome.recommendations.is_empty() {
             "Feedback processed. Thank you: it helps shape your sessions."
         } else {
             "Feedback processed. Thank you: here is what we suggest next."
@@ -457,6 +477,7 @@ impl Handler<HandleFeedback> for ChatProcessor {
                 event: "feedback_processed",
                 adjustments: outcome.adjustments,
                 recommendations: outcome.recommendations,
+                safety,
             }),
         ))
     }

@@ -306,6 +306,8 @@ pub struct FeedbackMetadata {
     pub event: &'static str,
     pub adjustments: Vec<&'static str>,
     pub recommendations: Vec<Recommendation>,
+    /// The crisis check of the feedback's text.
+    pub safety: Safety,
 }
 
 /// Streaming piece of an assistant reply (docs/protocol.md, section 4.4).

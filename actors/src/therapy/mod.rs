@@ -1,5 +1,5 @@
 //! The therapeutic domain (docs/domain.md): crisis detection over
-//! normalised text, the crisis resources offered for each kind of crisis,
+//! normalised text (disguises undone first: `unmask`), the crisis resources offered for each kind of crisis,
 //! the exercise catalogue, and the recommendations feedback leads to. Pure
 //! logic and data: no actors, no I/O.
 
@@ -8,3 +8,4 @@ pub mod exercises;
 pub mod recommendations;
 pub mod resources;
 pub mod text;
+pub mod unmask;

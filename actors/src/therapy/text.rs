@@ -15,6 +15,8 @@
 
 use std::ops::Range;
 
+use crate::therapy::unmask::unmask;
+
 /// Text reduced to comparable words: lower-cased; curly apostrophes/quotes folded to ASCII; contractions expanded
 /// (can't/cant -> can not, won't/wont -> will not, don't/dont -> do not, n't -> not, i'm/im -> i am, 're -> are, 've -> have, 'll -> will, 'd -> would, it's -> it is ...);
 /// punctuation becomes a word break; "my self" -> "myself"; hyphenated "self-harm" -> "self harm";
@@ -36,6 +38,10 @@ pub struct NormalizedText {
 
 impl NormalizedText {
     pub fn new(text: &str) -> Self {
+        // Disguised letters first (`k1ll`, `ｋｉｌｌ`, `k i l l`), so that
+        // every rule sees the word as written plainly.
+        let text = unmask(text);
+        let text = text.as_ref();
         let mut builder = Builder::new(text.len());
         for c in text.chars() {
             if c.is_ascii() {

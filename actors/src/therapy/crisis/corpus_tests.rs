@@ -58,6 +58,14 @@ const CRISES: &[(&str, &[CrisisType])] = &[
     ("I cannot go on living like this", &[SuicidalIdeation]),
     ("I. Want. To. Die.", &[SuicidalIdeation]),
     ("I want to... die", &[SuicidalIdeation]),
+    // disguised letters (therapy/unmask.rs)
+    ("i want to k1ll mys3lf", &[SuicidalIdeation]),
+    ("ｉ ｗａｎｔ ｔｏ ｄｉｅ", &[SuicidalIdeation]),
+    ("i just want to d i e", &[SuicidalIdeation]),
+    ("thinking about su1c1de again", &[SuicidalIdeation]),
+    ("i want to k\u{0456}ll myself", &[SuicidalIdeation]),
+    ("i want to k-i-l-l myself", &[SuicidalIdeation]),
+    ("i c u t myself again", &[SelfHarm]),
     ("there’s no point in living", &[SuicidalIdeation]),
     (
         "my family would be happier if I was gone",
@@ -165,6 +173,9 @@ const CRISES: &[(&str, &[CrisisType])] = &[
 
 /// Idioms and everyday chat: nothing may be detected in any of them.
 const NOT_CRISES: &[&str] = &[
+    "th1s game is k1ll1ng me lol",
+    "ｍｙ ｐｈｏｎｅ ｄｉｅｄ",
+    "meet me at 5pm in room 101",
     "this homework is killing me",
     "my feet are killing me",
     "this deadline is killing me",
