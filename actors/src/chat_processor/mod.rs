@@ -40,6 +40,7 @@ use crate::support::metered::Metered;
 use crate::support::metrics::{ActorKind, Metrics};
 use crate::therapy::crisis::{detect_anxiety_in, detect_crisis_in, CrisisAssessment};
 use crate::therapy::exercises::Catalogue;
+use crate::therapy::language::detect_language;
 use crate::therapy::resources::{resources_for, CrisisResource};
 use crate::therapy::text::NormalizedText;
 
@@ -176,7 +177,9 @@ impl ChatShared {
         let anxious = detect_anxiety_in(&text);
         let mut elements: Vec<Element> = Vec::new();
         if crisis.is_crisis() {
-            let resources = resources_for(&self.resources, &crisis.types);
+            // Only a crisis needs the language: which lines to list first.
+            let language = detect_language(&text);
+            let resources = resources_for(&self.resources, &crisis.types, language);
             elements.extend(resources.into_iter().map(Element::resource));
         }
         if anxious || crisis.is_crisis() {

@@ -5,6 +5,7 @@
 
 pub mod crisis;
 pub mod exercises;
+pub mod language;
 pub mod recommendations;
 pub mod resources;
 pub mod text;

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::therapy::crisis::CrisisType;
+use crate::therapy::language::Language;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct CrisisResource {
@@ -15,6 +16,9 @@ pub struct CrisisResource {
     pub emergency: bool,
     /// The crisis types this resource is offered for.
     pub types: Vec<CrisisType>,
+    /// The languages it serves (`"es"`); empty: every language.
+    #[serde(default)]
+    pub languages: Vec<String>,
 }
 
 /// How a crisis resource is reached.
@@ -37,6 +41,7 @@ pub fn default_crisis_resources() -> Vec<CrisisResource> {
             info: info.into(),
             emergency,
             types: types.to_vec(),
+            languages: Vec::new(),
         }
     };
     vec![
@@ -80,23 +85,41 @@ pub fn default_crisis_resources() -> Vec<CrisisResource> {
             false,
             &[SubstanceAbuse, GeneralDistress],
         ),
+        CrisisResource {
+            languages: vec!["es".into()],
+            ..resource(
+                "lifeline_988_es",
+                "988 Lifeline en español",
+                ContactMethod::Phone,
+                "Llama al 988 y marca 2, o envía AYUDA al 988",
+                true,
+                &[SuicidalIdeation, SelfHarm, SevereDepression, PanicAttack],
+            )
+        },
     ]
 }
 
-/// The resources for the detected types, emergency ones first, otherwise
-/// in configured order. A crisis whose types no resource lists (say, only
-/// `trauma_response`) still gets help: the `general_distress` resources, or
-/// failing those every emergency one.
+/// The resources for the detected types in the message's language: those
+/// made for that language first (a Spanish message gets the Spanish line
+/// first), then emergency ones, otherwise in configured order. A resource
+/// for other languages only is left out. A crisis whose types no resource
+/// lists (say, only `trauma_response`) still gets help: the
+/// `general_distress` resources, or failing those every emergency one.
 pub fn resources_for<'a>(
     resources: &'a [CrisisResource],
     types: &[CrisisType],
+    language: Language,
 ) -> Vec<&'a CrisisResource> {
     if types.is_empty() {
         return Vec::new();
     }
+    let serves = |resource: &CrisisResource| {
+        resource.languages.is_empty() || resource.languages.iter().any(|l| l == language.code())
+    };
     let matching = |wanted: &[CrisisType]| -> Vec<&CrisisResource> {
         resources
             .iter()
+            .filter(|resource| serves(resource))
             .filter(|resource| resource.types.iter().any(|t| wanted.contains(t)))
             .collect()
     };
@@ -105,10 +128,13 @@ pub fn resources_for<'a>(
         chosen = matching(&[CrisisType::GeneralDistress]);
     }
     if chosen.is_empty() {
-        chosen = resources.iter().filter(|r| r.emergency).collect();
+        chosen = resources
+            .iter()
+            .filter(|r| r.emergency && serves(r))
+            .collect();
     }
     // A stable sort keeps the configured order within each group.
-    chosen.sort_by_key(|resource| !resource.emergency);
+    chosen.sort_by_key(|resource| (resource.languages.is_empty(), !resource.emergency));
     chosen
 }
 
@@ -126,12 +152,17 @@ mod tests {
         let chosen = resources_for(
             &resources,
             &[CrisisType::SevereDepression, CrisisType::SubstanceAbuse],
+            Language::English,
         );
         assert_eq!(
             ids(&chosen),
             ["lifeline_988", "nami_helpline", "samhsa_helpline"]
         );
-        let suicidal = resources_for(&resources, &[CrisisType::SuicidalIdeation]);
+        let suicidal = resources_for(
+            &resources,
+            &[CrisisType::SuicidalIdeation],
+            Language::English,
+        );
         assert_eq!(
             ids(&suicidal),
             ["lifeline_988", "crisis_text_line", "emergency_911"]
@@ -141,8 +172,27 @@ mod tests {
     #[test]
     fn a_crisis_without_a_listed_resource_still_gets_help() {
         let resources = default_crisis_resources();
-        let chosen = resources_for(&resources, &[CrisisType::TraumaResponse]);
+        let chosen = resources_for(&resources, &[CrisisType::TraumaResponse], Language::English);
         assert_eq!(ids(&chosen), ["nami_helpline", "samhsa_helpline"]);
-        assert!(resources_for(&resources, &[]).is_empty());
+        assert!(resources_for(&resources, &[], Language::English).is_empty());
+    }
+
+    #[test]
+    fn a_spanish_message_gets_the_spanish_line_first() {
+        let resources = default_crisis_resources();
+        let chosen = resources_for(
+            &resources,
+            &[CrisisType::SuicidalIdeation],
+            Language::Spanish,
+        );
+        assert_eq!(
+            ids(&chosen),
+            [
+                "lifeline_988_es",
+                "lifeline_988",
+                "crisis_text_line",
+                "emergency_911"
+            ]
+        );
     }
 }

@@ -28,11 +28,15 @@
 //! - `rules.rs`: the rules themselves, one table per crisis type, plus the
 //!   anxiety cues.
 //! - `corpus_tests.rs`: example messages with the detection each must get.
+//! - `corpus_report.rs` and `corpus/messages.tsv`: a labelled corpus by
+//!   clinical category, with recall and false-positive rate per category.
 
 mod matcher;
 mod rules;
 mod types;
 
+#[cfg(test)]
+mod corpus_report;
 #[cfg(test)]
 mod corpus_tests;
 

@@ -1,0 +1,153 @@
+//! The labelled corpus (`corpus/messages.tsv`, written for Hearth: crisis
+//! messages by clinical category and their benign look-alikes, in English
+//! and Spanish) run through detection, with recall and false-positive rate
+//! overall, per category and per language.
+//!
+//! The goal is recall >= 0.98 and a false-positive rate <= 0.03.
+//! Until the rules reach it, the test holds detection to the floors below,
+//! the figures it reached when they were last raised, so that no change
+//! makes it worse; a rule change that does better raises them.
+
+use std::collections::BTreeMap;
+
+use super::detect_crisis;
+
+const CORPUS: &str = include_str!("corpus/messages.tsv");
+
+/// Overall recall and false-positive rate that detection must keep.
+const RECALL_FLOOR: f64 = 0.23;
+const FALSE_POSITIVE_CEILING: f64 = 0.21;
+
+struct Entry<'a> {
+    positive: bool,
+    imminent: bool,
+    category: &'a str,
+    language: &'a str,
+    text: &'a str,
+}
+
+fn entries() -> Vec<Entry<'static>> {
+    let mut entries = Vec::new();
+    for (number, line) in CORPUS.lines().enumerate() {
+        if line.trim().is_empty() || line.starts_with('#') || line.starts_with("label\t") {
+            continue;
+        }
+        let fields: Vec<&str> = line.split('\t').collect();
+        let [label, severity, category, language, text] = fields[..] else {
+            panic!(
+                "corpus line {}: want 5 fields, got {}",
+                number + 1,
+                fields.len()
+            );
+        };
+        assert!(
+            matches!(label, "positive" | "negative"),
+            "corpus line {}: label {label:?}",
+            number + 1
+        );
+        entries.push(Entry {
+            positive: label == "positive",
+            imminent: severity == "imminent",
+            category,
+            language,
+            text,
+        });
+    }
+    entries
+}
+
+#[derive(Default)]
+struct Tally {
+    total: usize,
+    flagged: usize,
+}
+
+impl Tally {
+    fn rate(&self) -> f64 {
+        if self.total == 0 {
+            0.0
+        } else {
+            self.flagged as f64 / self.total as f64
+        }
+    }
+}
+
+#[test]
+fn the_labelled_corpus_meets_its_floors() {
+    let entries = entries();
+    assert!(
+        entries.len() >= 400,
+        "the corpus holds {} messages",
+        entries.len()
+    );
+    let mut groups: BTreeMap<(bool, String), Tally> = BTreeMap::new();
+    let mut missed = Vec::new();
+    let mut false_alarms = Vec::new();
+    for entry in &entries {
+        let flagged = detect_crisis(entry.text).is_crisis();
+        for key in [
+            entry.category.to_string(),
+            format!("lang:{}", entry.language),
+            "all".to_string(),
+        ]
+        .into_iter()
+        .chain(entry.imminent.then(|| "imminent".to_string()))
+        {
+            let tally = groups.entry((entry.positive, key)).or_default();
+            tally.total += 1;
+            tally.flagged += usize::from(flagged);
+        }
+        if entry.positive && !flagged {
+            missed.push(format!(
+                "{} {}: {}",
+                entry.category, entry.language, entry.text
+            ));
+        }
+        if !entry.positive && flagged {
+            false_alarms.push(format!(
+                "{} {}: {}",
+                entry.category, entry.language, entry.text
+            ));
+        }
+    }
+    println!("crisis corpus: recall (positives flagged) per group");
+    for ((positive, key), tally) in &groups {
+        if *positive {
+            println!(
+                "  {key:<18} {:>3}/{:<3} {:.3}",
+                tally.flagged,
+                tally.total,
+                tally.rate()
+            );
+        }
+    }
+    println!("crisis corpus: false-positive rate (negatives flagged) per group");
+    for ((positive, key), tally) in &groups {
+        if !*positive {
+            println!(
+                "  {key:<18} {:>3}/{:<3} {:.3}",
+                tally.flagged,
+                tally.total,
+                tally.rate()
+            );
+        }
+    }
+    for line in &missed {
+        println!("  missed: {line}");
+    }
+    for line in &false_alarms {
+        println!("  false alarm: {line}");
+    }
+    let recall = groups[&(true, "all".to_string())].rate();
+    let false_positives = groups
+        .get(&(false, "all".to_string()))
+        .map_or(0.0, Tally::rate);
+    assert!(
+        recall >= RECALL_FLOOR,
+        "recall {recall:.3} fell below {RECALL_FLOOR}"
+    );
+    assert!(
+        false_positives <= FALSE_POSITIVE_CEILING,
+        "false-positive rate {false_positives:.3} rose above {FALSE_POSITIVE_CEILING}"
+    );
+}
