@@ -315,6 +315,10 @@ struct Rule<K> {
 /// firing rule reports (a crisis type, or nothing for anxiety cues).
 pub(super) struct RuleSet<K> {
     rules: Vec<Rule<K>>,
+    /// Benign frames (a denial, a past that is over, news, a story): a
+    /// sentence holding one is read clause by clause, and a clause holding
+    /// one yields nothing. See [`RuleSet::with_context`].
+    context: Vec<Pattern>,
     vocabulary: Vocabulary,
     /// Indexed by word id: the rules anchored on that word.
     rules_by_anchor: Vec<Vec<usize>>,
@@ -358,9 +362,54 @@ impl<K: Copy + PartialEq> RuleSet<K> {
         }
         RuleSet {
             rules,
+            context: Vec::new(),
             vocabulary,
             rules_by_anchor,
             unanchored,
+        }
+    }
+
+    /// Adds the benign frames: "I'm not suicidal", "I used to cut, now ...",
+    /// "an article on suicide rates". Where one stands in a sentence, the
+    /// sentence is cut into clauses (at commas, dashes and the like, and
+    /// before "but" and "now"), and only clauses without a frame are read:
+    /// "I used to be happy, now I want to die" still fires.
+    pub(super) fn with_context(mut self, frames: &[&str]) -> Self {
+        self.context = frames
+            .iter()
+            .map(|source| Pattern::parse(source, &mut self.vocabulary))
+            .collect();
+        self
+    }
+
+    /// The sentence itself, or, when a benign frame stands in it, its
+    /// clauses without one.
+    fn readable<'a>(&self, sentence: Sentence<'a>, units: &mut Vec<Sentence<'a>>) {
+        if !self.context.iter().any(|frame| frame.is_in(&sentence)) {
+            units.push(sentence);
+            return;
+        }
+        let mut start = 0;
+        let len = sentence.words.len();
+        for at in 1..=len {
+            let cut = at == len
+                || sentence.breaks.get(at).copied().unwrap_or(false)
+                || matches!(
+                    sentence.words.get(at).map(String::as_str),
+                    Some("but" | "now" | "however" | "today" | "tonight")
+                );
+            if !cut {
+                continue;
+            }
+            let clause = Sentence {
+                ids: sentence.ids.get(start..at).unwrap_or(&[]),
+                words: sentence.words.get(start..at).unwrap_or(&[]),
+                breaks: sentence.breaks.get(start..at).unwrap_or(&[]),
+            };
+            if !self.context.iter().any(|frame| frame.is_in(&clause)) {
+                units.push(clause);
+            }
+            start = at;
         }
     }
 
@@ -383,14 +432,15 @@ impl<K: Copy + PartialEq> RuleSet<K> {
                 candidate[index] = true;
             }
         }
-        let sentences: Vec<Sentence<'_>> = text
-            .sentence_ranges()
-            .map(|range| Sentence {
+        let mut sentences: Vec<Sentence<'_>> = Vec::new();
+        for range in text.sentence_ranges() {
+            let sentence = Sentence {
                 ids: ids.get(range.clone()).unwrap_or(&[]),
                 words: text.words().get(range.clone()).unwrap_or(&[]),
                 breaks: text.breaks().get(range).unwrap_or(&[]),
-            })
-            .collect();
+            };
+            self.readable(sentence, &mut sentences);
+        }
         let mut found = Vec::new();
         for (rule, _) in self
             .rules

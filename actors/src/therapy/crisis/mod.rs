@@ -26,13 +26,16 @@
 //! - `types.rs`: the crisis types.
 //! - `matcher.rs`: the pattern language and the matcher that runs it.
 //! - `rules.rs`: the rules themselves, one table per crisis type, plus the
-//!   anxiety cues.
+//!   anxiety cues; `rules_categories.rs`: rules by clinical category (wish
+//!   to be dead, method, intent, plan, preparation, farewell, burden,
+//!   lethality, self-harm in other words), in English and Spanish.
 //! - `corpus_tests.rs`: example messages with the detection each must get.
 //! - `corpus_report.rs` and `corpus/messages.tsv`: a labelled corpus by
 //!   clinical category, with recall and false-positive rate per category.
 
 mod matcher;
 mod rules;
+mod rules_categories;
 mod types;
 
 #[cfg(test)]

@@ -11,23 +11,24 @@
 use std::sync::OnceLock;
 
 use super::matcher::RuleSet;
+use super::rules_categories as categories;
 use super::types::CrisisType;
 
 /// One rule as written: a pattern and the patterns that suppress it when
 /// they occur in the same sentence.
-struct Spec {
+pub(super) struct Spec {
     pattern: &'static str,
     unless: &'static [&'static str],
 }
 
-const fn rule(pattern: &'static str) -> Spec {
+pub(super) const fn rule(pattern: &'static str) -> Spec {
     Spec {
         pattern,
         unless: &[],
     }
 }
 
-const fn rule_unless(pattern: &'static str, unless: &'static [&'static str]) -> Spec {
+pub(super) const fn rule_unless(pattern: &'static str, unless: &'static [&'static str]) -> Spec {
     Spec { pattern, unless }
 }
 
@@ -495,8 +496,20 @@ const GENERAL_DISTRESS: &[Spec] = &[
     rule("i am drowning $"),
 ];
 
-const CRISIS_TABLE: [(CrisisType, &[Spec]); 7] = [
+const CRISIS_TABLE: [(CrisisType, &[Spec]); 19] = [
     (CrisisType::SuicidalIdeation, SUICIDAL_IDEATION),
+    (CrisisType::SuicidalIdeation, categories::WISH_DEAD),
+    (CrisisType::SuicidalIdeation, categories::ACTIVE_IDEATION),
+    (CrisisType::SuicidalIdeation, categories::METHOD),
+    (CrisisType::SuicidalIdeation, categories::INTENT),
+    (CrisisType::SuicidalIdeation, categories::PLAN),
+    (CrisisType::SuicidalIdeation, categories::PREPARATORY),
+    (CrisisType::SuicidalIdeation, categories::FAREWELL),
+    (CrisisType::SuicidalIdeation, categories::BURDEN),
+    (CrisisType::SuicidalIdeation, categories::LETHALITY),
+    (CrisisType::SuicidalIdeation, categories::SPANISH_SUICIDAL),
+    (CrisisType::SelfHarm, categories::SELF_HARM_WORDS),
+    (CrisisType::SelfHarm, categories::SPANISH_SELF_HARM),
     (CrisisType::SelfHarm, SELF_HARM),
     (CrisisType::PanicAttack, PANIC_ATTACK),
     (CrisisType::SevereDepression, SEVERE_DEPRESSION),
@@ -540,6 +553,7 @@ pub(super) fn crisis_rules() -> &'static RuleSet<CrisisType> {
                 .iter()
                 .map(move |spec| (*kind, spec.pattern, spec.unless))
         }))
+        .with_context(categories::BENIGN_FRAMES)
     })
 }
 
@@ -561,6 +575,7 @@ mod tests {
             .flat_map(|(_, specs)| specs.iter())
             .chain(ANXIETY)
             .flat_map(|spec| std::iter::once(spec.pattern).chain(spec.unless.iter().copied()))
+            .chain(categories::BENIGN_FRAMES.iter().copied())
             .flat_map(|source| {
                 pattern_problems(source)
                     .into_iter()
