@@ -496,7 +496,7 @@ const GENERAL_DISTRESS: &[Spec] = &[
     rule("i am drowning $"),
 ];
 
-const CRISIS_TABLE: [(CrisisType, &[Spec]); 19] = [
+const CRISIS_TABLE: [(CrisisType, &[Spec]); 22] = [
     (CrisisType::SuicidalIdeation, SUICIDAL_IDEATION),
     (CrisisType::SuicidalIdeation, categories::WISH_DEAD),
     (CrisisType::SuicidalIdeation, categories::ACTIVE_IDEATION),
@@ -510,6 +510,9 @@ const CRISIS_TABLE: [(CrisisType, &[Spec]); 19] = [
     (CrisisType::SuicidalIdeation, categories::SPANISH_SUICIDAL),
     (CrisisType::SelfHarm, categories::SELF_HARM_WORDS),
     (CrisisType::SelfHarm, categories::SPANISH_SELF_HARM),
+    (CrisisType::SuicidalIdeation, categories::MORE_SUICIDAL),
+    (CrisisType::SelfHarm, categories::MORE_SELF_HARM),
+    (CrisisType::SevereDepression, categories::HOPELESSNESS),
     (CrisisType::SelfHarm, SELF_HARM),
     (CrisisType::PanicAttack, PANIC_ATTACK),
     (CrisisType::SevereDepression, SEVERE_DEPRESSION),
