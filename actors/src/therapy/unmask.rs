@@ -36,13 +36,18 @@ pub fn unmask(text: &str) -> Cow<'_, str> {
     Cow::Owned(join_spelt_out_words(&read_leet(&folded)))
 }
 
-/// NFKC, then look-alike letters inside words that also hold Latin ones.
+/// NFKC, then look-alike letters inside words that also hold Latin ones,
+/// or anywhere in a message written mostly in Latin letters (a lone
+/// Cyrillic `і` for "I"); a message in another script keeps its letters.
 fn fold_letters(text: &str) -> String {
-    let normal: String = text.nfkc().collect();
+    let normal: String = text.nfkc().map(emoji_word).collect::<Vec<_>>().concat();
+    let latin = normal.chars().filter(char::is_ascii_alphabetic).count();
+    let letters = normal.chars().filter(|c| c.is_alphabetic()).count();
+    let mostly_latin = latin * 2 > letters;
     let mut out = String::with_capacity(normal.len());
     for (is_word, piece) in pieces(&normal) {
         let mixed = is_word
-            && piece.chars().any(|c| c.is_ascii_alphabetic())
+            && (mostly_latin || piece.chars().any(|c| c.is_ascii_alphabetic()))
             && piece.chars().any(|c| lookalike(c).is_some());
         if mixed {
             out.extend(piece.chars().map(|c| lookalike(c).unwrap_or(c)));
@@ -51,6 +56,16 @@ fn fold_letters(text: &str) -> String {
         }
     }
     out
+}
+
+/// The few emoji that stand for a means of harm, read as their word.
+fn emoji_word(c: char) -> String {
+    match c {
+        '\u{1F52B}' => " gun ".into(),
+        '\u{1F48A}' => " pills ".into(),
+        '\u{1FA78}' => " blood ".into(),
+        other => other.to_string(),
+    }
 }
 
 /// The Latin letter a Cyrillic or Greek letter is used to imitate.
@@ -174,7 +189,31 @@ fn is_leet_word(word: &str) -> bool {
     };
     let leading_symbol =
         matches!(chars[0], '$' | '@') && chars.get(1).is_some_and(|c| c.is_alphabetic());
-    between_letters || letters_then_leet || leading_symbol
+    // `1t`, `0n`: a short word led by a leet digit, but not `1st` or `5pm`.
+    let led_by_digit = chars.len() <= 3
+        && leet(chars[0]).is_some()
+        && chars[1..].iter().all(|c| c.is_alphabetic())
+        && !matches!(
+            word[1..].to_ascii_lowercase().as_str(),
+            "st" | "nd"
+                | "rd"
+                | "th"
+                | "am"
+                | "pm"
+                | "k"
+                | "m"
+                | "h"
+                | "s"
+                | "x"
+                | "mg"
+                | "kg"
+                | "km"
+                | "ml"
+                | "d"
+                | "g"
+                | "l"
+        );
+    between_letters || letters_then_leet || leading_symbol || led_by_digit
 }
 
 fn has_leet(text: &str) -> bool {
@@ -232,8 +271,12 @@ fn spelt_out_runs(text: &str) -> Vec<(usize, usize)> {
         let mut letters = 1;
         let mut real_letters = usize::from(piece.chars().all(char::is_alphabetic));
         let mut end = at + 1;
+        // One word is spelt with one joiner throughout: "k-i-l-l m-y-s-e-l-f"
+        // is two words, and so is "b y e  f o r e v e r".
+        let joiner = pieces.get(end).map(|(_, between)| *between);
         while end + 1 < pieces.len()
             && joins_letters(pieces[end].1)
+            && Some(pieces[end].1) == joiner
             && pieces[end + 1].0
             && single_letter(pieces[end + 1].1).is_some()
         {
@@ -250,8 +293,11 @@ fn spelt_out_runs(text: &str) -> Vec<(usize, usize)> {
         // A row of digits is a number ("1 1 1"), not a word.
         if letters >= 3 && real_letters > 0 {
             runs.push((start, end));
+            at = end;
+        } else {
+            // Too short with this joiner; a run may start at its last letter.
+            at += 1;
         }
-        at = end.max(at + 1);
     }
     runs
 }
@@ -260,22 +306,31 @@ fn spelt_out_runs(text: &str) -> Vec<(usize, usize)> {
 /// scan without allocation, since almost every message has none.
 fn has_spelt_out_word(text: &str) -> bool {
     let mut in_row = 0;
-    let mut joined = false;
+    let mut joiner: Option<&str> = None;
+    let mut last_between: Option<&str> = None;
     for (is_word, piece) in pieces(text) {
         if is_word {
-            in_row = match single_letter(piece) {
-                Some(_) if joined || in_row == 0 => in_row + 1,
-                Some(_) => 1,
-                None => 0,
+            in_row = match (single_letter(piece), last_between) {
+                (None, _) => 0,
+                (Some(_), Some(between)) if in_row > 0 && joins_letters(between) => {
+                    if in_row == 1 {
+                        joiner = Some(between);
+                        2
+                    } else if joiner == Some(between) {
+                        in_row + 1
+                    } else {
+                        joiner = Some(between);
+                        2
+                    }
+                }
+                (Some(_), _) => 1,
             };
             if in_row >= 3 {
                 return true;
             }
+            last_between = None;
         } else {
-            joined = joins_letters(piece);
-            if !joined {
-                in_row = 0;
-            }
+            last_between = Some(piece);
         }
     }
     false
@@ -329,8 +384,10 @@ mod tests {
         assert_eq!(unmask("k\u{0456}ll mys\u{0435}lf"), "kill myself");
         // Greek ο inside a Latin word.
         assert_eq!(unmask("d\u{03BF}ne"), "done");
-        // A word wholly in another script is left alone.
+        // A word wholly in another script is left alone; in a message
+        // written in Latin letters, a lone look-alike is read as Latin.
         assert_eq!(unmask("привет"), "привет");
+        assert_eq!(unmask("\u{0456} wish \u{0456} was"), "i wish i was");
         assert_eq!(unmask("ﬁne"), "fine");
     }
 
@@ -339,6 +396,7 @@ mod tests {
         assert_eq!(unmask("i want to k1ll mys3lf"), "i want to kill myself");
         assert_eq!(unmask("su1c1de"), "suicide");
         assert_eq!(unmask("d13"), "die");
+        assert_eq!(unmask("g0nna d0 1t"), "gonna do it");
         assert_eq!(unmask("$elf h@rm"), "self harm");
         // Numbers, times and names with numbers stay as they are.
         assert_eq!(unmask("call 988 at 10 pm, k1ll"), "call 988 at 10 pm, kill");
@@ -357,6 +415,9 @@ mod tests {
         assert_eq!(unmask("a b testing"), "a b testing");
         assert_eq!(unmask("k 1 l l"), "kill");
         assert_eq!(unmask("i c u t myself"), "i cut myself");
+        assert_eq!(unmask("k-i-l-l m-y-s-e-l-f"), "kill myself");
+        assert_eq!(unmask("b y e  f o r e v e r"), "bye  forever");
+        assert_eq!(unmask("wrote a n.o.t.e"), "wrote a note");
     }
 
     #[test]

@@ -3,10 +3,10 @@
 //! and Spanish) run through detection, with recall and false-positive rate
 //! overall, per category and per language.
 //!
-//! The goal is recall >= 0.98 and a false-positive rate <= 0.03.
-//! Until the rules reach it, the test holds detection to the floors below,
-//! the figures it reached when they were last raised, so that no change
-//! makes it worse; a rule change that does better raises them.
+//! Detection must find at least 98 % of the positives and flag at most 3 %
+//! of the negatives. The rules were written with this corpus at hand, so
+//! these figures say what the rules cover, not how they do on words nobody
+//! has tried yet; a message found wrongly in use belongs here as a new line.
 
 use std::collections::BTreeMap;
 
@@ -15,7 +15,7 @@ use super::detect_crisis;
 const CORPUS: &str = include_str!("corpus/messages.tsv");
 
 /// Overall recall and false-positive rate that detection must keep.
-const RECALL_FLOOR: f64 = 0.93;
+const RECALL_FLOOR: f64 = 0.98;
 const FALSE_POSITIVE_CEILING: f64 = 0.03;
 
 struct Entry<'a> {

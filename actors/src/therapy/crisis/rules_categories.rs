@@ -75,7 +75,8 @@ pub(super) const METHOD: &[Spec] = &[
 
 pub(super) const INTENT: &[Spec] = &[
     rule("going_through|go_through with it|my_plan"),
-    rule("i have|i_have|i? decided $"),
+    rule("have decided $"),
+    rule("decided $"),
     rule("mind is made up"),
     rule_unless(
         "i am|going_to ending it|things|everything $",
@@ -110,7 +111,7 @@ pub(super) const PLAN: &[Spec] = &[
     rule("which bridge|building * highest|tallest"),
     rule("drive_up|driving_up|go|going to the? cliffs|cliff|bridge|tracks|top_of * and_not|at|tonight|sunday|saturday|midnight"),
     rule("and not|never come back"),
-    rule("my dad|dad's|his|the|my gun $|tomorrow"),
+    rule("use|using|with my|his|the dad? gun"),
     rule("bringing|bring|brought the|my pills|rope|gun"),
     rule("to do it $|this_weekend|tonight"),
     rule("everything is set $"),
@@ -119,7 +120,7 @@ pub(super) const PLAN: &[Spec] = &[
 
 pub(super) const PREPARATORY: &[Spec] = &[
     rule("goodbye|suicide|farewell note|notes|letter|letters|messages"),
-    rule("wrote|writing|written|write * notes|letters|note * for * mom|dad|brother|sister|family|everyone|them"),
+    rule("wrote|writing|written|write * notes|letters|note * for * mom|dad|brother|sister|family|everyone|them|parents|kids|wife|husband|friends"),
     rule("letters are written"),
     rule("after|when i am already? gone|dead"),
     rule("whoever|whomever finds me|it|my_body"),
@@ -258,9 +259,10 @@ pub(super) const SPANISH_SELF_HARM: &[Spec] = &[
 /// Hopelessness: a future that will not come, in words that need not
 /// mention death. Reported as severe depression.
 pub(super) const HOPELESSNESS: &[Spec] = &[
-    rule("nothing|never * going_to|will|is_ever_going_to get|gets better|change|work|fix_me"),
+    rule("nothing|never * going_to|will|is_going_to ever? get|gets better"),
+    rule("nothing * will|going_to ever? fix|change|help me|anything"),
     rule("never going_to|gonna be ok|okay|better|happy|fine"),
-    rule("can_not|do_not see a|any future|myself_making_it|myself_alive|a_way_out"),
+    rule("can_not|do_not see a_future|any_future|my_future|myself_making_it|myself_alive|a_way_out|the_point"),
     rule("have no|not_any future $|for_me|at_all"),
     rule("no future $|for_me|zero"),
     rule("no way out $|except|of_this"),
@@ -293,7 +295,7 @@ pub(super) const MORE_SUICIDAL: &[Spec] = &[
     rule("the last time i close my eyes"),
     rule("got sick and died * relieved"),
     rule("if i * died * relieved|relief"),
-    rule("death|dying * only rest"),
+    rule("death|dying * the? only rest"),
     rule("not wake up tomorrow|tomorow"),
     rule("go to sleep * not|never wake up"),
     rule("universe|god|something could|would * take me"),
@@ -339,9 +341,11 @@ pub(super) const MORE_SUICIDAL: &[Spec] = &[
     rule("how high * be|to * fatal|die|survive|enough"),
     rule("how long does it take to? bleed|die"),
     rule("which|what is quicker|quickest|faster|surest|less_painful * pills|hanging|jumping|way"),
-    rule("can you|would_i|do_you die from|instantly"),
+    rule("can_you|would_i|do_you die from|instantly"),
     rule("how many mg|milligrams|floors|of_these"),
-    rule("would * be enough $"),
+    rule("floor|story|storey|building|bridge be enough $"),
+    rule("how high does * have to be"),
+    rule("fall to be fatal|deadly"),
     rule("does it hurt to get hit|die|drown"),
     rule("way to die"),
     rule("surest way"),
@@ -384,6 +388,18 @@ pub(super) const MORE_SUICIDAL: &[Spec] = &[
     rule("que altura"),
     rule("desangrarse|desangrarme"),
     rule("ganas de matarme|morir|morirme"),
+    rule("staring|stare at the gun|pills|rope|noose|tracks"),
+    rule("then i am gone $"),
+    rule("fine|better|happier without|w_o me"),
+    rule("if i was|were gone * peace"),
+    rule("would_not|will_not even fight it"),
+    rule("wish that had been me"),
+    rule("pienso en usarla"),
+    rule("que lo siento $"),
+    rule("this is it * bye|goodbye"),
+    rule("done now * goodbye|bye"),
+    rule("finally be at peace"),
+    rule("think it would be quick|easy|painless"),
 ];
 
 pub(super) const MORE_SELF_HARM: &[Spec] = &[
