@@ -25,6 +25,9 @@ use unicode_normalization::UnicodeNormalization;
 
 /// The text with its disguises undone; borrowed when there were none.
 pub fn unmask(text: &str) -> Cow<'_, str> {
+    if text.is_ascii() && plainly_ascii(text.as_bytes()) {
+        return Cow::Borrowed(text);
+    }
     let folded = if text.is_ascii() {
         Cow::Borrowed(text)
     } else {
@@ -34,6 +37,28 @@ pub fn unmask(text: &str) -> Cow<'_, str> {
         return folded;
     }
     Cow::Owned(join_spelt_out_words(&read_leet(&folded)))
+}
+
+/// The common case, told by one pass over the bytes: no leet character
+/// anywhere, and fewer than three letters standing alone, so no word can be
+/// spelt out.
+fn plainly_ascii(bytes: &[u8]) -> bool {
+    if bytes
+        .iter()
+        .any(|b| matches!(b, b'0' | b'1' | b'3' | b'4' | b'5' | b'7' | b'@' | b'$'))
+    {
+        return false;
+    }
+    let alone = |at: usize| {
+        let before = at.checked_sub(1).and_then(|i| bytes.get(i));
+        let after = bytes.get(at + 1);
+        !before.is_some_and(u8::is_ascii_alphanumeric)
+            && !after.is_some_and(u8::is_ascii_alphanumeric)
+    };
+    let lone_letters = (0..bytes.len())
+        .filter(|&at| bytes[at].is_ascii_alphabetic() && alone(at))
+        .count();
+    lone_letters < 3
 }
 
 /// NFKC, then look-alike letters inside words that also hold Latin ones,

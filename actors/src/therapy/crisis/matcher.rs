@@ -382,13 +382,10 @@ impl<K: Copy + PartialEq> RuleSet<K> {
         self
     }
 
-    /// The sentence itself, or, when a benign frame stands in it, its
-    /// clauses without one.
-    fn readable<'a>(&self, sentence: Sentence<'a>, units: &mut Vec<Sentence<'a>>) {
-        if !self.context.iter().any(|frame| frame.is_in(&sentence)) {
-            units.push(sentence);
-            return;
-        }
+    /// The clauses of a sentence that holds a benign frame, less those
+    /// that hold one themselves.
+    fn clauses_without_frames<'a>(&self, sentence: &Sentence<'a>) -> Vec<Sentence<'a>> {
+        let mut clauses = Vec::new();
         let mut start = 0;
         let len = sentence.words.len();
         for at in 1..=len {
@@ -407,10 +404,11 @@ impl<K: Copy + PartialEq> RuleSet<K> {
                 breaks: sentence.breaks.get(start..at).unwrap_or(&[]),
             };
             if !self.context.iter().any(|frame| frame.is_in(&clause)) {
-                units.push(clause);
+                clauses.push(clause);
             }
             start = at;
         }
+        clauses
     }
 
     /// The kinds of the rules that match, each once, in rule order.
@@ -432,31 +430,48 @@ impl<K: Copy + PartialEq> RuleSet<K> {
                 candidate[index] = true;
             }
         }
-        let mut sentences: Vec<Sentence<'_>> = Vec::new();
-        for range in text.sentence_ranges() {
-            let sentence = Sentence {
+        let sentences: Vec<Sentence<'_>> = text
+            .sentence_ranges()
+            .map(|range| Sentence {
                 ids: ids.get(range.clone()).unwrap_or(&[]),
                 words: text.words().get(range.clone()).unwrap_or(&[]),
                 breaks: text.breaks().get(range).unwrap_or(&[]),
-            };
-            self.readable(sentence, &mut sentences);
-        }
+            })
+            .collect();
+        let fires_in = |sentence: &Sentence<'_>, found: &mut Vec<K>| {
+            for (rule, _) in self
+                .rules
+                .iter()
+                .zip(&candidate)
+                .filter(|(_, &is_candidate)| is_candidate)
+            {
+                if !found.contains(&rule.kind)
+                    && rule.pattern.is_in(sentence)
+                    && !rule.unless.iter().any(|unless| unless.is_in(sentence))
+                {
+                    found.push(rule.kind);
+                }
+            }
+        };
         let mut found = Vec::new();
-        for (rule, _) in self
-            .rules
-            .iter()
-            .zip(&candidate)
-            .filter(|(_, &is_candidate)| is_candidate)
-        {
-            if found.contains(&rule.kind) {
+        for sentence in sentences {
+            let mut here = Vec::new();
+            fires_in(&sentence, &mut here);
+            if here.is_empty() {
                 continue;
             }
-            let fires = sentences.iter().any(|sentence| {
-                rule.pattern.is_in(sentence)
-                    && !rule.unless.iter().any(|unless| unless.is_in(sentence))
-            });
-            if fires {
-                found.push(rule.kind);
+            // Frames are looked for only where something fired: most
+            // messages never pay for them.
+            if self.context.iter().any(|frame| frame.is_in(&sentence)) {
+                here.clear();
+                for clause in self.clauses_without_frames(&sentence) {
+                    fires_in(&clause, &mut here);
+                }
+            }
+            for kind in here {
+                if !found.contains(&kind) {
+                    found.push(kind);
+                }
             }
         }
         found
