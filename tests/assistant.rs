@@ -687,8 +687,12 @@ fn v1_chat_is_recorded_in_its_session_with_the_ids_the_client_saw() {
     assert_eq!(foreign["code"], "not_found");
 }
 
+/// A device that stops reading does not hold the reply up: it completes,
+/// whole, in the store. (That such a device is closed 4002 once its queue
+/// is full is `tests/slow_consumer.rs`'s to show: when that happens here
+/// depends on how much the kernel buffers for the socket.)
 #[test]
-fn a_device_that_stops_reading_is_closed_4002_and_the_reply_goes_on() {
+fn a_device_that_stops_reading_does_not_hold_the_reply_up() {
     let fake = FakeModel::start();
     let server = model_server(&fake, |config| {
         config.assistant.coalesce_ms = 0;
@@ -697,20 +701,28 @@ fn a_device_that_stops_reading_is_closed_4002_and_the_reply_goes_on() {
     let mut phone = server.connect("ana-slow-device");
     let session = new_session(&mut phone);
     let channel = format!("session:{session}");
-    let mut tablet = server.connect_with_receive_buffer("ana-slow-device", 4096);
+    let mut tablet = server.connect("ana-slow-device");
     tablet.send_json(json!({"type": "subscribe", "id": "s", "channels": [channel]}));
     assert_eq!(next_frame(&mut tablet)["type"], "response");
-    // From here the tablet reads nothing. 16,000 deltas are about 5 MiB:
-    // more than the kernel's send buffer grows to (4 MiB here) before the
-    // server's own queue backs up.
-    let (_, reply) = send(&mut phone, &session, "a long one [tokens:16000:0]");
-    let log = read_reply(&mut phone, &session, &reply);
-    assert_eq!(log.end_event, "message.completed");
-    assert_eq!(log.deltas.len(), 16000, "the reader misses nothing");
-    assert_eq!(tablet.raw_close(), (4002, "slow consumer".into()));
-    let stored = stored_messages(&mut phone, &session, 1);
-    assert_eq!(stored[0]["status"], "complete");
-    assert_eq!(stored[0]["text"], log.joined().as_str());
+    // From here neither device reads.
+    let (_, reply) = send(&mut phone, &session, "a long one [tokens:5000:0]");
+    let mut laptop = server.connect("ana-slow-device");
+    let deadline = Instant::now() + 3 * FRAME_TIMEOUT;
+    let stored = loop {
+        let stored = stored_messages(&mut laptop, &session, 1);
+        if stored[0]["status"] == "complete" {
+            break stored;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the reply did not complete: {stored:?}"
+        );
+        std::thread::yield_now();
+    };
+    assert_eq!(stored[0]["id"], reply.as_str());
+    let expected: String = (0..5000).map(|k| format!("w{k} ")).collect();
+    assert_eq!(stored[0]["text"], expected.as_str());
+    drop((phone, tablet));
 }
 
 #[test]

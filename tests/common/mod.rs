@@ -116,15 +116,6 @@ impl TestServer {
         self.connect_query(player, "")
     }
 
-    /// A connected client (welcome read) whose socket buffers little: see
-    /// `Client::open_with_receive_buffer`.
-    pub fn connect_with_receive_buffer(&self, player: &str, bytes: usize) -> Client {
-        let url = self.ws_url(&format!("?token={}", self.token(player)));
-        let mut client = Client::open_with_receive_buffer(&url, bytes);
-        client.welcome = client.recv();
-        client
-    }
-
     /// As `connect`, with extra query options such as `&typing=1`.
     pub fn connect_query(&self, player: &str, options: &str) -> Client {
         let url = self.ws_url(&format!("?token={}{options}", self.token(player)));
@@ -218,21 +209,6 @@ impl Client {
     }
 
     pub fn try_open(url: &str, headers: &[(&str, String)]) -> Result<Client, tungstenite::Error> {
-        Client::try_open_with(url, headers, None)
-    }
-
-    /// As `open`, with the socket's receive buffer cut to `bytes` before it
-    /// connects: a client that stops reading then backs up into the
-    /// server's queue after kilobytes, not megabytes of kernel buffers.
-    pub fn open_with_receive_buffer(url: &str, bytes: usize) -> Client {
-        Client::try_open_with(url, &[], Some(bytes)).expect("websocket handshake")
-    }
-
-    fn try_open_with(
-        url: &str,
-        headers: &[(&str, String)],
-        receive_buffer: Option<usize>,
-    ) -> Result<Client, tungstenite::Error> {
         let mut request = url.into_client_request()?;
         for (name, value) in headers {
             request.headers_mut().insert(
@@ -246,22 +222,7 @@ impl Client {
             .expect("url has a host")
             .as_str()
             .to_string();
-        let stream = match receive_buffer {
-            None => TcpStream::connect(host)?,
-            Some(bytes) => {
-                let addr = std::net::ToSocketAddrs::to_socket_addrs(&host)?
-                    .next()
-                    .expect("the host resolves");
-                let socket = socket2::Socket::new(
-                    socket2::Domain::for_address(addr),
-                    socket2::Type::STREAM,
-                    None,
-                )?;
-                socket.set_recv_buffer_size(bytes)?;
-                socket.connect(&addr.into())?;
-                TcpStream::from(socket)
-            }
-        };
+        let stream = TcpStream::connect(host)?;
         stream.set_read_timeout(Some(FRAME_TIMEOUT))?;
         stream.set_nodelay(true)?;
         let (ws, _) = tungstenite::client::client(request, stream).map_err(|err| match err {
