@@ -289,6 +289,45 @@ fn feedback_adapts_recommendations() {
     );
 }
 
+/// A crisis happening now is marked `severity: "crisis"` and answered by
+/// saying to call now; one thought about is a `concern`. A Spanish message
+/// gets the Spanish line first.
+#[test]
+fn severity_and_language_shape_the_crisis_reply() {
+    let server = TestServer::start();
+    let mut client = server.connect("alice");
+    let now = client.say(
+        "n",
+        "the pills are in my hand right now and i'm taking them all",
+    );
+    assert_eq!(now["metadata"]["safety"]["severity"], "crisis", "{now}");
+    assert!(now["content"]["text"]
+        .as_str()
+        .unwrap()
+        .starts_with("Please call 988 or 911"));
+    let thought = client.say("t", "sometimes i wish i could just disappear forever");
+    assert_eq!(
+        thought["metadata"]["safety"]["severity"], "concern",
+        "{thought}"
+    );
+    let calm = client.say("c", "had a nice walk today");
+    assert!(
+        calm["metadata"]["safety"].get("severity").is_none(),
+        "{calm}"
+    );
+    let spanish = client.say("s", "ya no quiero vivir, estoy cansada de todo");
+    assert_eq!(spanish["metadata"]["safety"]["crisis"], true, "{spanish}");
+    assert_eq!(spanish["content"]["elements"][0]["id"], "lifeline_988_es");
+    let english = client.say("e", "i don't want to live anymore");
+    let ids: Vec<&str> = english["content"]["elements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["id"].as_str())
+        .collect();
+    assert!(!ids.contains(&"lifeline_988_es"), "{ids:?}");
+}
+
 /// The text of feedback is checked for a crisis like a chat message: the
 /// resources come first, the safety verdict says so, and it is counted.
 #[test]

@@ -345,6 +345,13 @@ const DEFAULT_REPLIES: &[&str] = &[
 
 fn compose_reply(turn: &Turn<'_>, gentle: bool) -> String {
     let crisis = &turn.crisis.types;
+    if turn.crisis.imminent {
+        // Happening now: the first words say what to do.
+        return "Please call 988 or 911 right now, or go to the nearest emergency room. You \
+                don't have to do this alone, and you deserve help this minute: the numbers below \
+                answer at any hour. I'm here with you, and I'm glad you told me."
+            .into();
+    }
     if crisis.contains(&CrisisType::SuicidalIdeation) || crisis.contains(&CrisisType::SelfHarm) {
         // Never repeats the user's words about self-harm back to them.
         return "I'm really glad you told me, and I'm sorry you're hurting this much. You deserve \

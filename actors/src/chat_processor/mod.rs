@@ -188,6 +188,7 @@ impl ChatShared {
         let safety = Safety {
             crisis: crisis.is_crisis(),
             types: crisis.types.clone(),
+            severity: crisis.severity(),
         };
         Assessed {
             text,

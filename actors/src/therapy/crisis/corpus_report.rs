@@ -17,6 +17,8 @@ const CORPUS: &str = include_str!("corpus/messages.tsv");
 /// Overall recall and false-positive rate that detection must keep.
 const RECALL_FLOOR: f64 = 0.98;
 const FALSE_POSITIVE_CEILING: f64 = 0.03;
+/// Imminent messages whose severity must be `crisis`.
+const IMMINENT_FLOOR: f64 = 0.95;
 
 struct Entry<'a> {
     positive: bool,
@@ -83,8 +85,21 @@ fn the_labelled_corpus_meets_its_floors() {
     let mut groups: BTreeMap<(bool, String), Tally> = BTreeMap::new();
     let mut missed = Vec::new();
     let mut false_alarms = Vec::new();
+    let (mut imminent_found, mut imminent_total) = (0usize, 0usize);
+    let (mut over_called, mut concern_total) = (0usize, 0usize);
     for entry in &entries {
-        let flagged = detect_crisis(entry.text).is_crisis();
+        let assessment = detect_crisis(entry.text);
+        let flagged = assessment.is_crisis();
+        if entry.positive && entry.imminent {
+            imminent_total += 1;
+            imminent_found += usize::from(assessment.imminent);
+            if !assessment.imminent {
+                println!("  not marked imminent: {}", entry.text);
+            }
+        } else if entry.positive {
+            concern_total += 1;
+            over_called += usize::from(assessment.imminent);
+        }
         for key in [
             entry.category.to_string(),
             format!("lang:{}", entry.language),
@@ -138,6 +153,16 @@ fn the_labelled_corpus_meets_its_floors() {
     for line in &false_alarms {
         println!("  false alarm: {line}");
     }
+    let share = |part: usize, whole: usize| part as f64 / whole.max(1) as f64;
+    println!(
+        "crisis corpus: severity crisis on imminent messages {imminent_found}/{imminent_total} {:.3}, on the others {over_called}/{concern_total} {:.3}",
+        share(imminent_found, imminent_total),
+        share(over_called, concern_total)
+    );
+    assert!(
+        share(imminent_found, imminent_total) >= IMMINENT_FLOOR,
+        "imminent messages marked crisis: {imminent_found}/{imminent_total}"
+    );
     let recall = groups[&(true, "all".to_string())].rate();
     let false_positives = groups
         .get(&(false, "all".to_string()))

@@ -45,19 +45,39 @@ mod corpus_tests;
 
 use crate::therapy::text::NormalizedText;
 
-use rules::{anxiety_rules, crisis_rules};
+use rules::{anxiety_rules, crisis_rules, imminence_rules};
 pub use types::{CrisisType, UnknownCrisisType};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CrisisAssessment {
     /// Sorted, no duplicates.
     pub types: Vec<CrisisType>,
+    /// A crisis that is happening now: a means at hand, a time that is
+    /// today, an act done. Only ever true for a crisis.
+    pub imminent: bool,
 }
 
 impl CrisisAssessment {
     pub fn is_crisis(&self) -> bool {
         !self.types.is_empty()
     }
+
+    pub fn severity(&self) -> Option<Severity> {
+        match (self.is_crisis(), self.imminent) {
+            (false, _) => None,
+            (true, false) => Some(Severity::Concern),
+            (true, true) => Some(Severity::Crisis),
+        }
+    }
+}
+
+/// How urgent a detected crisis is: `crisis` puts emergency help first and
+/// says to call now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Concern,
+    Crisis,
 }
 
 /// The crisis types `text` shows; normalises it first.
@@ -71,7 +91,8 @@ pub fn detect_crisis_in(text: &NormalizedText) -> CrisisAssessment {
     let mut types = crisis_rules().find(text);
     types.sort_unstable();
     types.dedup();
-    CrisisAssessment { types }
+    let imminent = !types.is_empty() && !imminence_rules().find(text).is_empty();
+    CrisisAssessment { types, imminent }
 }
 
 /// Whether the text carries anxiety, panic or stress cues ("anxious",

@@ -560,6 +560,20 @@ pub(super) fn crisis_rules() -> &'static RuleSet<CrisisType> {
     })
 }
 
+/// The signs that a crisis is happening now, compiled on first use; the
+/// benign frames apply ("three years ago tonight ...").
+pub(super) fn imminence_rules() -> &'static RuleSet<()> {
+    static RULES: OnceLock<RuleSet<()>> = OnceLock::new();
+    RULES.get_or_init(|| {
+        RuleSet::new(
+            categories::IMMINENCE
+                .iter()
+                .map(|pattern| ((), *pattern, &[][..])),
+        )
+        .with_context(categories::BENIGN_FRAMES)
+    })
+}
+
 /// The anxiety cue rules, compiled on first use.
 pub(super) fn anxiety_rules() -> &'static RuleSet<()> {
     static RULES: OnceLock<RuleSet<()>> = OnceLock::new();
@@ -579,6 +593,7 @@ mod tests {
             .chain(ANXIETY)
             .flat_map(|spec| std::iter::once(spec.pattern).chain(spec.unless.iter().copied()))
             .chain(categories::BENIGN_FRAMES.iter().copied())
+            .chain(categories::IMMINENCE.iter().copied())
             .flat_map(|source| {
                 pattern_problems(source)
                     .into_iter()
