@@ -33,10 +33,16 @@ pub fn unmask(text: &str) -> Cow<'_, str> {
     } else {
         Cow::Owned(fold_letters(text))
     };
-    if !has_leet(&folded) && !has_spelt_out_word(&folded) {
-        return folded;
+    let leet = match read_leet(&folded) {
+        Cow::Owned(read) => Some(read),
+        Cow::Borrowed(_) => None,
+    };
+    let read = leet.map_or(folded, Cow::Owned);
+    let runs = spelt_out_runs(&read);
+    if runs.is_empty() {
+        return read;
     }
-    Cow::Owned(join_spelt_out_words(&read_leet(&folded)))
+    Cow::Owned(join_spelt_out_words(&read, &runs))
 }
 
 /// The common case, told by one pass over the bytes: no leet character
@@ -327,45 +333,10 @@ fn spelt_out_runs(text: &str) -> Vec<(usize, usize)> {
     runs
 }
 
-/// Whether three single letters stand in a row, joined by light marks: a
-/// scan without allocation, since almost every message has none.
-fn has_spelt_out_word(text: &str) -> bool {
-    let mut in_row = 0;
-    let mut joiner: Option<&str> = None;
-    let mut last_between: Option<&str> = None;
-    for (is_word, piece) in pieces(text) {
-        if is_word {
-            in_row = match (single_letter(piece), last_between) {
-                (None, _) => 0,
-                (Some(_), Some(between)) if in_row > 0 && joins_letters(between) => {
-                    if in_row == 1 {
-                        joiner = Some(between);
-                        2
-                    } else if joiner == Some(between) {
-                        in_row + 1
-                    } else {
-                        joiner = Some(between);
-                        2
-                    }
-                }
-                (Some(_), _) => 1,
-            };
-            if in_row >= 3 {
-                return true;
-            }
-            last_between = None;
-        } else {
-            last_between = Some(piece);
-        }
-    }
-    false
-}
-
-fn join_spelt_out_words(text: &str) -> String {
-    let runs = spelt_out_runs(text);
+fn join_spelt_out_words(text: &str, runs: &[(usize, usize)]) -> String {
     let pieces: Vec<(bool, &str)> = pieces(text).collect();
     let mut out = String::with_capacity(text.len());
-    let mut runs = runs.into_iter().peekable();
+    let mut runs = runs.iter().copied().peekable();
     let mut at = 0;
     while at < pieces.len() {
         match runs.peek() {
