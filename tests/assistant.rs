@@ -10,7 +10,8 @@ use std::time::Instant;
 
 use common::fake_model::FakeModel;
 use common::sessions::{
-    call, new_session, next_frame, ok, read_reply, refused, send, stored_messages,
+    fake_tokens, new_session, next_frame, ok, read_reply, refused, send, stored_messages,
+    wait_for_messages,
 };
 use common::{prometheus, sample, subscribe, test_config, TestServer, FRAME_TIMEOUT};
 use hearth::config::Config;
@@ -224,7 +225,7 @@ fn a_model_reply_streams_its_tokens_with_usage_and_the_session_history() {
 
     let (_, second) = send(&mut client, &session, "pace it [tokens:12:15]");
     let log = read_reply(&mut client, &session, &second);
-    let expected: String = (0..12).map(|k| format!("w{k} ")).collect();
+    let expected = fake_tokens(12);
     assert_eq!(log.joined(), expected);
     assert_eq!(log.end["text"], expected.as_str());
     assert!(
@@ -477,7 +478,7 @@ fn a_reply_goes_on_after_its_sender_leaves_and_another_device_recovers_it_exactl
         }
     };
     assert_eq!(end["id"], reply.as_str());
-    let expected: String = (0..30).map(|k| format!("w{k} ")).collect();
+    let expected = fake_tokens(30);
     assert_eq!(deltas.concat(), expected);
     assert_eq!(end["text"], expected.as_str());
 }
@@ -655,21 +656,9 @@ fn v1_chat_is_recorded_in_its_session_with_the_ids_the_client_saw() {
     );
     assert_eq!(reply["role"], "assistant");
     // Recorded after the reply went out: wait until the store has it.
-    let deadline = Instant::now() + FRAME_TIMEOUT;
-    let messages = loop {
-        let answer = call(
-            &mut client,
-            "g",
-            "sessions.get",
-            json!({"session_id": "v1-evening"}),
-        );
-        let messages = answer["result"]["messages"].clone();
-        if messages.as_array().is_some_and(|m| m.len() == 2) {
-            break messages;
-        }
-        assert!(Instant::now() < deadline, "not recorded: {answer}");
-        std::thread::yield_now();
-    };
+    let messages = wait_for_messages(&mut client, "v1-evening", 50, FRAME_TIMEOUT, |m| {
+        m.len() == 2
+    });
     assert_eq!(messages[0]["text"], "I feel anxious tonight");
     assert_eq!(messages[0]["role"], "user");
     assert_eq!(messages[1]["id"], reply["id"]);
@@ -707,20 +696,11 @@ fn a_device_that_stops_reading_does_not_hold_the_reply_up() {
     // From here neither device reads.
     let (_, reply) = send(&mut phone, &session, "a long one [tokens:5000:0]");
     let mut laptop = server.connect("ana-slow-device");
-    let deadline = Instant::now() + 3 * FRAME_TIMEOUT;
-    let stored = loop {
-        let stored = stored_messages(&mut laptop, &session, 1);
-        if stored[0]["status"] == "complete" {
-            break stored;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the reply did not complete: {stored:?}"
-        );
-        std::thread::yield_now();
-    };
+    let stored = wait_for_messages(&mut laptop, &session, 1, 3 * FRAME_TIMEOUT, |m| {
+        m.first().is_some_and(|reply| reply["status"] == "complete")
+    });
     assert_eq!(stored[0]["id"], reply.as_str());
-    let expected: String = (0..5000).map(|k| format!("w{k} ")).collect();
+    let expected = fake_tokens(5000);
     assert_eq!(stored[0]["text"], expected.as_str());
     drop((phone, tablet));
 }

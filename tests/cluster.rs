@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::fake_model::FakeModel;
-use common::sessions::{new_session, next_frame, ok, read_reply, send};
+use common::sessions::{fake_tokens, new_session, next_frame, ok, read_reply, send};
 use common::{
     api_publish, http_get, publication, publish, spawn_hearth, subscribe, test_config, token_with,
     Client, TestServer, FRAME_TIMEOUT,
@@ -740,7 +740,7 @@ fn an_assistant_reply_streams_to_the_owners_devices_on_every_node() {
     let (_, reply) = send(&mut phone, &session, "one more thing [tokens:10:10]");
     let on_first = read_reply(&mut phone, &session, &reply);
     let on_second = read_reply(&mut laptop, &session, &reply);
-    let expected: String = (0..10).map(|k| format!("w{k} ")).collect();
+    let expected = fake_tokens(10);
     assert_eq!(on_first.joined(), expected);
     assert_eq!(on_second.joined(), expected);
     assert_eq!(on_second.offsets, on_first.offsets, "one stream, one order");

@@ -144,3 +144,41 @@ pub fn stored_messages(client: &mut Client, session: &str, count: usize) -> Vec<
     );
     got["messages"].as_array().cloned().unwrap_or_default()
 }
+
+/// The session's latest `count` messages once `done` holds for them,
+/// asked again until then (a session not made yet counts as none); panics
+/// after `timeout`.
+pub fn wait_for_messages(
+    client: &mut Client,
+    session: &str,
+    count: usize,
+    timeout: std::time::Duration,
+    done: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let answer = call(
+            client,
+            "wait",
+            "sessions.get",
+            json!({"session_id": session, "messages": count}),
+        );
+        let messages = answer["result"]["messages"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if done(&messages) {
+            return messages;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not there within {timeout:?}: {answer}"
+        );
+        std::thread::yield_now();
+    }
+}
+
+/// What the fake model's `[tokens:N:MS]` reply says: `w0 w1 ... w{N-1} `.
+pub fn fake_tokens(count: usize) -> String {
+    (0..count).map(|k| format!("w{k} ")).collect()
+}
