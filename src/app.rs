@@ -31,6 +31,7 @@ use hearth_actors::store::progress::sqlite::SqliteProgressStore;
 use hearth_actors::store::progress::{SharedProgressStore, StoreError};
 use hearth_actors::support::metered::Metered;
 use hearth_actors::support::metrics::{ActorKind, Metrics};
+use hearth_actors::therapy::crisis::CrisisCategory;
 use hearth_actors::therapy::exercises::Catalogue;
 use thiserror::Error;
 
@@ -180,6 +181,7 @@ pub fn start(config: Config, listener: TcpListener) -> Result<Running, StartErro
     let progress = open_progress_store(&config)?;
     let conversation_store = open_conversation_store(&config)?;
     let metrics = Arc::new(Metrics::default());
+    metrics.crisis_categories_known(CrisisCategory::ALL.iter().map(|category| category.as_str()));
     let catalogue = Arc::new(Catalogue::new(config.exercises.catalogue.clone()));
     let max_players = config.chat.max_tracked_players;
 

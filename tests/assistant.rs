@@ -502,6 +502,45 @@ fn a_crisis_is_answered_by_hearth_and_never_reaches_the_model() {
     assert_eq!(messages[0]["safety"]["crisis"], true);
 }
 
+/// A session title is words the player wrote: a crisis in it is answered
+/// with help in the `sessions.create` result and counted by category.
+#[test]
+fn a_crisis_in_a_session_title_is_answered_with_help() {
+    let server = TestServer::start();
+    let mut client = server.connect("ana-title");
+    let created = ok(
+        &mut client,
+        "c1",
+        "sessions.create",
+        json!({"title": "writing my goodbye letters tonight"}),
+    );
+    assert_eq!(
+        created["session"]["title"],
+        "writing my goodbye letters tonight"
+    );
+    assert_eq!(created["safety"]["crisis"], true, "{created}");
+    assert_eq!(created["safety"]["severity"], "crisis", "{created}");
+    assert_eq!(
+        created["safety"]["categories"],
+        json!(["preparatory"]),
+        "{created}"
+    );
+    assert_eq!(created["elements"][0]["type"], "resource", "{created}");
+    assert_eq!(created["elements"][0]["emergency"], true, "{created}");
+    let metrics = server.metrics();
+    assert_eq!(metrics["crisis_detected"], 1, "{metrics}");
+    assert_eq!(metrics["crisis_categories"]["preparatory"], 1, "{metrics}");
+
+    let calm = ok(
+        &mut client,
+        "c2",
+        "sessions.create",
+        json!({"title": "Sleep routine"}),
+    );
+    assert!(calm.get("safety").is_none(), "{calm}");
+    assert!(calm.get("elements").is_none(), "{calm}");
+}
+
 #[test]
 fn too_many_model_requests_in_flight_are_refused_with_a_retry_time() {
     let fake = FakeModel::start();

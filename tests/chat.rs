@@ -301,6 +301,11 @@ fn severity_and_language_shape_the_crisis_reply() {
         "the pills are in my hand right now and i'm taking them all",
     );
     assert_eq!(now["metadata"]["safety"]["severity"], "crisis", "{now}");
+    assert_eq!(
+        now["metadata"]["safety"]["categories"],
+        json!(["method"]),
+        "{now}"
+    );
     assert!(now["content"]["text"]
         .as_str()
         .unwrap()
@@ -310,9 +315,18 @@ fn severity_and_language_shape_the_crisis_reply() {
         thought["metadata"]["safety"]["severity"], "concern",
         "{thought}"
     );
+    assert_eq!(
+        thought["metadata"]["safety"]["categories"],
+        json!(["wish_dead"]),
+        "{thought}"
+    );
     let calm = client.say("c", "had a nice walk today");
     assert!(
         calm["metadata"]["safety"].get("severity").is_none(),
+        "{calm}"
+    );
+    assert!(
+        calm["metadata"]["safety"].get("categories").is_none(),
         "{calm}"
     );
     let spanish = client.say("s", "ya no quiero vivir, estoy cansada de todo");

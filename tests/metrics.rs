@@ -26,6 +26,7 @@ fn prometheus_exposes_the_named_series() {
         ("hearth_messages_in_total", "counter"),
         ("hearth_messages_out_total", "counter"),
         ("hearth_crisis_detected_total", "counter"),
+        ("hearth_crisis_categories_total", "counter"),
         ("hearth_actor_handled_total", "counter"),
         ("hearth_actor_backlog", "gauge"),
         ("hearth_actor_handle_seconds", "histogram"),
@@ -53,6 +54,11 @@ fn prometheus_exposes_the_named_series() {
         );
     }
     assert!(sample(&text, "hearth_process_resident_memory_bytes") > 0.0);
+    // Every clinical category is there before its first detection.
+    for category in ["wish_dead", "method", "farewell", "self_harm", "panic"] {
+        let series = format!("hearth_crisis_categories_total{{category=\"{category}\"}}");
+        assert_eq!(sample(&text, &series), 0.0, "{series}");
+    }
 }
 
 /// The JSON shape: the five counters and, per actor, handled, backlog and
@@ -107,6 +113,11 @@ fn figures_move_as_frames_flow() {
 
     let after = server.wait_for_metrics("the close counted", |m| m["connections"] == 0);
     assert_eq!(after["crisis_detected"], 1);
+    assert_eq!(
+        after["crisis_categories"],
+        json!({"active_ideation": 1}),
+        "{after}"
+    );
     assert_eq!(after["publications"], 1);
     assert_eq!(after["deliveries"], 1);
     assert_eq!(after["closes"]["1000"], 1, "{after}");
@@ -127,6 +138,13 @@ fn figures_move_as_frames_flow() {
 
     let text = prometheus(&server);
     assert_eq!(sample(&text, "hearth_crisis_detected_total"), 1.0);
+    assert_eq!(
+        sample(
+            &text,
+            "hearth_crisis_categories_total{category=\"active_ideation\"}"
+        ),
+        1.0
+    );
     assert_eq!(sample(&text, "hearth_connections"), 0.0);
     assert!(
         sample(

@@ -157,13 +157,20 @@ impl ChatShared {
     pub(crate) fn assess(&self, raw: &str, player: &PlayerId, session: &SessionId) -> Assessed {
         let assessed = self.reassess(raw);
         if assessed.crisis.is_crisis() {
-            self.metrics.crisis_detected();
+            let categories = assessed.crisis.categories.iter().map(|c| c.as_str());
+            self.metrics.crisis_detected(categories.clone());
             let types: Vec<&str> = assessed.crisis.types.iter().map(|t| t.as_str()).collect();
             log::info!(
-                "crisis_detected player_id={} session_id={} types={}",
+                "crisis_detected player_id={} session_id={} types={} categories={} severity={}",
                 player,
                 session,
-                types.join(",")
+                types.join(","),
+                categories.collect::<Vec<_>>().join(","),
+                if assessed.crisis.imminent {
+                    "crisis"
+                } else {
+                    "concern"
+                },
             );
         }
         assessed
@@ -188,6 +195,7 @@ impl ChatShared {
         let safety = Safety {
             crisis: crisis.is_crisis(),
             types: crisis.types.clone(),
+            categories: crisis.categories.clone(),
             severity: crisis.severity(),
         };
         Assessed {

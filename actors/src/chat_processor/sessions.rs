@@ -119,17 +119,25 @@ pub(super) async fn answer(
             agent,
             pillar,
         } => {
+            let asker = player.clone();
             let new = NewConversation {
                 title,
                 agent,
                 pillar,
             };
-            let created = blocking(&shared, move |s| s.create_conversation(&player, new)).await?;
-            Ok(CallOutcome::answer(ResponseResult::Session(
-                SessionResult {
-                    session: session_view(created),
-                },
-            )))
+            let created = blocking(&shared, move |s| s.create_conversation(&asker, new)).await?;
+            // A title is words the player wrote, sometimes the first ones:
+            // it is checked like a message, and a crisis in it is answered
+            // with help in the result itself.
+            let mut result = SessionResult::plain(session_view(created));
+            if let Some(title) = &result.session.title {
+                let assessed = shared.assess(title, &player, &result.session.id);
+                if assessed.crisis.is_crisis() {
+                    result.safety = Some(assessed.safety);
+                    result.elements = assessed.elements;
+                }
+            }
+            Ok(CallOutcome::answer(ResponseResult::Session(result)))
         }
         Call::SessionsList {
             include_archived,
@@ -175,9 +183,7 @@ pub(super) async fn answer(
             })
             .await?;
             Ok(CallOutcome::answer(ResponseResult::Session(
-                SessionResult {
-                    session: session_view(archived),
-                },
+                SessionResult::plain(session_view(archived)),
             )))
         }
         Call::MessagesList {

@@ -15,7 +15,7 @@ use crate::protocol::errors::{ErrorFrame, Refusal};
 use crate::protocol::sessions::{
     CancelResult, MessagesPage, RetryResult, SentResult, SessionDetail, SessionResult, SessionsPage,
 };
-use crate::therapy::crisis::{CrisisType, Severity};
+use crate::therapy::crisis::{CrisisCategory, CrisisType, Severity};
 use crate::therapy::exercises::Exercise;
 use crate::therapy::recommendations::Recommendation;
 use crate::therapy::resources::{ContactMethod, CrisisResource};
@@ -272,6 +272,10 @@ pub struct WelcomeMetadata {
 pub struct Safety {
     pub crisis: bool,
     pub types: Vec<CrisisType>,
+    /// The clinical categories behind `types` (`method`, `farewell`, ...);
+    /// absent when no crisis.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub categories: Vec<CrisisCategory>,
     /// `concern` or `crisis` (happening now); absent when no crisis.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub severity: Option<Severity>,

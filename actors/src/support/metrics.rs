@@ -94,6 +94,7 @@ pub struct Metrics {
     messages_in: IntCounter,
     messages_out: IntCounter,
     crisis_detected: IntCounter,
+    crisis_categories: IntCounterVec,
     rate_limited: IntCounter,
     slow_consumer_closes: IntCounter,
     publications: IntCounter,
@@ -123,6 +124,23 @@ pub struct RegistrySizes {
     pub channels: usize,
     pub subscriptions: usize,
     pub presence_entries: usize,
+}
+
+/// The non-zero counts of a one-label counter family, by label value.
+fn labelled_counts(family: &IntCounterVec) -> std::collections::BTreeMap<String, u64> {
+    let mut counts = std::collections::BTreeMap::new();
+    for metric in family
+        .collect()
+        .iter()
+        .flat_map(|family| family.get_metric())
+    {
+        let count = metric.get_counter().get_value() as u64;
+        let label = metric.get_label().first().map(|pair| pair.value());
+        if let (Some(label), true) = (label, count > 0) {
+            counts.insert(label.to_owned(), count);
+        }
+    }
+    counts
 }
 
 fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
@@ -206,6 +224,17 @@ impl Metrics {
         registry
             .register(Box::new(closes.clone()))
             .expect("each metric is registered once");
+        let crisis_categories = IntCounterVec::new(
+            Opts::new(
+                "hearth_crisis_categories_total",
+                "Texts in which a crisis was detected, by clinical category (one text may count in several)",
+            ),
+            &["category"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(crisis_categories.clone()))
+            .expect("each metric is registered once");
         Metrics {
             connections: gauge(r, "hearth_connections", "Open WebSocket connections"),
             connections_total: counter(
@@ -224,6 +253,7 @@ impl Metrics {
                 "hearth_crisis_detected_total",
                 "User messages in which a crisis was detected",
             ),
+            crisis_categories,
             rate_limited: counter(
                 r,
                 "hearth_rate_limited_total",
@@ -315,8 +345,20 @@ impl Metrics {
         self.messages_out.inc_by(n);
     }
 
-    pub fn crisis_detected(&self) {
+    /// Shows every crisis category at 0 from the start, so that a rate
+    /// over any of them is defined before its first detection.
+    pub fn crisis_categories_known<'a>(&self, categories: impl IntoIterator<Item = &'a str>) {
+        for category in categories {
+            self.crisis_categories.with_label_values(&[category]);
+        }
+    }
+
+    /// One text with a crisis, in the clinical categories named.
+    pub fn crisis_detected<'a>(&self, categories: impl IntoIterator<Item = &'a str>) {
         self.crisis_detected.inc();
+        for category in categories {
+            self.crisis_categories.with_label_values(&[category]).inc();
+        }
     }
 
     pub fn rate_limited(&self) {
@@ -345,16 +387,7 @@ impl Metrics {
 
     /// Everything `/api/metrics` shows; `sizes` come from the registry.
     pub fn snapshot(&self, sizes: RegistrySizes) -> MetricsSnapshot {
-        let closes = self
-            .closes
-            .collect()
-            .iter()
-            .flat_map(|family| family.get_metric())
-            .filter_map(|metric| {
-                let code = metric.get_label().first()?.value().to_string();
-                Some((code, metric.get_counter().get_value() as u64))
-            })
-            .collect();
+        let closes = labelled_counts(&self.closes);
         let actors = ActorKind::ALL
             .iter()
             .map(|&kind| {
@@ -377,6 +410,7 @@ impl Metrics {
             messages_in: self.messages_in.get(),
             messages_out: self.messages_out.get(),
             crisis_detected: self.crisis_detected.get(),
+            crisis_categories: labelled_counts(&self.crisis_categories),
             rate_limited: self.rate_limited.get(),
             slow_consumer_closes: self.slow_consumer_closes.get(),
             publications: self.publications.get(),
@@ -477,6 +511,8 @@ pub struct MetricsSnapshot {
     pub messages_in: u64,
     pub messages_out: u64,
     pub crisis_detected: u64,
+    /// Only the categories seen at least once.
+    pub crisis_categories: std::collections::BTreeMap<String, u64>,
     pub rate_limited: u64,
     pub slow_consumer_closes: u64,
     pub publications: u64,

@@ -46,12 +46,14 @@ mod corpus_tests;
 use crate::therapy::text::NormalizedText;
 
 use rules::{anxiety_rules, crisis_rules, imminence_rules};
-pub use types::{CrisisType, UnknownCrisisType};
+pub use types::{CrisisCategory, CrisisType, UnknownCrisisType};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CrisisAssessment {
     /// Sorted, no duplicates.
     pub types: Vec<CrisisType>,
+    /// The clinical categories whose rules fired; sorted, no duplicates.
+    pub categories: Vec<CrisisCategory>,
     /// A crisis that is happening now: a means at hand, a time that is
     /// today, an act done. Only ever true for a crisis.
     pub imminent: bool,
@@ -88,11 +90,19 @@ pub fn detect_crisis(text: &str) -> CrisisAssessment {
 /// The crisis types an already normalised text shows, for callers that
 /// normalise a message once for several uses.
 pub fn detect_crisis_in(text: &NormalizedText) -> CrisisAssessment {
-    let mut types = crisis_rules().find(text);
+    let found = crisis_rules().find(text);
+    let mut types: Vec<CrisisType> = found.iter().map(|(kind, _)| *kind).collect();
     types.sort_unstable();
     types.dedup();
+    let mut categories: Vec<CrisisCategory> = found.iter().map(|(_, category)| *category).collect();
+    categories.sort_unstable();
+    categories.dedup();
     let imminent = !types.is_empty() && !imminence_rules().find(text).is_empty();
-    CrisisAssessment { types, imminent }
+    CrisisAssessment {
+        types,
+        categories,
+        imminent,
+    }
 }
 
 /// Whether the text carries anxiety, panic or stress cues ("anxious",

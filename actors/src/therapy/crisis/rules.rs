@@ -12,24 +12,41 @@ use std::sync::OnceLock;
 
 use super::matcher::RuleSet;
 use super::rules_categories as categories;
-use super::types::CrisisType;
+use super::types::{CrisisCategory, CrisisType};
 
 /// One rule as written: a pattern and the patterns that suppress it when
-/// they occur in the same sentence.
+/// they occur in the same sentence, and the clinical category it reports
+/// when that is not its table's.
 pub(super) struct Spec {
     pattern: &'static str,
     unless: &'static [&'static str],
+    category: Option<CrisisCategory>,
 }
 
 pub(super) const fn rule(pattern: &'static str) -> Spec {
     Spec {
         pattern,
         unless: &[],
+        category: None,
     }
 }
 
 pub(super) const fn rule_unless(pattern: &'static str, unless: &'static [&'static str]) -> Spec {
-    Spec { pattern, unless }
+    Spec {
+        pattern,
+        unless,
+        category: None,
+    }
+}
+
+impl Spec {
+    /// The rule reports `category` rather than its table's.
+    pub(super) const fn as_(self, category: CrisisCategory) -> Spec {
+        Spec {
+            category: Some(category),
+            ..self
+        }
+    }
 }
 
 /// "kms" is also kilometres.
@@ -186,22 +203,22 @@ const SUICIDAL_IDEATION: &[Spec] = &[
     rule_unless(
         "hang|hanging|hanged|drown|drowning|shoot|shooting|poison|poisoning|suffocate|suffocating|electrocute|stab|stabbing ~myself",
         METHOD_IDIOMS,
-    ),
+    ).as_(CrisisCategory::Method),
     rule_unless(
         "want|wanted|wanting|wants|wish|wished|wishing|deserve|deserves|deserved|ready|plan|planning|trying|tried|need|longing to|2 die",
         WANT_DIE_IDIOMS,
     ),
     rule_unless("kms", KMS_DISTANCE),
-    rule("want|wanted|wish|wishing|need it_all|everything|all_of_it|all_of_this|my_life to end|stop $|forever"),
-    rule("want|wanted|wish|wishing to|i_could|i_would|i_can sleep|go_to_sleep forever|and_never_wake_up"),
-    rule("what is the point * living|being_alive|going_on|staying_alive"),
+    rule("want|wanted|wish|wishing|need it_all|everything|all_of_it|all_of_this|my_life to end|stop $|forever").as_(CrisisCategory::WishDead),
+    rule("want|wanted|wish|wishing to|i_could|i_would|i_can sleep|go_to_sleep forever|and_never_wake_up").as_(CrisisCategory::WishDead),
+    rule("what is the point * living|being_alive|going_on|staying_alive").as_(CrisisCategory::Hopelessness),
     rule_unless("i should just? die", WANT_DIE_IDIOMS),
     rule_unless("might_as_well|just_let_me|let_me|let_myself die", WANT_DIE_IDIOMS),
     rule_unless("rather be_dead|die", &["than"]),
-    rule("wish i was|were|could_be|had_been dead|gone|not_alive|never_born"),
-    rule("wish i * never * born"),
-    rule("wish i could|would die|not_wake_up|sleep_forever|disappear_forever"),
-    rule("want|wanted|wish|ready to be dead"),
+    rule("wish i was|were|could_be|had_been dead|gone|not_alive|never_born").as_(CrisisCategory::WishDead),
+    rule("wish i * never * born").as_(CrisisCategory::WishDead),
+    rule("wish i could|would die|not_wake_up|sleep_forever|disappear_forever").as_(CrisisCategory::WishDead),
+    rule("want|wanted|wish|ready to be dead").as_(CrisisCategory::WishDead),
     rule("feel|feels|felt|feeling like dying|ending_it|ending_it_all|ending_my_life"),
     rule("end|ending|ended my own? life|existence"),
     rule("take|taking|took my own life"),
@@ -210,58 +227,58 @@ const SUICIDAL_IDEATION: &[Spec] = &[
         &["back|savings|into|seriously|for_granted|in_my_own_hands|in_hand"],
     ),
     rule("end|ending it all"),
-    rule("want|wanted|wanting|going|ready|plan|planning|decided|about|try|trying|tempted|need to end it $|tonight|today|now|soon|forever"),
+    rule("want|wanted|wanting|going|ready|plan|planning|decided|about|try|trying|tempted|need to end it $|tonight|today|now|soon|forever").as_(CrisisCategory::Intent),
     rule("thinking|thought|think about|of ending it|things|everything $|all"),
-    rule("stockpiling|stockpiled|hoarding|hoarded|saving_up|collecting|collected * pills|meds|medication|tablets|painkillers"),
+    rule("stockpiling|stockpiled|hoarding|hoarded|saving_up|collecting|collected * pills|meds|medication|tablets|painkillers").as_(CrisisCategory::Preparatory),
     rule_unless(
         "noose|nooses",
         &["halloween|decoration|decorations|knot|knots|hangman|western|movie|film|history|museum"],
-    ),
+    ).as_(CrisisCategory::Method),
     rule_unless(
         "give|giving|gave away all? my stuff|things|belongings|possessions",
         &["moving|move|declutter|decluttering|sale|donate|donating|charity|garage|yard_sale|clearing_out|spring_cleaning|minimalist|minimalism"],
-    ),
+    ).as_(CrisisCategory::Preparatory),
     rule_unless(
         "not_going_to|will_not|won't be around|here much|for_much longer",
         &["shift|work|office|party|store|shop|town|city|job|school|meeting|class|today|tonight|minutes|minute|hour|hours|week|visit|trip|country|house"],
-    ),
-    rule("will_not|won't|not_going_to be a problem|burden|bother anymore|any_more|for_much_longer|for_long|soon"),
-    rule("i should just? disappear|not_exist|not_be_here|not_be_alive $"),
+    ).as_(CrisisCategory::Farewell),
+    rule("will_not|won't|not_going_to be a problem|burden|bother anymore|any_more|for_much_longer|for_long|soon").as_(CrisisCategory::Burden),
+    rule("i should just? disappear|not_exist|not_be_here|not_be_alive $").as_(CrisisCategory::WishDead),
     rule_unless(
         "no reason|point|purpose to|for|in|of? live|living|exist|existing|be_alive|being_alive|stay_alive|keep_living|go_on|going_on|keep_going",
         LIVE_PLACE,
-    ),
-    rule_unless("not_have|lost|without a|any|my? reason to_live|for_living", LIVE_PLACE),
-    rule("nothing|nobody|noone|no_one * to live for"),
-    rule("not worth living|being_alive"),
-    rule("life * not worth it|living|anything|the_pain|the_effort"),
-    rule("better|happier|easier off? without me"),
-    rule("better off dead|gone"),
-    rule("care|notice|miss|matter|matters|better|happier|easier|relieved * if i died|disappeared|vanished|killed_myself|never_existed|was_gone|were_gone|was_dead|were_dead|was_not_here|were_not_here|did_not_exist|was_not_around|were_not_around|was_never_born|were_never_born"),
-    rule("can't|could_not|can_no_longer go on $"),
+    ).as_(CrisisCategory::Hopelessness),
+    rule_unless("not_have|lost|without a|any|my? reason to_live|for_living", LIVE_PLACE).as_(CrisisCategory::Hopelessness),
+    rule("nothing|nobody|noone|no_one * to live for").as_(CrisisCategory::Hopelessness),
+    rule("not worth living|being_alive").as_(CrisisCategory::Hopelessness),
+    rule("life * not worth it|living|anything|the_pain|the_effort").as_(CrisisCategory::Hopelessness),
+    rule("better|happier|easier off? without me").as_(CrisisCategory::Burden),
+    rule("better off dead|gone").as_(CrisisCategory::WishDead),
+    rule("care|notice|miss|matter|matters|better|happier|easier|relieved * if i died|disappeared|vanished|killed_myself|never_existed|was_gone|were_gone|was_dead|were_dead|was_not_here|were_not_here|did_not_exist|was_not_around|were_not_around|was_never_born|were_never_born").as_(CrisisCategory::Burden),
+    rule("can't|could_not|can_no_longer go on $").as_(CrisisCategory::Hopelessness),
     rule("can't|could_not|can_no_longer go on anymore|any_more|any_longer|like_this|like_that|living|with_life|with_my_life|much_longer|another_day|this_way|in_this_world"),
     rule("can't|could_not live like_this|like_that|anymore|any_more|with_myself|this_way"),
     rule("can't|could_not keep|carry_on|go_on living"),
-    rule("not|longer want|wish|need to be_alive|exist|existing|stay_alive|keep_living|wake_up_anymore|wake_up_again|wake_up_ever_again|be_here_anymore|be_here_any_more|be_here_any_longer|live_anymore|live_any_more|live_any_longer|live_like_this|live_in_this_world|live_this_life|live_my_life|live_with_this_pain|be_in_this_world|go_on_living|keep_going_anymore"),
-    rule("not|longer want to live|go_on|keep_going|be_here|exist $"),
-    rule("not feel like living|being_alive"),
+    rule("not|longer want|wish|need to be_alive|exist|existing|stay_alive|keep_living|wake_up_anymore|wake_up_again|wake_up_ever_again|be_here_anymore|be_here_any_more|be_here_any_longer|live_anymore|live_any_more|live_any_longer|live_like_this|live_in_this_world|live_this_life|live_my_life|live_with_this_pain|be_in_this_world|go_on_living|keep_going_anymore").as_(CrisisCategory::WishDead),
+    rule("not|longer want to live|go_on|keep_going|be_here|exist $").as_(CrisisCategory::WishDead),
+    rule("not feel like living|being_alive").as_(CrisisCategory::WishDead),
     rule_unless("hate|tired_of|sick_of|done_with being_alive|living|existing|life $", LIVE_PLACE),
-    rule("hope|hoping|wish|wishing|pray|praying * not|never wake up $|again|ever|tomorrow|anymore"),
-    rule("sleep|asleep and not|never wake up"),
-    rule("slit|slitting|slash|slashing my|his? wrists|wrist|throat|veins"),
+    rule("hope|hoping|wish|wishing|pray|praying * not|never wake up $|again|ever|tomorrow|anymore").as_(CrisisCategory::WishDead),
+    rule("sleep|asleep and not|never wake up").as_(CrisisCategory::WishDead),
+    rule("slit|slitting|slash|slashing my|his? wrists|wrist|throat|veins").as_(CrisisCategory::Method),
     rule_unless(
         "jump|jumping|jumped|throw_myself|throwing_myself off|from * bridge|roof|building|cliff|balcony|ledge|tower|overpass|window",
         JUMP_IDIOMS,
-    ),
-    rule("throw|throwing|threw ~myself off|under|in_front"),
-    rule("step|stepping|jump|jumping|walk|walking|lie|lying in front of * train|trains|bus|car|truck|traffic"),
-    rule("want|wanting|going|plan|planning|try|trying|tried|ready|about|tempted|thinking|thought to|about|of overdose|overdosing|od"),
+    ).as_(CrisisCategory::Method),
+    rule("throw|throwing|threw ~myself off|under|in_front").as_(CrisisCategory::Method),
+    rule("step|stepping|jump|jumping|walk|walking|lie|lying in front of * train|trains|bus|car|truck|traffic").as_(CrisisCategory::Method),
+    rule("want|wanting|going|plan|planning|try|trying|tried|ready|about|tempted|thinking|thought to|about|of overdose|overdosing|od").as_(CrisisCategory::Method),
     rule_unless(
         "going|want|plan|planning|ready|about|tempted|thinking_about to? take|taking|swallow|swallowing all * pills|meds|medication|tablets|painkillers",
         TAKE_ALL_PILLS_IDIOMS,
-    ),
-    rule("want|wanted|wish|wishing|could * disappear|vanish forever|permanently|for_good"),
-    rule("goodbye cruel world"),
+    ).as_(CrisisCategory::Method),
+    rule("want|wanted|wish|wishing|could * disappear|vanish forever|permanently|for_good").as_(CrisisCategory::WishDead),
+    rule("goodbye cruel world").as_(CrisisCategory::Farewell),
 ];
 
 const SELF_HARM: &[Spec] = &[
@@ -496,30 +513,52 @@ const GENERAL_DISTRESS: &[Spec] = &[
     rule("i am drowning $"),
 ];
 
-const CRISIS_TABLE: [(CrisisType, &[Spec]); 22] = [
-    (CrisisType::SuicidalIdeation, SUICIDAL_IDEATION),
-    (CrisisType::SuicidalIdeation, categories::WISH_DEAD),
-    (CrisisType::SuicidalIdeation, categories::ACTIVE_IDEATION),
-    (CrisisType::SuicidalIdeation, categories::METHOD),
-    (CrisisType::SuicidalIdeation, categories::INTENT),
-    (CrisisType::SuicidalIdeation, categories::PLAN),
-    (CrisisType::SuicidalIdeation, categories::PREPARATORY),
-    (CrisisType::SuicidalIdeation, categories::FAREWELL),
-    (CrisisType::SuicidalIdeation, categories::BURDEN),
-    (CrisisType::SuicidalIdeation, categories::LETHALITY),
-    (CrisisType::SuicidalIdeation, categories::SPANISH_SUICIDAL),
-    (CrisisType::SelfHarm, categories::SELF_HARM_WORDS),
-    (CrisisType::SelfHarm, categories::SPANISH_SELF_HARM),
-    (CrisisType::SuicidalIdeation, categories::MORE_SUICIDAL),
-    (CrisisType::SelfHarm, categories::MORE_SELF_HARM),
-    (CrisisType::SevereDepression, categories::HOPELESSNESS),
-    (CrisisType::SelfHarm, SELF_HARM),
-    (CrisisType::PanicAttack, PANIC_ATTACK),
-    (CrisisType::SevereDepression, SEVERE_DEPRESSION),
-    (CrisisType::TraumaResponse, TRAUMA_RESPONSE),
-    (CrisisType::SubstanceAbuse, SUBSTANCE_ABUSE),
-    (CrisisType::GeneralDistress, GENERAL_DISTRESS),
-];
+/// Every crisis table: the type its rules report, and the clinical
+/// category of those not marked with another.
+const CRISIS_TABLE: [(CrisisType, CrisisCategory, &[Spec]); 22] = {
+    use CrisisCategory as C;
+    use CrisisType as T;
+    [
+        (T::SuicidalIdeation, C::ActiveIdeation, SUICIDAL_IDEATION),
+        (T::SuicidalIdeation, C::WishDead, categories::WISH_DEAD),
+        (
+            T::SuicidalIdeation,
+            C::ActiveIdeation,
+            categories::ACTIVE_IDEATION,
+        ),
+        (T::SuicidalIdeation, C::Method, categories::METHOD),
+        (T::SuicidalIdeation, C::Intent, categories::INTENT),
+        (T::SuicidalIdeation, C::Plan, categories::PLAN),
+        (T::SuicidalIdeation, C::Preparatory, categories::PREPARATORY),
+        (T::SuicidalIdeation, C::Farewell, categories::FAREWELL),
+        (T::SuicidalIdeation, C::Burden, categories::BURDEN),
+        (T::SuicidalIdeation, C::Lethality, categories::LETHALITY),
+        (
+            T::SuicidalIdeation,
+            C::ActiveIdeation,
+            categories::SPANISH_SUICIDAL,
+        ),
+        (T::SelfHarm, C::SelfHarm, categories::SELF_HARM_WORDS),
+        (T::SelfHarm, C::SelfHarm, categories::SPANISH_SELF_HARM),
+        (
+            T::SuicidalIdeation,
+            C::ActiveIdeation,
+            categories::MORE_SUICIDAL,
+        ),
+        (T::SelfHarm, C::SelfHarm, categories::MORE_SELF_HARM),
+        (
+            T::SevereDepression,
+            C::Hopelessness,
+            categories::HOPELESSNESS,
+        ),
+        (T::SelfHarm, C::SelfHarm, SELF_HARM),
+        (T::PanicAttack, C::Panic, PANIC_ATTACK),
+        (T::SevereDepression, C::Hopelessness, SEVERE_DEPRESSION),
+        (T::TraumaResponse, C::Trauma, TRAUMA_RESPONSE),
+        (T::SubstanceAbuse, C::SubstanceUse, SUBSTANCE_ABUSE),
+        (T::GeneralDistress, C::Distress, GENERAL_DISTRESS),
+    ]
+};
 
 const ANXIETY: &[Spec] = &[
     rule("~anxious|anxiously|anxiousness|~anxiety|anxieties"),
@@ -547,14 +586,16 @@ const ANXIETY: &[Spec] = &[
     rule("can't|cannot breathe"),
 ];
 
-/// All crisis rules, compiled on first use.
-pub(super) fn crisis_rules() -> &'static RuleSet<CrisisType> {
-    static RULES: OnceLock<RuleSet<CrisisType>> = OnceLock::new();
+/// All crisis rules, compiled on first use; each reports its crisis type
+/// and clinical category.
+pub(super) fn crisis_rules() -> &'static RuleSet<(CrisisType, CrisisCategory)> {
+    static RULES: OnceLock<RuleSet<(CrisisType, CrisisCategory)>> = OnceLock::new();
     RULES.get_or_init(|| {
-        RuleSet::new(CRISIS_TABLE.iter().flat_map(|(kind, specs)| {
-            specs
-                .iter()
-                .map(move |spec| (*kind, spec.pattern, spec.unless))
+        RuleSet::new(CRISIS_TABLE.iter().flat_map(|(kind, category, specs)| {
+            specs.iter().map(move |spec| {
+                let reported = (*kind, spec.category.unwrap_or(*category));
+                (reported, spec.pattern, spec.unless)
+            })
         }))
         .with_context(categories::BENIGN_FRAMES)
     })
@@ -589,7 +630,7 @@ mod tests {
     fn pattern_tables_are_well_formed() {
         let problems: Vec<String> = CRISIS_TABLE
             .iter()
-            .flat_map(|(_, specs)| specs.iter())
+            .flat_map(|(_, _, specs)| specs.iter())
             .chain(ANXIETY)
             .flat_map(|spec| std::iter::once(spec.pattern).chain(spec.unless.iter().copied()))
             .chain(categories::BENIGN_FRAMES.iter().copied())

@@ -64,3 +64,73 @@ impl FromStr for CrisisType {
             .ok_or_else(|| UnknownCrisisType(s.to_owned()))
     }
 }
+
+/// What in a message raised the alarm, by the clinical categories of the
+/// Columbia scale and beside them; a verdict lists every category that
+/// fired, so the log and the metrics can say what was seen without the text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CrisisCategory {
+    WishDead,
+    ActiveIdeation,
+    Method,
+    Intent,
+    Plan,
+    Preparatory,
+    Farewell,
+    Burden,
+    Lethality,
+    SelfHarm,
+    Hopelessness,
+    Panic,
+    Trauma,
+    SubstanceUse,
+    Distress,
+}
+
+impl CrisisCategory {
+    pub const ALL: [CrisisCategory; 15] = [
+        CrisisCategory::WishDead,
+        CrisisCategory::ActiveIdeation,
+        CrisisCategory::Method,
+        CrisisCategory::Intent,
+        CrisisCategory::Plan,
+        CrisisCategory::Preparatory,
+        CrisisCategory::Farewell,
+        CrisisCategory::Burden,
+        CrisisCategory::Lethality,
+        CrisisCategory::SelfHarm,
+        CrisisCategory::Hopelessness,
+        CrisisCategory::Panic,
+        CrisisCategory::Trauma,
+        CrisisCategory::SubstanceUse,
+        CrisisCategory::Distress,
+    ];
+
+    /// The snake_case name used on the wire, in logs and as a metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CrisisCategory::WishDead => "wish_dead",
+            CrisisCategory::ActiveIdeation => "active_ideation",
+            CrisisCategory::Method => "method",
+            CrisisCategory::Intent => "intent",
+            CrisisCategory::Plan => "plan",
+            CrisisCategory::Preparatory => "preparatory",
+            CrisisCategory::Farewell => "farewell",
+            CrisisCategory::Burden => "burden",
+            CrisisCategory::Lethality => "lethality",
+            CrisisCategory::SelfHarm => "self_harm",
+            CrisisCategory::Hopelessness => "hopelessness",
+            CrisisCategory::Panic => "panic",
+            CrisisCategory::Trauma => "trauma",
+            CrisisCategory::SubstanceUse => "substance_use",
+            CrisisCategory::Distress => "distress",
+        }
+    }
+}
+
+impl fmt::Display for CrisisCategory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
