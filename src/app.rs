@@ -12,6 +12,7 @@ use actix_web::{web, App, HttpServer};
 use hearth_actors::assistant::builtin::BuiltinAssistant;
 use hearth_actors::assistant::guarded::{CrisisReply, GuardedAssistant, ModelPermits};
 use hearth_actors::assistant::openai::{OpenAiAssistant, OpenAiSettings, SettingsError};
+use hearth_actors::assistant::opinion::ModelOpinion;
 use hearth_actors::assistant::Assistant;
 use hearth_actors::broadcaster::Broadcaster;
 use hearth_actors::channels::broker::{Broker, BrokerError};
@@ -116,6 +117,35 @@ fn open_conversation_store(config: &Config) -> Result<SharedConversationStore, S
     Ok(store)
 }
 
+/// Where the configured model is and how it is asked.
+fn model_settings(config: &Config) -> OpenAiSettings {
+    let settings = &config.assistant;
+    OpenAiSettings {
+        base_url: settings.base_url.clone(),
+        model: settings.model.clone(),
+        api_key: settings.api_key.clone(),
+        timeout: Duration::from_secs(settings.timeout_s),
+        max_tokens: Some(settings.max_tokens).filter(|n| *n > 0),
+        temperature: Some(settings.temperature),
+    }
+}
+
+/// The model's safety second opinion, when `[safety] model_check` is on.
+fn build_opinion(config: &Config) -> Result<Option<Arc<ModelOpinion>>, StartError> {
+    if !config.safety.model_check {
+        return Ok(None);
+    }
+    let deadline = Duration::from_millis(config.safety.model_check_deadline_ms);
+    log::info!(
+        "safety_model_check deadline_ms={}",
+        config.safety.model_check_deadline_ms
+    );
+    Ok(Some(Arc::new(ModelOpinion::new(
+        model_settings(config),
+        deadline,
+    )?)))
+}
+
 /// The assistant the server runs: the built-in one, or a model behind it.
 fn build_assistant(
     config: &Config,
@@ -129,15 +159,7 @@ fn build_assistant(
             metrics.clone(),
         )));
     }
-    let model = OpenAiAssistant::new(OpenAiSettings {
-        base_url: settings.base_url.clone(),
-        model: settings.model.clone(),
-        api_key: settings.api_key.clone(),
-        timeout: Duration::from_secs(settings.timeout_s),
-        max_tokens: Some(settings.max_tokens).filter(|n| *n > 0),
-        temperature: Some(settings.temperature),
-    })?
-    .with_profiles(builtin.clone());
+    let model = OpenAiAssistant::new(model_settings(config))?.with_profiles(builtin.clone());
     let crisis_reply = match settings.crisis_reply.as_str() {
         "model" => CrisisReply::Model,
         _ => CrisisReply::Builtin,
@@ -232,6 +254,7 @@ pub fn start(config: Config, listener: TcpListener) -> Result<Running, StartErro
         exercises: catalogue.clone(),
         metrics: metrics.clone(),
         conversations: conversations.clone(),
+        opinion: build_opinion(&config)?,
     };
     let exercise_flow = Metered::new(
         ExerciseFlow::new(

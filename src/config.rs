@@ -28,6 +28,7 @@ pub struct Config {
     pub channels: ChannelRules,
     pub assistant: AssistantConfig,
     pub conversations: ConversationsConfig,
+    pub safety: SafetyConfig,
     pub log: LogConfig,
 }
 
@@ -296,6 +297,27 @@ impl Default for ConversationsConfig {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+pub struct SafetyConfig {
+    /// Asks the configured model (`assistant.kind = "openai"`) for a second
+    /// opinion on every chat message the rules do not already find
+    /// imminent; it may raise the verdict, never lower it.
+    pub model_check: bool,
+    /// The longest a reply waits for that opinion (ms); past it, the rules'
+    /// verdict stands.
+    pub model_check_deadline_ms: u64,
+}
+
+impl Default for SafetyConfig {
+    fn default() -> Self {
+        SafetyConfig {
+            model_check: false,
+            model_check_deadline_ms: 800,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
     /// env_logger filter syntax; `RUST_LOG` wins when set.
     pub level: String,
@@ -390,7 +412,9 @@ impl Config {
     /// `HEARTH_ASSISTANT_API_KEY` (the only way to give the key),
     /// `HEARTH_ASSISTANT_KIND`, `_BASE_URL`, `_MODEL`, `_COALESCE_MS`,
     /// `_MAX_IN_FLIGHT`, `_MAX_IN_FLIGHT_PER_PLAYER`; `HEARTH_CONVERSATIONS`,
-    /// `HEARTH_CONVERSATIONS_PATH`, `HEARTH_CONVERSATIONS_URL`.
+    /// `HEARTH_CONVERSATIONS_PATH`, `HEARTH_CONVERSATIONS_URL`;
+    /// `HEARTH_SAFETY_MODEL_CHECK` (`true`/`false`),
+    /// `HEARTH_SAFETY_MODEL_CHECK_DEADLINE_MS`.
     fn apply_assistant_env(&mut self, lookup: &impl Fn(&str) -> Option<String>) {
         let assistant = &mut self.assistant;
         if let Some(key) = lookup("HEARTH_ASSISTANT_API_KEY").filter(|key| !key.is_empty()) {
@@ -428,6 +452,17 @@ impl Config {
         }
         if let Some(n) = number("HEARTH_ASSISTANT_MAX_IN_FLIGHT_PER_PLAYER") {
             assistant.max_in_flight_per_player = usize::try_from(n).unwrap_or(usize::MAX);
+        }
+        match lookup("HEARTH_SAFETY_MODEL_CHECK").as_deref() {
+            None => {}
+            Some("true" | "1") => self.safety.model_check = true,
+            Some("false" | "0") => self.safety.model_check = false,
+            Some(_) => {
+                log::warn!("config_env_ignored name=HEARTH_SAFETY_MODEL_CHECK reason=not_a_bool")
+            }
+        }
+        if let Some(ms) = number("HEARTH_SAFETY_MODEL_CHECK_DEADLINE_MS") {
+            self.safety.model_check_deadline_ms = ms;
         }
     }
 
@@ -520,6 +555,12 @@ impl Config {
         if assistant.coalesce_ms > 10_000 {
             return invalid("assistant.coalesce_ms must be at most 10000");
         }
+        if self.safety.model_check && assistant.kind != "openai" {
+            return invalid("safety.model_check needs a model: assistant.kind = \"openai\"");
+        }
+        if !(50..=10_000).contains(&self.safety.model_check_deadline_ms) {
+            return invalid("safety.model_check_deadline_ms must be between 50 and 10000");
+        }
         if !self.channels.session_rules_hold() {
             return invalid("channels.namespaces.session must keep subscribe = \"owner\" and publish = \"server\", and no other namespace may use subscribe = \"owner\"");
         }
@@ -563,6 +604,32 @@ mod tests {
         );
         assert_eq!(config.progress.path, defaults.progress.path);
         assert_eq!(config.channels, defaults.channels);
+        assert_eq!(config.safety.model_check, defaults.safety.model_check);
+        assert_eq!(
+            config.safety.model_check_deadline_ms,
+            defaults.safety.model_check_deadline_ms
+        );
+    }
+
+    #[test]
+    fn the_safety_model_check_needs_a_model_and_a_sane_deadline() {
+        let mut config = Config::default();
+        config.apply_env(|key| match key {
+            "HEARTH_SAFETY_MODEL_CHECK" => Some("true".into()),
+            "HEARTH_SAFETY_MODEL_CHECK_DEADLINE_MS" => Some("300".into()),
+            _ => None,
+        });
+        assert!(config.safety.model_check);
+        assert_eq!(config.safety.model_check_deadline_ms, 300);
+        assert!(
+            config.validate().is_err(),
+            "the built-in assistant has no model"
+        );
+        config.assistant.kind = "openai".into();
+        config.assistant.model = "m".into();
+        assert!(config.validate().is_ok());
+        config.safety.model_check_deadline_ms = 0;
+        assert!(config.validate().is_err());
     }
 
     #[test]

@@ -502,6 +502,112 @@ fn a_crisis_is_answered_by_hearth_and_never_reaches_the_model() {
     assert_eq!(messages[0]["safety"]["crisis"], true);
 }
 
+/// `[safety] model_check`: the model's second opinion raises a verdict
+/// the rules did not reach (and then the model is not asked for the
+/// reply), never lowers one, and applies to v1 chat too.
+#[test]
+fn the_models_second_opinion_raises_a_verdict_and_never_lowers_it() {
+    let fake = FakeModel::start();
+    let server = model_server(&fake, |config| {
+        config.safety.model_check = true;
+        config.safety.model_check_deadline_ms = 5000;
+    });
+    let mut client = server.connect("ana-opinion");
+    let session = new_session(&mut client);
+
+    let (_, reply) = send(
+        &mut client,
+        &session,
+        "[opinion:imminent] long day, whatever",
+    );
+    let raised = read_reply(&mut client, &session, &reply);
+    assert_eq!(raised.end_event, "message.completed");
+    let safety = &raised.end["safety"];
+    assert_eq!(safety["crisis"], true, "{}", raised.end);
+    assert_eq!(safety["severity"], "crisis", "{}", raised.end);
+    assert_eq!(safety["categories"], json!(["model_opinion"]));
+    assert_eq!(raised.end["elements"][0]["emergency"], true);
+    let text = raised.end["text"].as_str().unwrap();
+    assert!(text.starts_with("Please call 988 or 911"), "{text}");
+    let asked = fake.requests();
+    assert_eq!(asked.len(), 1, "only the opinion was asked: {asked:?}");
+    assert_eq!(asked[0]["stream"], false);
+
+    let (_, reply) = send(
+        &mut client,
+        &session,
+        "[opinion:none] I want to end my life",
+    );
+    let kept = read_reply(&mut client, &session, &reply);
+    assert_eq!(kept.end["safety"]["crisis"], true, "never lowered");
+    assert!(!kept.end["safety"]["categories"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("model_opinion")));
+    assert_eq!(fake.request_count(), 2);
+
+    let (_, reply) = send(&mut client, &session, "[opinion:none] how was your day");
+    let calm = read_reply(&mut client, &session, &reply);
+    assert_eq!(calm.end["safety"]["crisis"], false);
+    assert_eq!(calm.end["text"], "Hello there.");
+    assert_eq!(fake.request_count(), 4, "the opinion, then the reply");
+
+    // (The directive's own words must not be crisis words the rules know.)
+    let v1 = client.say("v1", "[opinion:imminent] rough night");
+    assert_eq!(v1["metadata"]["safety"]["severity"], "crisis", "{v1}");
+
+    let text = prometheus(&server);
+    let outcome = |name: &str| {
+        sample(
+            &text,
+            &format!("hearth_safety_opinions_total{{outcome=\"{name}\"}}"),
+        )
+    };
+    assert_eq!(outcome("raised"), 2.0);
+    assert_eq!(outcome("agreed"), 2.0);
+    assert_eq!(
+        sample(
+            &text,
+            "hearth_crisis_categories_total{category=\"model_opinion\"}"
+        ),
+        2.0
+    );
+}
+
+/// An opinion that does not come by the deadline is given up (its request
+/// closed) and the reply goes on with the rules' verdict.
+#[test]
+fn a_second_opinion_that_misses_its_deadline_leaves_the_rules_verdict() {
+    let fake = FakeModel::start();
+    let server = model_server(&fake, |config| {
+        config.safety.model_check = true;
+        config.safety.model_check_deadline_ms = 200;
+    });
+    let mut client = server.connect("ana-late-opinion");
+    let session = new_session(&mut client);
+    let (_, reply) = send(&mut client, &session, "[opinion-stall] hello");
+    let log = read_reply(&mut client, &session, &reply);
+    assert_eq!(log.end_event, "message.completed");
+    assert_eq!(log.end["safety"]["crisis"], false);
+    assert_eq!(log.end["text"], "Hello there.");
+    assert!(
+        fake.wait_for_client_close(FRAME_TIMEOUT).is_some(),
+        "the opinion's request was closed at the deadline"
+    );
+    let text = prometheus(&server);
+    assert_eq!(
+        sample(&text, "hearth_safety_opinions_total{outcome=\"timeout\"}"),
+        1.0
+    );
+    let (_, reply) = send(
+        &mut client,
+        &session,
+        "[opinion-stall] I want to end my life",
+    );
+    let log = read_reply(&mut client, &session, &reply);
+    assert_eq!(log.end["safety"]["crisis"], true);
+}
+
 /// A session title is words the player wrote: a crisis in it is answered
 /// with help in the `sessions.create` result and counted by category.
 #[test]

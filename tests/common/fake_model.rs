@@ -23,6 +23,12 @@
 //! - `[hold:N]`: streams N tokens, then one more every 20 ms until the client
 //!   goes away (recorded as a client close), bounded at 60 s / 3000 tokens.
 //!
+//! A request with `"stream": false` is the safety second opinion: it is
+//! answered with one whole completion whose content is WORD from an
+//! `[opinion:WORD]` directive (`none` without one); `[opinion-stall]`
+//! sends nothing until the client closes, as `[stall]` does. Streaming
+//! directives are ignored by it, and its directives by streams.
+//!
 //! Every event is its own HTTP chunk, written at once with Nagle off, so the
 //! client sees tokens arrive separately. Observations (`requests`,
 //! `token_times`, `client_closes`) are thread-safe and every wait is bounded.
@@ -242,8 +248,24 @@ fn serve_connection(shared: &Shared, stream: TcpStream) {
             let body = serde_json::from_slice(&request.body)
                 .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&request.body).into()));
             let script = Script::for_request(&body);
+            let opinion = (body["stream"] == false).then(|| Opinion::for_request(&body));
             let index = shared.record_request(body);
-            if let Script::Status(code) = script {
+            if let Some(opinion) = opinion {
+                match opinion {
+                    Opinion::Say(word) => write_completion(socket, &word).is_ok(),
+                    Opinion::Stall => {
+                        let stream = EventStream {
+                            shared,
+                            socket,
+                            index,
+                        };
+                        if stream.wait_for_close(HOLD_LIMIT).is_err() {
+                            shared.record_client_close();
+                        }
+                        false
+                    }
+                }
+            } else if let Script::Status(code) = script {
                 write_status(socket, code, "fake failure").is_ok()
             } else {
                 let stream = EventStream {
@@ -320,6 +342,43 @@ fn write_status(mut socket: &TcpStream, code: u16, message: &str) -> io::Result<
     // Clients read the code, never the reason phrase, so one serves all.
     let head = format!(
         "HTTP/1.1 {code} Fake\r\nContent-Type: application/json\r\n{retry}Content-Length: {}\r\n\r\n",
+        body.len()
+    );
+    socket.write_all(format!("{head}{body}").as_bytes())?;
+    socket.flush()
+}
+
+/// How a whole (not streamed) request is answered.
+enum Opinion {
+    Say(String),
+    Stall,
+}
+
+impl Opinion {
+    fn for_request(body: &Value) -> Opinion {
+        let text = last_user_text(body);
+        if text.contains("[opinion-stall]") {
+            return Opinion::Stall;
+        }
+        let word = text
+            .split("[opinion:")
+            .nth(1)
+            .and_then(|rest| rest.split(']').next())
+            .unwrap_or("none");
+        Opinion::Say(word.to_owned())
+    }
+}
+
+fn write_completion(mut socket: &TcpStream, content: &str) -> io::Result<()> {
+    let body = json!({
+        "id": "fake-opinion",
+        "object": "chat.completion",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 40, "completion_tokens": 1}
+    })
+    .to_string();
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );
     socket.write_all(format!("{head}{body}").as_bytes())?;

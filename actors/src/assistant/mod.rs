@@ -13,13 +13,15 @@
 //! server, with `prompt` (what the model is told) and `sse` (the event
 //! stream it answers with); `guarded` is what the server runs: the model
 //! behind the built-in assistant's safety reply and fallback, with a bound
-//! on requests in flight.
+//! on requests in flight; `opinion` asks the same model, when configured,
+//! for a second opinion on whether a text shows a crisis.
 
 pub mod builtin;
 #[cfg(test)]
 pub(crate) mod conformance;
 pub mod guarded;
 pub mod openai;
+pub mod opinion;
 pub mod prompt;
 pub mod sse;
 

@@ -166,6 +166,55 @@ impl OpenAiAssistant {
         })
     }
 
+    /// One answer to `messages`, whole rather than streamed: for short
+    /// questions (the safety second opinion) whose answer is read at once.
+    /// The whole exchange is bounded by the timeout.
+    pub async fn complete(&self, messages: &[PromptMessage<'_>]) -> Result<String, ModelError> {
+        let request = ChatRequest {
+            model: &self.endpoint.model,
+            messages,
+            stream: false,
+            stream_options: None,
+            max_tokens: self.endpoint.max_tokens,
+            temperature: self.endpoint.temperature,
+        };
+        let request = Bytes::from(serde_json::to_vec(&request).unwrap_or_default());
+        let timeout = self.endpoint.timeout;
+        let deadline = Instant::now() + timeout;
+        let exchange = async {
+            let mut body = post(
+                self.id,
+                &self.endpoint,
+                request,
+                deadline,
+                "application/json",
+            )
+            .await?;
+            let mut read = Vec::new();
+            while let Some(bytes) = body.next().await {
+                let bytes = bytes.map_err(|err| ModelError::Closed {
+                    error: Some(err.to_string()),
+                })?;
+                if read.len() + bytes.len() > MAX_EVENT_BYTES {
+                    return Err(ModelError::Oversized(MAX_EVENT_BYTES));
+                }
+                read.extend_from_slice(&bytes);
+            }
+            let answer: Completion = serde_json::from_slice(&read)
+                .map_err(|err| ModelError::Malformed(err.to_string()))?;
+            answer
+                .choices
+                .into_iter()
+                .next()
+                .and_then(|choice| choice.message.content)
+                .filter(|text| !text.trim().is_empty())
+                .ok_or(ModelError::Empty)
+        };
+        timeout_at(deadline, exchange)
+            .await
+            .unwrap_or(Err(ModelError::Timeout(timeout)))
+    }
+
     /// Keeps players' profiles in `profiles`, shared with the built-in
     /// assistant that answers when the model cannot.
     pub fn with_profiles(mut self, profiles: Arc<BuiltinAssistant>) -> Self {
@@ -240,7 +289,8 @@ struct ChatRequest<'a> {
     model: &'a str,
     messages: &'a [PromptMessage<'a>],
     stream: bool,
-    stream_options: StreamOptions,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream_options: Option<StreamOptions>,
     #[serde(skip_serializing_if = "Option::is_none")]
     max_tokens: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -258,9 +308,9 @@ fn request_body(endpoint: &Endpoint, messages: &[PromptMessage<'_>]) -> Bytes {
         model: &endpoint.model,
         messages,
         stream: true,
-        stream_options: StreamOptions {
+        stream_options: Some(StreamOptions {
             include_usage: true,
-        },
+        }),
         max_tokens: endpoint.max_tokens,
         temperature: endpoint.temperature,
     };
@@ -286,6 +336,24 @@ struct Choice {
     delta: Option<Delta>,
     #[serde(default)]
     finish_reason: Option<String>,
+}
+
+/// A whole (not streamed) answer, as far as `complete` reads it.
+#[derive(Deserialize)]
+struct Completion {
+    #[serde(default)]
+    choices: Vec<CompletionChoice>,
+}
+
+#[derive(Deserialize)]
+struct CompletionChoice {
+    message: CompletionMessage,
+}
+
+#[derive(Deserialize)]
+struct CompletionMessage {
+    #[serde(default)]
+    content: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -349,6 +417,54 @@ fn decode(data: &str) -> Result<Decoded, ModelError> {
 }
 
 type Body = Pin<Box<dyn Stream<Item = Result<Bytes, PayloadError>>>>;
+
+/// Sends `request`; the response's body once the status is 2xx.
+async fn post(
+    assistant: u64,
+    endpoint: &Endpoint,
+    request: Bytes,
+    deadline: Instant,
+    accept: &'static str,
+) -> Result<Body, ModelError> {
+    let client = client_for(assistant, endpoint);
+    let mut call = client
+        .post(endpoint.url.clone())
+        .insert_header((header::CONTENT_TYPE, "application/json"))
+        .insert_header((header::ACCEPT, accept));
+    if let Some(authorization) = &endpoint.authorization {
+        call = call.insert_header((header::AUTHORIZATION, authorization.clone()));
+    }
+    let mut response = call.send_body(request).await.map_err(|err| match err {
+        SendRequestError::Connect(err) => ModelError::Connect(err.to_string()),
+        SendRequestError::Url(err) => ModelError::Connect(err.to_string()),
+        SendRequestError::Timeout => ModelError::Timeout(endpoint.timeout),
+        SendRequestError::Response(err) => ModelError::Malformed(err.to_string()),
+        other => ModelError::Closed {
+            error: Some(other.to_string()),
+        },
+    })?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(Box::pin(response));
+    }
+    let retry_after = response
+        .headers()
+        .get(header::RETRY_AFTER)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    // The status matters more than its explanation: reading that is
+    // bounded by the same deadline, and given up on at it.
+    let detail = match timeout_at(deadline, response.body().limit(MAX_ERROR_BODY)).await {
+        Ok(Ok(body)) => detail_of(&body),
+        _ => String::new(),
+    };
+    Err(ModelError::Status {
+        status: status.as_u16(),
+        retry_after,
+        detail,
+    })
+}
 
 /// One reply being read. Dropping it drops the request or the response,
 /// and with them the connection.
@@ -430,46 +546,15 @@ impl ModelReply {
         }
     }
 
-    /// Sends the request; the response's body once the status is 2xx.
     async fn send(&self, request: Bytes, deadline: Instant) -> Result<Body, ModelError> {
-        let client = client_for(self.assistant, &self.endpoint);
-        let mut call = client
-            .post(self.endpoint.url.clone())
-            .insert_header((header::CONTENT_TYPE, "application/json"))
-            .insert_header((header::ACCEPT, "text/event-stream"));
-        if let Some(authorization) = &self.endpoint.authorization {
-            call = call.insert_header((header::AUTHORIZATION, authorization.clone()));
-        }
-        let mut response = call.send_body(request).await.map_err(|err| match err {
-            SendRequestError::Connect(err) => ModelError::Connect(err.to_string()),
-            SendRequestError::Url(err) => ModelError::Connect(err.to_string()),
-            SendRequestError::Timeout => ModelError::Timeout(self.endpoint.timeout),
-            SendRequestError::Response(err) => ModelError::Malformed(err.to_string()),
-            other => ModelError::Closed {
-                error: Some(other.to_string()),
-            },
-        })?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(Box::pin(response));
-        }
-        let retry_after = response
-            .headers()
-            .get(header::RETRY_AFTER)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
-        // The status matters more than its explanation: reading that is
-        // bounded by the same deadline, and given up on at it.
-        let detail = match timeout_at(deadline, response.body().limit(MAX_ERROR_BODY)).await {
-            Ok(Ok(body)) => detail_of(&body),
-            _ => String::new(),
-        };
-        Err(ModelError::Status {
-            status: status.as_u16(),
-            retry_after,
-            detail,
-        })
+        post(
+            self.assistant,
+            &self.endpoint,
+            request,
+            deadline,
+            "text/event-stream",
+        )
+        .await
     }
 
     /// What one event means for the reply: a piece to yield, the end, or

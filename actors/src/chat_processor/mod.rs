@@ -25,7 +25,10 @@ use tokio::sync::mpsc;
 pub use self::record::Recorder;
 pub use self::reply::ActiveReplies;
 pub use self::sessions::{CallOutcome, JoinSession};
-use crate::assistant::{Assistant, AssistantError, FeedbackInput, ReplyEvent, Turn};
+use crate::assistant::opinion::ModelOpinion;
+use crate::assistant::{
+    Assistant, AssistantError, FeedbackInput, ModelError, ReplyEvent, ReplyStream, Turn,
+};
 use crate::broadcaster::Broadcaster;
 use crate::model::ids::{ClientRef, MessageId, PlayerId, SessionId};
 use crate::protocol::calls::Call;
@@ -117,6 +120,9 @@ pub struct ChatShared {
     pub exercises: Arc<Catalogue>,
     pub metrics: Arc<Metrics>,
     pub conversations: Arc<Conversations>,
+    /// The model's second opinion on chat messages (`[safety]
+    /// model_check`); `None` when it is off.
+    pub opinion: Option<Arc<ModelOpinion>>,
 }
 
 /// What the assistant sessions need: where conversations are kept, where
@@ -156,24 +162,64 @@ impl ChatShared {
     /// then the exercise offers.
     pub(crate) fn assess(&self, raw: &str, player: &PlayerId, session: &SessionId) -> Assessed {
         let assessed = self.reassess(raw);
-        if assessed.crisis.is_crisis() {
-            let categories = assessed.crisis.categories.iter().map(|c| c.as_str());
-            self.metrics.crisis_detected(categories.clone());
-            let types: Vec<&str> = assessed.crisis.types.iter().map(|t| t.as_str()).collect();
-            log::info!(
-                "crisis_detected player_id={} session_id={} types={} categories={} severity={}",
-                player,
-                session,
-                types.join(","),
-                categories.collect::<Vec<_>>().join(","),
-                if assessed.crisis.imminent {
-                    "crisis"
-                } else {
-                    "concern"
-                },
-            );
-        }
+        self.record_crisis(&assessed, player, session);
         assessed
+    }
+
+    /// As `assess`, with the model's second opinion when one is configured
+    /// and could still raise the verdict (it is not already imminent). The
+    /// opinion is waited for no longer than its deadline; without it, the
+    /// rules' verdict stands.
+    pub(crate) async fn assess_with_opinion(
+        &self,
+        raw: &str,
+        player: &PlayerId,
+        session: &SessionId,
+    ) -> Assessed {
+        let mut assessed = self.reassess(raw);
+        if let Some(opinion) = self.opinion.as_ref().filter(|_| !assessed.crisis.imminent) {
+            let meters = &self.metrics.assistant;
+            match opinion.judge(raw).await {
+                Ok(said) => {
+                    let mut crisis = assessed.crisis.clone();
+                    if crisis.raise_to(said) {
+                        meters.opinion("raised");
+                        assessed = self.verdict(assessed.text, crisis);
+                    } else {
+                        meters.opinion("agreed");
+                    }
+                }
+                Err(ModelError::Timeout(_)) => meters.opinion("timeout"),
+                Err(err) => {
+                    meters.opinion("error");
+                    log::warn!("safety_opinion_failed player_id={player} error={err}");
+                }
+            }
+        }
+        self.record_crisis(&assessed, player, session);
+        assessed
+    }
+
+    /// A crisis is counted by category and logged, never with the text.
+    fn record_crisis(&self, assessed: &Assessed, player: &PlayerId, session: &SessionId) {
+        if !assessed.crisis.is_crisis() {
+            return;
+        }
+        let categories = assessed.crisis.categories.iter().map(|c| c.as_str());
+        self.metrics.crisis_detected(categories.clone());
+        let types: Vec<&str> = assessed.crisis.types.iter().map(|t| t.as_str()).collect();
+        log::info!(
+            "crisis_detected player_id={} session_id={} types={} categories={} severity={}",
+            player,
+            session,
+            types.join(","),
+            categories.collect::<Vec<_>>().join(","),
+            if assessed.crisis.imminent {
+                "crisis"
+            } else {
+                "concern"
+            },
+        );
     }
 
     /// As `assess`, for a text checked before (a retried question): the
@@ -181,6 +227,11 @@ impl ChatShared {
     pub(crate) fn reassess(&self, raw: &str) -> Assessed {
         let text = NormalizedText::new(raw);
         let crisis = detect_crisis_in(&text);
+        self.verdict(text, crisis)
+    }
+
+    /// The elements and the safety verdict a reply carries for `crisis`.
+    fn verdict(&self, text: NormalizedText, crisis: CrisisAssessment) -> Assessed {
         let anxious = detect_anxiety_in(&text);
         let mut elements: Vec<Element> = Vec::new();
         if crisis.is_crisis() {
@@ -227,42 +278,28 @@ impl Handler<HandleUserMessage> for ChatProcessor {
 
     fn handle(&mut self, msg: HandleUserMessage, _: &mut Context<Self>) -> Self::Result {
         let _timer = self.shared.metrics.handling(ActorKind::ChatProcessor);
+        if self.shared.opinion.is_some() {
+            // The second opinion is awaited first, within its deadline.
+            let shared = self.shared.clone();
+            return Response::fut(async move {
+                let assessed = shared
+                    .assess_with_opinion(&msg.text, &msg.player, &msg.session_id)
+                    .await;
+                let started = start_v1_reply(&shared, msg, assessed);
+                started.finish().await
+            });
+        }
         let assessed = self.shared.assess(&msg.text, &msg.player, &msg.session_id);
-        let mut reply = self.shared.assistant.reply(&Turn {
-            player: &msg.player,
-            raw: &msg.text,
-            text: &assessed.text,
-            crisis: &assessed.crisis,
-            anxious: assessed.anxious,
-            history: &[],
-        });
-        let recorder = self.shared.conversations.recorder.clone();
-        let mut draft = Draft {
-            message_id: MessageId::generate(),
-            text: String::new(),
-            pieces: msg.stream.then(Vec::new),
-            elements: assessed.elements,
-            safety: assessed.safety,
-            session_id: Some(msg.session_id.clone()),
-            reply_to: msg.reply_to,
-            asked: recorder.is_some().then(|| Asked {
-                player: msg.player,
-                session: msg.session_id,
-                text: msg.text,
-                character_id: msg.character_id,
-                world_id: msg.world_id,
-                started: Instant::now(),
-            }),
-        };
+        let mut started = start_v1_reply(&self.shared, msg, assessed);
         // What the assistant has ready is taken now: a reply that is ready
         // at once (the built-in assistant's) is answered in this handler,
         // with no task spawned for it; the rest is awaited.
-        while let Some(next) = reply.next().now_or_never() {
+        while let Some(next) = started.reply.next().now_or_never() {
             let Some(event) = next else {
                 return Response::reply(Err(AssistantError::Incomplete));
             };
-            if let Some((outcome, exchange)) = draft.take(event) {
-                return match exchange.and_then(|exchange| record(&recorder, exchange)) {
+            if let Some((outcome, exchange)) = started.draft.take(event) {
+                return match exchange.and_then(|exchange| record(&started.recorder, exchange)) {
                     None => Response::reply(outcome),
                     // The writer is behind: the reply waits for room.
                     Some(queued) => Response::fut(async move {
@@ -272,32 +309,85 @@ impl Handler<HandleUserMessage> for ChatProcessor {
                 };
             }
         }
-        let live = msg.live;
-        Response::fut(async move {
-            if let Some(live) = &live {
-                // What was ready goes first; the rest as it comes.
-                for text in draft.pieces.take().unwrap_or_default() {
-                    draft.send_live(live, text).await;
-                }
+        Response::fut(started.finish())
+    }
+}
+
+/// A v1 reply under way: the assistant's stream and the message it fills.
+struct StartedReply {
+    reply: ReplyStream,
+    draft: Draft,
+    live: Option<mpsc::Sender<LivePiece>>,
+    recorder: Option<Recorder>,
+}
+
+fn start_v1_reply(shared: &ChatShared, msg: HandleUserMessage, assessed: Assessed) -> StartedReply {
+    let reply = shared.assistant.reply(&Turn {
+        player: &msg.player,
+        raw: &msg.text,
+        text: &assessed.text,
+        crisis: &assessed.crisis,
+        anxious: assessed.anxious,
+        history: &[],
+    });
+    let recorder = shared.conversations.recorder.clone();
+    let draft = Draft {
+        message_id: MessageId::generate(),
+        text: String::new(),
+        pieces: msg.stream.then(Vec::new),
+        elements: assessed.elements,
+        safety: assessed.safety,
+        session_id: Some(msg.session_id.clone()),
+        reply_to: msg.reply_to,
+        asked: recorder.is_some().then(|| Asked {
+            player: msg.player,
+            session: msg.session_id,
+            text: msg.text,
+            character_id: msg.character_id,
+            world_id: msg.world_id,
+            started: Instant::now(),
+        }),
+    };
+    StartedReply {
+        reply,
+        draft,
+        live: msg.live,
+        recorder,
+    }
+}
+
+impl StartedReply {
+    /// Reads the rest of the reply, sending pieces live to a streaming
+    /// client as they come.
+    async fn finish(self) -> Result<AssistantReply, AssistantError> {
+        let StartedReply {
+            mut reply,
+            mut draft,
+            live,
+            recorder,
+        } = self;
+        if let Some(live) = &live {
+            // What was ready goes first; the rest as it comes.
+            for text in draft.pieces.take().unwrap_or_default() {
+                draft.send_live(live, text).await;
             }
-            while let Some(event) = reply.next().await {
-                if let (Some(live), ReplyEvent::Text(piece)) = (&live, &event) {
-                    draft.text.push_str(piece);
-                    if let ReplyEvent::Text(piece) = event {
-                        draft.send_live(live, piece).await;
-                    }
-                    continue;
+        }
+        while let Some(event) = reply.next().await {
+            if let (Some(live), ReplyEvent::Text(piece)) = (&live, &event) {
+                draft.text.push_str(piece);
+                if let ReplyEvent::Text(piece) = event {
+                    draft.send_live(live, piece).await;
                 }
-                if let Some((outcome, exchange)) = draft.take(event) {
-                    if let Some(queued) = exchange.and_then(|exchange| record(&recorder, exchange))
-                    {
-                        queued.await;
-                    }
-                    return outcome;
-                }
+                continue;
             }
-            Err(AssistantError::Incomplete)
-        })
+            if let Some((outcome, exchange)) = draft.take(event) {
+                if let Some(queued) = exchange.and_then(|exchange| record(&recorder, exchange)) {
+                    queued.await;
+                }
+                return outcome;
+            }
+        }
+        Err(AssistantError::Incomplete)
     }
 }
 
@@ -593,6 +683,7 @@ mod tests {
                     history_turns: 12,
                 },
             }),
+            opinion: None,
         }
     }
 

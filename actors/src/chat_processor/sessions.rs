@@ -300,7 +300,9 @@ async fn send(
             "the session is archived; start a new one",
         ));
     }
-    let assessed = shared.assess(&text, &player, &session_id);
+    let assessed = shared
+        .assess_with_opinion(&text, &player, &session_id)
+        .await;
     let history = prompt_history(&recent, None, turns);
     let stream = ask_assistant(&shared, &player, &text, &assessed, &history)?;
 

@@ -25,6 +25,7 @@ pub struct AssistantMeters {
     fallbacks: IntCounterVec,
     model_errors: IntCounterVec,
     busy: IntCounter,
+    opinions: IntCounterVec,
 }
 
 fn register<C: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: C) -> C {
@@ -105,7 +106,18 @@ impl AssistantMeters {
                 "hearth_assistant_busy_total",
                 "Requests refused because too many model requests were in flight",
             ),
+            opinions: family(
+                "hearth_safety_opinions_total",
+                "Safety second opinions asked of the model, by outcome (agreed, raised, timeout, error)",
+                "outcome",
+            ),
         }
+    }
+
+    /// One safety second opinion: `agreed` (it raised nothing), `raised`,
+    /// `timeout` or `error`.
+    pub fn opinion(&self, outcome: &str) {
+        self.opinions.with_label_values(&[outcome]).inc();
     }
 
     pub fn reply_started(&self) {

@@ -73,6 +73,48 @@ impl CrisisAssessment {
     }
 }
 
+/// What a model answered when asked whether a text shows a crisis (the
+/// `[safety] model_check` second opinion).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opinion {
+    Clear,
+    Suicide,
+    SelfHarm,
+    /// At risk right now.
+    Imminent,
+}
+
+impl CrisisAssessment {
+    /// Raises this verdict to what `opinion` says and never lowers it: a
+    /// model can add a type or make a crisis imminent, never clear one.
+    /// What it raised is marked with the `model_opinion` category. True
+    /// when anything changed.
+    pub fn raise_to(&mut self, opinion: Opinion) -> bool {
+        let before = (self.types.len(), self.imminent);
+        let add = match opinion {
+            Opinion::Clear => None,
+            Opinion::Suicide => Some(CrisisType::SuicidalIdeation),
+            Opinion::SelfHarm => Some(CrisisType::SelfHarm),
+            Opinion::Imminent => {
+                self.imminent = true;
+                (!self.is_crisis()).then_some(CrisisType::SuicidalIdeation)
+            }
+        };
+        if let Some(kind) = add {
+            if let Err(at) = self.types.binary_search(&kind) {
+                self.types.insert(at, kind);
+            }
+        }
+        let changed = before != (self.types.len(), self.imminent);
+        if changed {
+            if let Err(at) = self.categories.binary_search(&CrisisCategory::ModelOpinion) {
+                self.categories.insert(at, CrisisCategory::ModelOpinion);
+            }
+        }
+        changed
+    }
+}
+
 /// How urgent a detected crisis is: `crisis` puts emergency help first and
 /// says to call now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -133,6 +175,27 @@ mod tests {
         let mut sorted = CrisisType::ALL;
         sorted.sort();
         assert_eq!(sorted, CrisisType::ALL);
+    }
+
+    #[test]
+    fn an_opinion_raises_a_verdict_and_never_lowers_it() {
+        let mut clear = detect_crisis("had a nice walk");
+        assert!(!clear.raise_to(Opinion::Clear));
+        assert!(!clear.is_crisis());
+        assert!(clear.raise_to(Opinion::Imminent));
+        assert_eq!(clear.types, [SuicidalIdeation]);
+        assert_eq!(clear.categories, [CrisisCategory::ModelOpinion]);
+        assert_eq!(clear.severity(), Some(Severity::Crisis));
+
+        let mut concern = detect_crisis("i want to end my life");
+        let rules_said = concern.clone();
+        assert!(!concern.raise_to(Opinion::Clear), "never lowered");
+        assert!(!concern.raise_to(Opinion::Suicide), "nothing new");
+        assert_eq!(concern, rules_said);
+        assert!(concern.raise_to(Opinion::SelfHarm));
+        assert_eq!(concern.types, [SuicidalIdeation, SelfHarm]);
+        assert!(concern.categories.contains(&CrisisCategory::ModelOpinion));
+        assert!(!concern.imminent);
     }
 
     #[test]

@@ -86,10 +86,12 @@ pub enum CrisisCategory {
     Trauma,
     SubstanceUse,
     Distress,
+    /// Raised by the model's second opinion, where no rule fired.
+    ModelOpinion,
 }
 
 impl CrisisCategory {
-    pub const ALL: [CrisisCategory; 15] = [
+    pub const ALL: [CrisisCategory; 16] = [
         CrisisCategory::WishDead,
         CrisisCategory::ActiveIdeation,
         CrisisCategory::Method,
@@ -105,6 +107,7 @@ impl CrisisCategory {
         CrisisCategory::Trauma,
         CrisisCategory::SubstanceUse,
         CrisisCategory::Distress,
+        CrisisCategory::ModelOpinion,
     ];
 
     /// The snake_case name used on the wire, in logs and as a metric label.
@@ -125,6 +128,7 @@ impl CrisisCategory {
             CrisisCategory::Trauma => "trauma",
             CrisisCategory::SubstanceUse => "substance_use",
             CrisisCategory::Distress => "distress",
+            CrisisCategory::ModelOpinion => "model_opinion",
         }
     }
 }
