@@ -1,24 +1,62 @@
-//! The labelled corpus (`corpus/messages.tsv`, written for Hearth: crisis
-//! messages by clinical category and their benign look-alikes, in English
-//! and Spanish) run through detection, with recall and false-positive rate
-//! overall, per category and per language.
+//! The labelled corpora run through detection, with recall and
+//! false-positive rate overall, per category and per language, and how
+//! often the verdict names the message's clinical category.
 //!
-//! Detection must find at least 98 % of the positives and flag at most 3 %
-//! of the negatives. The rules were written with this corpus at hand, so
-//! these figures say what the rules cover, not how they do on words nobody
-//! has tried yet; a message found wrongly in use belongs here as a new line.
+//! - `corpus/messages.tsv`, written for Hearth: crisis messages by
+//!   clinical category and their benign look-alikes, in English and
+//!   Spanish. The rules were written with it at hand, so its figures say
+//!   what the rules cover; detection must find at least 98 % of its
+//!   positives and flag at most 3 % of its negatives. A message found
+//!   wrongly in use belongs here as a new line.
+//! - `corpus/second_set.tsv`, written for Hearth by someone who had not
+//!   seen the rules. Its first run (recall 0.541, false positives 0.125)
+//!   showed how phrase rules fail on new words; it then served to develop
+//!   the wider rules, so it is a development set now, held to what it
+//!   reached.
+//! - `corpus/held_out.tsv`, written later the same way and never used to
+//!   write a rule: its figures are the estimate of how detection does on
+//!   words nobody has tried yet. Its floors sit a little under its first
+//!   run and only guard against a change that makes detection worse; a
+//!   miss found in it is not written into the rules.
 
 use std::collections::BTreeMap;
 
 use super::detect_crisis;
 
 const CORPUS: &str = include_str!("corpus/messages.tsv");
+const SECOND_SET: &str = include_str!("corpus/second_set.tsv");
+const HELD_OUT: &str = include_str!("corpus/held_out.tsv");
 
-/// Overall recall and false-positive rate that detection must keep.
-const RECALL_FLOOR: f64 = 0.98;
-const FALSE_POSITIVE_CEILING: f64 = 0.03;
-/// Imminent messages whose severity must be `crisis`.
-const IMMINENT_FLOOR: f64 = 0.95;
+/// What a corpus must keep: overall recall, false-positive rate, and the
+/// share of imminent messages whose severity is `crisis`.
+struct Floors {
+    recall: f64,
+    false_positives: f64,
+    imminent: f64,
+}
+
+/// What the second set reached once it had served for development
+/// (recall 0.919, false positives 0.019, imminent marked 0.878), less a
+/// margin.
+const SECOND_SET_FLOORS: Floors = Floors {
+    recall: 0.90,
+    false_positives: 0.03,
+    imminent: 0.85,
+};
+
+/// The held-out set's first run (recall 0.415, false positives 0.135,
+/// imminent marked 0.190), less a margin: see README.md.
+const HELD_OUT_FLOORS: Floors = Floors {
+    recall: 0.40,
+    false_positives: 0.15,
+    imminent: 0.15,
+};
+
+const CORPUS_FLOORS: Floors = Floors {
+    recall: 0.98,
+    false_positives: 0.03,
+    imminent: 0.95,
+};
 
 struct Entry<'a> {
     positive: bool,
@@ -28,9 +66,9 @@ struct Entry<'a> {
     text: &'a str,
 }
 
-fn entries() -> Vec<Entry<'static>> {
+fn entries(corpus: &'static str) -> Vec<Entry<'static>> {
     let mut entries = Vec::new();
-    for (number, line) in CORPUS.lines().enumerate() {
+    for (number, line) in corpus.lines().enumerate() {
         if line.trim().is_empty() || line.starts_with('#') || line.starts_with("label\t") {
             continue;
         }
@@ -76,19 +114,48 @@ impl Tally {
 
 #[test]
 fn the_labelled_corpus_meets_its_floors() {
-    let entries = entries();
+    let entries = entries(CORPUS);
     assert!(
         entries.len() >= 400,
         "the corpus holds {} messages",
         entries.len()
     );
+    report("crisis corpus", &entries, &CORPUS_FLOORS);
+}
+
+#[test]
+fn the_second_set_keeps_what_it_reached() {
+    let entries = entries(SECOND_SET);
+    assert!(entries.len() >= 250, "{} messages", entries.len());
+    report("second set", &entries, &SECOND_SET_FLOORS);
+}
+
+#[test]
+fn the_held_out_set_keeps_its_first_figures() {
+    let entries = entries(HELD_OUT);
+    assert!(entries.len() >= 250, "{} messages", entries.len());
+    report("held-out set", &entries, &HELD_OUT_FLOORS);
+}
+
+/// Prints the figures of `entries` under `name` and asserts `floors`.
+fn report(name: &str, entries: &[Entry<'_>], floors: &Floors) {
     let mut groups: BTreeMap<(bool, String), Tally> = BTreeMap::new();
     let mut missed = Vec::new();
     let mut false_alarms = Vec::new();
     let (mut imminent_found, mut imminent_total) = (0usize, 0usize);
     let (mut over_called, mut concern_total) = (0usize, 0usize);
-    for entry in &entries {
+    let (mut named, mut flagged_positives) = (0usize, 0usize);
+    for entry in entries {
         let assessment = detect_crisis(entry.text);
+        if entry.positive && assessment.is_crisis() {
+            flagged_positives += 1;
+            named += usize::from(
+                assessment
+                    .categories
+                    .iter()
+                    .any(|category| category.as_str() == entry.category),
+            );
+        }
         let flagged = assessment.is_crisis();
         if entry.positive && entry.imminent {
             imminent_total += 1;
@@ -125,7 +192,7 @@ fn the_labelled_corpus_meets_its_floors() {
             ));
         }
     }
-    println!("crisis corpus: recall (positives flagged) per group");
+    println!("{name}: recall (positives flagged) per group");
     for ((positive, key), tally) in &groups {
         if *positive {
             println!(
@@ -136,7 +203,7 @@ fn the_labelled_corpus_meets_its_floors() {
             );
         }
     }
-    println!("crisis corpus: false-positive rate (negatives flagged) per group");
+    println!("{name}: false-positive rate (negatives flagged) per group");
     for ((positive, key), tally) in &groups {
         if !*positive {
             println!(
@@ -155,12 +222,16 @@ fn the_labelled_corpus_meets_its_floors() {
     }
     let share = |part: usize, whole: usize| part as f64 / whole.max(1) as f64;
     println!(
-        "crisis corpus: severity crisis on imminent messages {imminent_found}/{imminent_total} {:.3}, on the others {over_called}/{concern_total} {:.3}",
+        "{name}: severity crisis on imminent messages {imminent_found}/{imminent_total} {:.3}, on the others {over_called}/{concern_total} {:.3}",
         share(imminent_found, imminent_total),
         share(over_called, concern_total)
     );
+    println!(
+        "{name}: the verdict names the labelled category on {named}/{flagged_positives} {:.3} of the positives found",
+        share(named, flagged_positives)
+    );
     assert!(
-        share(imminent_found, imminent_total) >= IMMINENT_FLOOR,
+        share(imminent_found, imminent_total) >= floors.imminent,
         "imminent messages marked crisis: {imminent_found}/{imminent_total}"
     );
     let recall = groups[&(true, "all".to_string())].rate();
@@ -168,11 +239,13 @@ fn the_labelled_corpus_meets_its_floors() {
         .get(&(false, "all".to_string()))
         .map_or(0.0, Tally::rate);
     assert!(
-        recall >= RECALL_FLOOR,
-        "recall {recall:.3} fell below {RECALL_FLOOR}"
+        recall >= floors.recall,
+        "{name}: recall {recall:.3} fell below {}",
+        floors.recall
     );
     assert!(
-        false_positives <= FALSE_POSITIVE_CEILING,
-        "false-positive rate {false_positives:.3} rose above {FALSE_POSITIVE_CEILING}"
+        false_positives <= floors.false_positives,
+        "{name}: false-positive rate {false_positives:.3} rose above {}",
+        floors.false_positives
     );
 }

@@ -17,6 +17,8 @@
 //!   (`deal_with|handle`).
 //! - `word?` — the element is optional (`my own? life`).
 //! - `*` — zero to two arbitrary words.
+//! - `**` — zero to eight arbitrary words: two ideas anywhere in one clause
+//!   of a sentence ("thinking about the bridge by my school again").
 //! - `$` — the end of the sentence or a clause break (comma, dash, emoji,
 //!   ellipsis ...): `can't go on $` matches "I can't go on, it hurts" but not
 //!   "I can't go on the trip". It may also be one alternative: `end it $|tonight`.
@@ -32,6 +34,8 @@ use crate::therapy::text::NormalizedText;
 /// Most words one `*` skips: wider gaps would let unrelated clauses of a
 /// long sentence complete a phrase.
 const MAX_GAP: usize = 2;
+/// Most words one `**` skips; it never skips over a clause break.
+const MAX_WIDE_GAP: usize = 8;
 /// Shortest `~` keyword given typo tolerance: shorter words have too many
 /// real words one typo away.
 const MIN_FUZZY_LEN: usize = 6;
@@ -154,6 +158,7 @@ enum Element {
         optional: bool,
     },
     Gap,
+    WideGap,
 }
 
 #[derive(Debug)]
@@ -171,6 +176,10 @@ impl Pattern {
         for token in source.split_whitespace() {
             if token == "*" {
                 elements.push(Element::Gap);
+                continue;
+            }
+            if token == "**" {
+                elements.push(Element::WideGap);
                 continue;
             }
             let (body, optional) = match token.strip_suffix('?') {
@@ -218,6 +227,14 @@ impl Pattern {
         match current {
             Element::Gap => (0..=MAX_GAP)
                 .take_while(|skip| pos + skip <= sentence.ids.len())
+                .any(|skip| self.matches_from(next, sentence, pos + skip)),
+            Element::WideGap => (0..=MAX_WIDE_GAP)
+                // Words are skipped only within the clause `pos` is in.
+                .take_while(|&skip| {
+                    let at = pos + skip;
+                    at <= sentence.ids.len()
+                        && (skip == 0 || sentence.breaks.get(at) != Some(&true))
+                })
                 .any(|skip| self.matches_from(next, sentence, pos + skip)),
             Element::Word {
                 alternatives,
@@ -491,10 +508,16 @@ pub(super) fn pattern_problems(source: &str) -> Vec<String> {
     if !matches!(pattern.elements.first(), Some(Element::Word { .. })) {
         problems.push("does not start with a word".to_owned());
     }
-    if matches!(pattern.elements.last(), Some(Element::Gap)) {
+    if matches!(
+        pattern.elements.last(),
+        Some(Element::Gap | Element::WideGap)
+    ) {
         problems.push("ends with a gap".to_owned());
     }
-    for token in source.split_whitespace().filter(|token| *token != "*") {
+    for token in source
+        .split_whitespace()
+        .filter(|token| !matches!(*token, "*" | "**"))
+    {
         for alternative in token.trim_end_matches('?').split('|') {
             match Alternative::parse(alternative, &mut Vocabulary::default()) {
                 None => problems.push(format!("alternative {alternative:?} is empty")),
@@ -552,6 +575,16 @@ mod tests {
         assert!(!fires("can't deal_with|handle it", &[], "I can't deal it"));
         assert!(fires("take * pills", &[], "take all the pills"));
         assert!(!fires("take * pills", &[], "take all of the pills"));
+        assert!(fires(
+            "thinking ** bridge",
+            &[],
+            "thinking about the tall old bridge by my school"
+        ));
+        assert!(!fires(
+            "thinking ** bridge",
+            &[],
+            "thinking about dinner, the bridge is closed"
+        ));
         assert!(!fires("want to die", &[], "I want to. Die Hard is on"));
         assert!(!fires("hurt myself", &["gym"], "I hurt myself at the gym"));
         assert!(fires(

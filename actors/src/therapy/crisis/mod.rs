@@ -28,14 +28,20 @@
 //! - `rules.rs`: the rules themselves, one table per crisis type, plus the
 //!   anxiety cues; `rules_categories.rs`: rules by clinical category (wish
 //!   to be dead, method, intent, plan, preparation, farewell, burden,
-//!   lethality, self-harm in other words), in English and Spanish.
+//!   lethality, self-harm in other words), in English and Spanish;
+//!   `rules_wider.rs`: rules that pair two ideas anywhere in one clause (a
+//!   means and a thought of using it, an injury and one's own body).
 //! - `corpus_tests.rs`: example messages with the detection each must get.
-//! - `corpus_report.rs` and `corpus/messages.tsv`: a labelled corpus by
-//!   clinical category, with recall and false-positive rate per category.
+//! - `corpus_report.rs` and `corpus/`: labelled corpora by clinical
+//!   category (`messages.tsv`, the rules' own; `second_set.tsv`, written
+//!   unseen and then developed against; `held_out.tsv`, written unseen and
+//!   never developed against), with recall and false-positive rate per
+//!   category.
 
 mod matcher;
 mod rules;
 mod rules_categories;
+mod rules_wider;
 mod types;
 
 #[cfg(test)]

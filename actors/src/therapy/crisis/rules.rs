@@ -12,6 +12,7 @@ use std::sync::OnceLock;
 
 use super::matcher::RuleSet;
 use super::rules_categories as categories;
+use super::rules_wider as wider;
 use super::types::{CrisisCategory, CrisisType};
 
 /// One rule as written: a pattern and the patterns that suppress it when
@@ -52,6 +53,8 @@ impl Spec {
 /// "kms" is also kilometres.
 const KMS_DISTANCE: &[&str] = &[
     "ran|run|running|runs|walk|walked|walking|drive|drove|driving|cycle|cycled|cycling|biked|biking|hiked|hiking|swam|rode|away|far|per|hour|an_hour|distance|km|miles|marathon|trip|road",
+    // Hyperbole about an annoyance: "gonna kms if this group chat ...".
+    "if_this|if_one_more|if_i_have_to|if_he|if_she|if_they|if_my|lmao|lmfao|meme|memes|group_chat",
 ];
 
 const SUICIDE_IDIOMS: &[&str] = &[
@@ -161,6 +164,7 @@ const NON_ALCOHOL: &[&str] = &[
 const RELAPSE_IDIOMS: &[&str] = &[
     "cancer|leukemia|leukaemia|tumor|tumour|lymphoma|ms|symptoms|illness|disease|infection|flu|covid|injury|knee|back_pain|fever|rash|acne|eczema|migraine|migraines|diet|psoriasis",
     "habit|habits|procrastinating|procrastination|nail_biting|junk_food|laziness|bad_posture",
+    "smoking|vaping|cigarettes|cigs|nicotine|patches|sugar|candy|caffeine|soda",
 ];
 
 const COPE_IDIOMS: &[&str] =
@@ -515,7 +519,7 @@ const GENERAL_DISTRESS: &[Spec] = &[
 
 /// Every crisis table: the type its rules report, and the clinical
 /// category of those not marked with another.
-const CRISIS_TABLE: [(CrisisType, CrisisCategory, &[Spec]); 22] = {
+const CRISIS_TABLE: [(CrisisType, CrisisCategory, &[Spec]); 32] = {
     use CrisisCategory as C;
     use CrisisType as T;
     [
@@ -557,6 +561,28 @@ const CRISIS_TABLE: [(CrisisType, CrisisCategory, &[Spec]); 22] = {
         (T::TraumaResponse, C::Trauma, TRAUMA_RESPONSE),
         (T::SubstanceAbuse, C::SubstanceUse, SUBSTANCE_ABUSE),
         (T::GeneralDistress, C::Distress, GENERAL_DISTRESS),
+        (T::SuicidalIdeation, C::Method, wider::WIDER_METHOD),
+        (T::SuicidalIdeation, C::Intent, wider::WIDER_INTENT),
+        (T::SuicidalIdeation, C::Plan, wider::WIDER_PLAN),
+        (
+            T::SuicidalIdeation,
+            C::Preparatory,
+            wider::WIDER_PREPARATORY,
+        ),
+        (T::SelfHarm, C::SelfHarm, wider::WIDER_SELF_HARM),
+        (T::SuicidalIdeation, C::Farewell, wider::WIDER_FAREWELL),
+        (T::SuicidalIdeation, C::Burden, wider::WIDER_BURDEN),
+        (
+            T::SuicidalIdeation,
+            C::Hopelessness,
+            wider::WIDER_HOPELESSNESS,
+        ),
+        (T::SuicidalIdeation, C::Lethality, wider::WIDER_LETHALITY),
+        (
+            T::SuicidalIdeation,
+            C::ActiveIdeation,
+            wider::WIDER_IDEATION,
+        ),
     ]
 };
 

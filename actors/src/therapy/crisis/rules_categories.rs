@@ -381,7 +381,11 @@ pub(super) const MORE_SUICIDAL: &[Spec] = &[
     rule("juntando pastilas").as_(CrisisCategory::Preparatory),
     rule("testamento").as_(CrisisCategory::Preparatory),
     rule("regale * mis cosas").as_(CrisisCategory::Preparatory),
-    rule("compre una cuerda").as_(CrisisCategory::Preparatory),
+    rule_unless(
+        "compre una cuerda",
+        &["escalar|escalada|cerro|montana|camping|barco|tendedero|columpio"],
+    )
+    .as_(CrisisCategory::Preparatory),
     rule("contrasenas anotadas").as_(CrisisCategory::Preparatory),
     rule("no voy a estar mucho|mas tiempo").as_(CrisisCategory::Farewell),
     rule("diganle * que lo siento").as_(CrisisCategory::Farewell),
@@ -427,7 +431,8 @@ pub(super) const BENIGN_FRAMES: &[&str] = &[
     "not|never|no_longer suicidal",
     "never|not|no * hurt|harm|kill|killing|hurting|cut|cutting|burn ~myself",
     "never|not * take|end|ending my own? life",
-    "no|zero|not_any|never_had thoughts|plans|wish|intention|urge|desire of|to|about",
+    "no|zero|not_any|never_had thoughts|plans|wish|intention|urge|urges|desire of|to|about",
+    "not have any * thoughts|urges|urge|plans|intention|desire",
     "never crossed my mind",
     "not want to die $|i_just|i_want|just",
     "not feel like a burden",
@@ -446,9 +451,17 @@ pub(super) const BENIGN_FRAMES: &[&str] = &[
     "this time last year",
     "old journal|diary",
     "when i was younger|a_teen|a_teenager|in_high_school|in_school|a_kid",
-    "have_not|have_not_had * in|for over|months|years|a_year",
+    "have_not|have_not_had ** in|for over|months|years|a_year",
+    "days|weeks|months|years without|free_of|free_from",
     // news, research, awareness
-    "news|article|articles|study|studies|research|paper|documentary|podcast|lecture|professor|statistics|stats|rates|prevalence|awareness|prevention|prevent|campaign|assembly|charity|warning_signs",
+    "news|article|articles|study|studies|research|paper|documentary|podcast|lecture|professor|statistics|stats|rates|prevalence|awareness|prevention|prevent|campaign|assembly|charity|warning_signs|hotline|hotlines|deaths|death_rate|went_down|went_up|policy|funding",
+    "suicide|safety barrier|barriers|nets|fence|fences",
+    // someone else: what a friend says, someone one supports, a death
+    // reported (first person is never "died by suicide")
+    "my|his|her|a coworker|boss|friend|roommate|boyfriend|girlfriend|partner|husband|wife|brother|sister|son|daughter|kid|mom|dad|classmate|cousin says|said|keeps_saying|always_says",
+    "my|his|her|a|our boyfriend|girlfriend|friend|partner|husband|wife|brother|sister|son|daughter|kid|child|student|patient|teen|teenager|roommate|coworker|classmate|cousin who",
+    "my|his|her roommate|friend|brother|sister|cousin|son|daughter|mom|dad|boyfriend|girlfriend|partner|uncle|aunt overdosed|relapsed|died",
+    "died by suicide",
     // a story
     "in my|the|this novel|story|book|movie|film|game|show|episode|series|play|script",
     "the|my|his|her character|detective|protagonist|villain|hero",
@@ -458,6 +471,7 @@ pub(super) const BENIGN_FRAMES: &[&str] = &[
     "nunca|jamas me haria|haria dano",
     "hace anos|meses",
     "prevencion|charla|noticia|noticias|articulo|estudio",
+    "peli|pelicula|serie|libro|novela|protagonista|personaje",
 ];
 
 /// Signs that a crisis is happening now rather than thought about: a time
@@ -485,7 +499,19 @@ pub(super) const IMMINENCE: &[&str] = &[
     "after everyone goes to sleep|they_sleep",
     "have the whole afternoon|night|house",
     "booked",
+    "after|before my? shift|work|finals|school|class|practice|dinner|everyone_leaves",
+    "an|a_few|few|20|30|ten|twenty hour|hours|minutes|mins ago",
+    "i have like|about|around? 20|30|40|50|60|100 of them",
+    "will_not|won't|does_not|doesn't stop bleeding",
+    "last message|post|time_you_will_hear|time_you'll_hear",
+    "goodbye|bye everyone|everybody|all",
     "esta noche|manana",
+    "manana $|temprano|en_la_noche|por_la_noche",
+    "hace rato|un_rato|una_hora|minutos",
+    "no para de sangrar",
+    "ultimo mensaje",
+    "aqui en mi cuarto",
+    "ya tengo bastantes|suficientes",
     "hoy $|lo_hago|mismo",
     "ahora mismo",
     "ya me tome",
