@@ -114,6 +114,53 @@ fn oversized_frames_close_1009() {
     assert_still_chatting(&mut fresh);
 }
 
+/// A frame whose header announces more than the limit is refused on the
+/// header, before its payload is read: the close arrives while the client
+/// has sent only a few bytes of the gigabyte it announced.
+#[test]
+fn a_frame_announcing_too_much_is_refused_before_its_payload() {
+    use std::io::Write;
+    let server = TestServer::start();
+    let mut client = server.connect("alice");
+    let mut header = vec![0x81, 0xFF];
+    header.extend_from_slice(&(1u64 << 30).to_be_bytes());
+    header.extend_from_slice(&[1, 2, 3, 4]);
+    header.extend_from_slice(b"{\"type\"");
+    (&*client.stream())
+        .write_all(&header)
+        .expect("write the header");
+    assert_eq!(client.expect_close().0, 1009);
+}
+
+/// An id that is not a valid id (empty, too long, odd characters) is
+/// answered `bad_request`, never with silence.
+#[test]
+fn an_invalid_id_is_answered_bad_request() {
+    let server = TestServer::start();
+    let mut client = server.connect("alice");
+    for id in [json!(""), json!("x".repeat(300)), json!(7)] {
+        client.send_json(json!({"type": "ping", "id": id}));
+        let error = client.recv();
+        assert_eq!(error["type"], "error", "{id}: {error}");
+        assert_eq!(error["code"], "bad_request", "{id}: {error}");
+    }
+    assert_still_chatting(&mut client);
+}
+
+/// Reserved bits that no extension was agreed for are a protocol error.
+#[test]
+fn reserved_bits_close_1002() {
+    use std::io::Write;
+    let server = TestServer::start();
+    let mut client = server.connect("alice");
+    // FIN + RSV1 + text, masked, two bytes ("hi" under a zero mask).
+    let frame = [0xC1, 0x82, 0, 0, 0, 0, b'h', b'i'];
+    (&*client.stream())
+        .write_all(&frame)
+        .expect("write the frame");
+    assert_eq!(client.expect_close().0, 1002);
+}
+
 /// A fragmented text message is reassembled and handled as one.
 #[test]
 fn fragmented_messages_are_reassembled() {

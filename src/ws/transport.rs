@@ -328,12 +328,77 @@ fn text_of(bytes: Bytes) -> Result<Incoming, InboundError> {
         .map_err(|_| InboundError::refused(Close::InvalidUtf8))
 }
 
+/// What the next frame's header announces, read before its payload.
+#[derive(Debug, PartialEq, Eq)]
+struct Announced {
+    reserved_bits: bool,
+    control: bool,
+    /// Continues a fragmented message.
+    continuation: bool,
+    length: u64,
+}
+
+/// Reads the header at the front of `buf` (RFC 6455 section 5.2), once
+/// enough of it has arrived. By hand, because actix-http's codec checks a
+/// frame's length only once the whole payload is buffered: a header that
+/// announces gigabytes must be refused as it arrives, not after.
+fn announced(buf: &[u8]) -> Option<Announced> {
+    let (&first, &second) = (buf.first()?, buf.get(1)?);
+    let opcode = first & 0x0F;
+    let length = match second & 0x7F {
+        126 => u64::from(u16::from_be_bytes([*buf.get(2)?, *buf.get(3)?])),
+        127 => {
+            let bytes: [u8; 8] = buf.get(2..10)?.try_into().ok()?;
+            u64::from_be_bytes(bytes)
+        }
+        short => u64::from(short),
+    };
+    Some(Announced {
+        reserved_bits: first & 0x70 != 0,
+        control: opcode & 0x08 != 0,
+        continuation: opcode == 0,
+        length,
+    })
+}
+
+impl Inbound {
+    /// Refuses the next frame on its header alone: reserved bits no
+    /// extension was agreed for (1002), or a data frame whose payload would
+    /// take the message past the limit (1009).
+    fn check_header(&self) -> Result<(), InboundError> {
+        let Some(header) = announced(&self.buf) else {
+            return Ok(());
+        };
+        if header.reserved_bits {
+            return Err(InboundError::Refused {
+                close: Close::ProtocolError,
+                detail: "a frame with reserved bits set".into(),
+            });
+        }
+        if header.control {
+            // The codec refuses control frames over 125 bytes itself.
+            return Ok(());
+        }
+        let so_far = match (&self.partial, header.continuation) {
+            (Some(partial), true) => partial.bytes.len() as u64,
+            _ => 0,
+        };
+        if so_far.saturating_add(header.length) > self.max_message_bytes as u64 {
+            return Err(InboundError::refused(Close::MessageTooBig));
+        }
+        Ok(())
+    }
+}
+
 impl Stream for Inbound {
     type Item = Result<Incoming, InboundError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
         loop {
+            if let Err(refused) = this.check_header() {
+                return Poll::Ready(Some(Err(refused)));
+            }
             match this.codec.decode(&mut this.buf) {
                 Ok(Some(frame)) => return Poll::Ready(Some(this.message_of(frame))),
                 Ok(None) if this.ended => return Poll::Ready(None),
@@ -341,7 +406,7 @@ impl Stream for Inbound {
                 Err(ProtocolError::Overflow) => {
                     return Poll::Ready(Some(Err(InboundError::refused(Close::MessageTooBig))))
                 }
-                Err(ProtocolError::Io(err)) => {
+                Err(ProtocolError::Io(err)) if err.kind() != std::io::ErrorKind::InvalidData => {
                     return Poll::Ready(Some(Err(InboundError::Lost(err.to_string()))))
                 }
                 Err(err) => {
@@ -361,5 +426,31 @@ impl Stream for Inbound {
                 Poll::Pending => return Poll::Pending,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_are_read_before_their_payload() {
+        assert_eq!(announced(&[0x81]), None);
+        let short = announced(&[0x81, 0x85]).unwrap();
+        assert_eq!(
+            (short.length, short.control, short.reserved_bits),
+            (5, false, false)
+        );
+        assert_eq!(
+            announced(&[0x82, 0xFE, 0x01]),
+            None,
+            "16-bit length not here yet"
+        );
+        assert_eq!(announced(&[0x82, 0xFE, 0x01, 0x00]).unwrap().length, 256);
+        let huge = [0x81, 0xFF, 0, 0, 0, 1, 0, 0, 0, 0];
+        assert_eq!(announced(&huge).unwrap().length, 1 << 32);
+        assert!(announced(&[0xC1, 0x80]).unwrap().reserved_bits);
+        assert!(announced(&[0x89, 0x80]).unwrap().control);
+        assert!(announced(&[0x00, 0x80]).unwrap().continuation);
     }
 }

@@ -132,12 +132,14 @@ pub struct ClientRef(Arc<str>);
 impl ClientRef {
     pub const MAX_LEN: usize = 64;
 
+    /// 1 to 64 characters: an empty id could not be told from none in a
+    /// reply, so it is refused rather than echoed.
     pub fn parse(value: &str) -> Result<Self, IdError> {
         let chars = value.chars().count();
-        if chars > Self::MAX_LEN {
+        if chars == 0 || chars > Self::MAX_LEN {
             return Err(IdError::Length {
                 what: "id",
-                min: 0,
+                min: 1,
                 max: Self::MAX_LEN,
             });
         }
@@ -249,7 +251,8 @@ mod tests {
 
     #[test]
     fn client_refs_are_bounded() {
-        assert!(ClientRef::parse("").is_ok());
+        assert!(ClientRef::parse("").is_err());
+        assert!(ClientRef::parse("a").is_ok());
         assert!(ClientRef::parse(&"é".repeat(64)).is_ok());
         assert!(ClientRef::parse(&"a".repeat(65)).is_err());
     }
