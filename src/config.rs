@@ -109,6 +109,9 @@ pub struct LimitsConfig {
     /// Frames and bytes queued for one client before it is closed 4002.
     pub outbound_max_frames: usize,
     pub outbound_max_bytes: usize,
+    /// After a close the server starts, what the client still sends is
+    /// read and discarded for up to this long, until its own close.
+    pub close_linger_ms: u64,
 }
 
 impl Default for LimitsConfig {
@@ -124,6 +127,7 @@ impl Default for LimitsConfig {
             rate_limited_close_after: 50,
             outbound_max_frames: 1024,
             outbound_max_bytes: 4 * 1024 * 1024,
+            close_linger_ms: 2000,
         }
     }
 }
@@ -482,6 +486,9 @@ impl Config {
         }
         if self.limits.outbound_max_frames == 0 || self.limits.outbound_max_bytes < 65536 {
             return invalid("limits.outbound_max_frames must be positive and limits.outbound_max_bytes at least 65536");
+        }
+        if self.limits.close_linger_ms > 60_000 {
+            return invalid("limits.close_linger_ms must be at most 60000");
         }
         if self.limits.max_message_bytes < 1024 {
             return invalid("limits.max_message_bytes must be at least 1024");

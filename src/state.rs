@@ -22,6 +22,9 @@ use crate::auth::Authenticator;
 pub struct OutboundLimits {
     pub max_frames: usize,
     pub max_bytes: usize,
+    /// After a close the server starts, how long what the client still
+    /// sends is read and discarded, waiting for its close.
+    pub close_linger: Duration,
 }
 
 #[derive(Debug, Clone, Copy)]

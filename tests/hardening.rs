@@ -72,6 +72,39 @@ fn a_flood_is_closed_1008() {
     assert_healthy(&server);
 }
 
+/// A client that goes on sending after the server closes it still gets
+/// every frame queued before the close and the close itself: the server
+/// reads and discards what arrives until the client's own close, instead of
+/// dropping the socket with unread data (which the kernel would answer
+/// with a reset that destroys the client's buffered frames). Repeated,
+/// because the loss was a race.
+#[test]
+fn a_flooding_client_still_receives_its_close() {
+    let server = TestServer::with_config(default_rate_limits);
+    for round in 0..12 {
+        let mut client = server.connect(&format!("flood{round}"));
+        // Far more than it takes to be closed, written before reading.
+        let burst: String = (0..400)
+            .map(|n| format!("{{\"type\":\"ping\",\"id\":\"p{n}\"}}"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        for line in burst.lines() {
+            client.send_text(line);
+        }
+        let mut pongs = 0;
+        let close = loop {
+            match client.next_frame() {
+                Frame::Json(frame) if frame["type"] == "pong" => pongs += 1,
+                Frame::Json(_) | Frame::Ping | Frame::Binary => {}
+                Frame::Close(code, _) => break code,
+            }
+        };
+        assert_eq!(close, 1008, "round {round}");
+        assert!(pongs >= 20, "round {round}: {pongs} pongs arrived");
+    }
+    assert_healthy(&server);
+}
+
 /// Past limits.max_connections, a new connection is closed 1013.
 #[test]
 fn the_server_connection_limit_closes_1013() {

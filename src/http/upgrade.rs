@@ -58,14 +58,24 @@ pub(super) async fn ws_chat(
     if state.metrics.open_connections() >= i64::try_from(state.max_connections).unwrap_or(i64::MAX)
     {
         log::warn!("ws_refused reason=server_full");
-        return ws::refuse(&req, stream, Close::ServerFull);
+        return ws::refuse(
+            &req,
+            stream,
+            Close::ServerFull,
+            state.session.outbound.close_linger,
+        );
     }
     match state.auth.verify(token) {
         Ok(identity) => ws::serve(&req, stream, identity, options, state.into_inner()),
         Err(err) => {
             log::info!("ws_refused reason={:?}", err.close().reason());
             log::debug!("ws_refused detail={err:?}");
-            ws::refuse(&req, stream, err.close())
+            ws::refuse(
+                &req,
+                stream,
+                err.close(),
+                state.session.outbound.close_linger,
+            )
         }
     }
 }

@@ -45,10 +45,12 @@ pub fn refuse(
     req: &HttpRequest,
     body: web::Payload,
     close: Close,
+    close_linger: std::time::Duration,
 ) -> Result<HttpResponse, actix_web::Error> {
     let limits = OutboundLimits {
         max_frames: 1,
         max_bytes: 0,
+        close_linger,
     };
     let (response, _messages, outbound) = transport::accept(req, body, 0, limits)?;
     outbound.close_with(close, false);

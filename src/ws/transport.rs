@@ -49,16 +49,30 @@ struct Queue {
     bytes: usize,
     /// A close is queued: nothing may follow it.
     closing: bool,
-    /// The response body, waiting for something to write.
+    /// Nothing more will be read from the client: it sent its close, its
+    /// stream ended, or the lingering read after our close has finished.
+    /// Until then, the socket stays open after our close frame is written.
+    reading_done: bool,
+    /// The response body, waiting for something to write (or, after the
+    /// close, for the reading to be done).
     writer: Option<Waker>,
 }
 
 impl Queue {
     fn push(&mut self, item: Outgoing) {
         self.items.push_back(item);
+        self.wake_writer();
+    }
+
+    fn wake_writer(&mut self) {
         if let Some(writer) = self.writer.take() {
             writer.wake();
         }
+    }
+
+    fn finish_reading(&mut self) {
+        self.reading_done = true;
+        self.wake_writer();
     }
 }
 
@@ -166,15 +180,18 @@ pub fn accept(
     let body = OutboundBody {
         queue: queue.shared.clone(),
         codec: Codec::new(),
+        close_written: false,
         finished: false,
     };
     let inbound = Inbound {
-        payload,
+        payload: Some(payload),
         buf: BytesMut::new(),
         codec: Codec::new().max_size(max_message_bytes),
         max_message_bytes,
         partial: None,
         ended: false,
+        queue: queue.shared.clone(),
+        close_linger: limits.close_linger,
     };
     let mut response = response.streaming(body);
     // A streaming body gets a default content type; a 101 carries none.
@@ -183,10 +200,12 @@ pub fn accept(
 }
 
 /// The response body: whatever is queued, encoded, each time the socket can
-/// take more.
+/// take more. After the close frame it ends only once reading is done, so
+/// that the socket is never dropped with the client's data unread.
 struct OutboundBody {
     queue: Rc<RefCell<Queue>>,
     codec: Codec,
+    close_written: bool,
     finished: bool,
 }
 
@@ -199,6 +218,14 @@ impl Stream for OutboundBody {
             return Poll::Ready(None);
         }
         let mut queue = this.queue.borrow_mut();
+        if this.close_written {
+            if queue.reading_done {
+                this.finished = true;
+                return Poll::Ready(None);
+            }
+            queue.writer = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
         if queue.items.is_empty() {
             queue.writer = Some(cx.waker().clone());
             return Poll::Pending;
@@ -216,14 +243,14 @@ impl Stream for OutboundBody {
                 Outgoing::Ping => Message::Ping(Bytes::new()),
                 Outgoing::Pong(payload) => Message::Pong(payload),
                 Outgoing::Close(reason) => {
-                    this.finished = true;
+                    this.close_written = true;
                     Message::Close(reason)
                 }
             };
             if let Err(err) = this.codec.encode(message, &mut out) {
                 return Poll::Ready(Some(Err(actix_web::error::ErrorInternalServerError(err))));
             }
-            if this.finished {
+            if this.close_written {
                 queue.items.clear();
                 break;
             }
@@ -272,12 +299,16 @@ struct Partial {
 /// The client's messages, decoded from the request payload and
 /// reassembled from their fragments.
 pub struct Inbound {
-    payload: web::Payload,
+    /// Taken by the lingering read when the session drops this stream
+    /// after a close of the server's.
+    payload: Option<web::Payload>,
     buf: BytesMut,
     codec: Codec,
     max_message_bytes: usize,
     partial: Option<Partial>,
     ended: bool,
+    queue: Rc<RefCell<Queue>>,
+    close_linger: std::time::Duration,
 }
 
 impl Inbound {
@@ -400,8 +431,17 @@ impl Stream for Inbound {
                 return Poll::Ready(Some(Err(refused)));
             }
             match this.codec.decode(&mut this.buf) {
+                Ok(Some(Frame::Close(reason))) => {
+                    // The client said its last word: our close (its echo)
+                    // may end the connection as soon as it is written.
+                    this.queue.borrow_mut().finish_reading();
+                    return Poll::Ready(Some(Ok(Incoming::Close(reason))));
+                }
                 Ok(Some(frame)) => return Poll::Ready(Some(this.message_of(frame))),
-                Ok(None) if this.ended => return Poll::Ready(None),
+                Ok(None) if this.ended => {
+                    this.queue.borrow_mut().finish_reading();
+                    return Poll::Ready(None);
+                }
                 Ok(None) => {}
                 Err(ProtocolError::Overflow) => {
                     return Poll::Ready(Some(Err(InboundError::refused(Close::MessageTooBig))))
@@ -416,16 +456,80 @@ impl Stream for Inbound {
                     })))
                 }
             }
-            match Pin::new(&mut this.payload).poll_next(cx) {
+            let Some(payload) = this.payload.as_mut() else {
+                return Poll::Ready(None);
+            };
+            match Pin::new(payload).poll_next(cx) {
                 Poll::Ready(Some(Ok(chunk))) => this.buf.extend_from_slice(&chunk),
                 Poll::Ready(Some(Err(err))) => {
                     this.ended = true;
+                    this.queue.borrow_mut().finish_reading();
                     return Poll::Ready(Some(Err(InboundError::Lost(err.to_string()))));
                 }
                 Poll::Ready(None) => this.ended = true,
                 Poll::Pending => return Poll::Pending,
             }
         }
+    }
+}
+
+impl Drop for Inbound {
+    /// The session is gone. If the server closed the connection and the
+    /// client has not answered yet, what it still sends is read and thrown
+    /// away until its close, its end of stream or the linger time: closing
+    /// a socket with unread data makes the kernel reset it, and a reset
+    /// destroys the frames (our close among them) the client has not read.
+    fn drop(&mut self) {
+        let mut queue = self.queue.borrow_mut();
+        let payload = self.payload.take();
+        match payload {
+            Some(payload) if queue.closing && !queue.reading_done && !self.ended => {
+                drop(queue);
+                let linger = Linger {
+                    payload,
+                    buf: std::mem::take(&mut self.buf),
+                    codec: Codec::new().max_size(self.max_message_bytes),
+                    queue: self.queue.clone(),
+                };
+                actix_rt::spawn(linger.run(self.close_linger));
+            }
+            _ => queue.finish_reading(),
+        }
+    }
+}
+
+/// The reading that goes on after the server's close, discarding.
+struct Linger {
+    payload: web::Payload,
+    buf: BytesMut,
+    codec: Codec,
+    queue: Rc<RefCell<Queue>>,
+}
+
+impl Linger {
+    async fn run(mut self, limit: std::time::Duration) {
+        let deadline = actix_rt::time::Instant::now() + limit;
+        'reading: loop {
+            loop {
+                match self.codec.decode(&mut self.buf) {
+                    Ok(Some(Frame::Close(_))) | Err(_) => break 'reading,
+                    Ok(Some(_)) => {}
+                    Ok(None) => break,
+                }
+            }
+            // What is left undecodable (an oversized frame) is dropped as
+            // it comes; only the client's close matters now.
+            if self.buf.len() > 1 << 20 {
+                self.buf.clear();
+            }
+            let left = deadline.saturating_duration_since(actix_rt::time::Instant::now());
+            let next = std::future::poll_fn(|cx| Pin::new(&mut self.payload).poll_next(cx));
+            match actix_rt::time::timeout(left, next).await {
+                Ok(Some(Ok(chunk))) => self.buf.extend_from_slice(&chunk),
+                Ok(Some(Err(_)) | None) | Err(_) => break,
+            }
+        }
+        self.queue.borrow_mut().finish_reading();
     }
 }
 
