@@ -126,7 +126,8 @@ fn a_frame_announcing_too_much_is_refused_before_its_payload() {
     header.extend_from_slice(&(1u64 << 30).to_be_bytes());
     header.extend_from_slice(&[1, 2, 3, 4]);
     header.extend_from_slice(b"{\"type\"");
-    (&*client.stream())
+    client
+        .stream()
         .write_all(&header)
         .expect("write the header");
     assert_eq!(client.expect_close().0, 1009);
@@ -155,9 +156,7 @@ fn reserved_bits_close_1002() {
     let mut client = server.connect("alice");
     // FIN + RSV1 + text, masked, two bytes ("hi" under a zero mask).
     let frame = [0xC1, 0x82, 0, 0, 0, 0, b'h', b'i'];
-    (&*client.stream())
-        .write_all(&frame)
-        .expect("write the frame");
+    client.stream().write_all(&frame).expect("write the frame");
     assert_eq!(client.expect_close().0, 1002);
 }
 
