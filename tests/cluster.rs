@@ -382,6 +382,31 @@ fn one_redis_subscription_per_node_per_channel() {
     wait_until("no node listens", || namespace.listeners("room:quiet") == 0);
 }
 
+/// Whatever another writer puts on a Hearth pub/sub channel (here, events
+/// that start with a multi-byte character) is dropped; the node's relay
+/// goes on, and it stays ready.
+#[test]
+fn odd_events_on_the_pubsub_channel_do_not_stop_the_relay() {
+    let url = require_service!(Redis);
+    let namespace = Namespace::new(&url);
+    let server = node(&namespace, |_| {});
+    let mut reader = server.connect("reader");
+    subscribe(&mut reader, "s", &["news:odd"]);
+    assert_eq!(namespace.listeners("news:odd"), 1);
+    let channel = format!("{}:channel:news:odd", namespace.prefix);
+    for payload in ["\u{e9}x", "\u{20ac}", "", "zzz"] {
+        let _: i64 = redis::cmd("PUBLISH")
+            .arg(&channel)
+            .arg(payload)
+            .query(&mut namespace.redis())
+            .expect("PUBLISH");
+    }
+    api_publish(&server, KEY, "news:odd", json!("after"));
+    let event = reader.next_publication("news:odd");
+    assert_eq!(event["data"], "after");
+    wait_for_readiness(&server.http_url("/readyz"), 200);
+}
+
 /// A node killed without a goodbye: its players leave presence, with a
 /// leave event, once its heartbeat has expired.
 #[test]

@@ -4,7 +4,9 @@
 
 use std::collections::HashMap;
 
-use futures_util::StreamExt;
+use std::panic::AssertUnwindSafe;
+
+use futures_util::{FutureExt, StreamExt};
 use redis::{Client, Msg, RedisResult};
 use tokio::sync::{mpsc, oneshot};
 
@@ -22,6 +24,24 @@ pub(super) enum Control {
     /// Subscribe, and answer once Redis confirmed (or did not).
     Watch(ChannelName, oneshot::Sender<Result<(), BrokerError>>),
     Unwatch(ChannelName),
+}
+
+/// An event's kind letter and the rest, whatever its first character is
+/// (another writer to the channel could send anything).
+fn split_event(text: &str) -> (Option<char>, &str) {
+    let mut chars = text.chars();
+    let kind = chars.next();
+    (kind, chars.as_str())
+}
+
+/// Marks the pub/sub side down when the task ends for any reason, a panic
+/// included, so that `/readyz` tells the truth.
+struct DownOnExit(std::rc::Rc<super::link::Health>);
+
+impl Drop for DownOnExit {
+    fn drop(&mut self) {
+        self.0.set_pubsub(false);
+    }
 }
 
 /// Relays what the pub/sub connection receives to the broadcaster, in
@@ -56,18 +76,18 @@ impl Relay {
             log::warn!("redis_bad_event channel={channel}");
             return;
         };
-        let (kind, rest) = text.split_at(text.len().min(1));
+        let (kind, rest) = split_event(text);
         let player = || PlayerId::parse(rest).ok();
         match kind {
-            "p" => match parse_publication(&channel, rest) {
+            Some('p') => match parse_publication(&channel, rest) {
                 Some(publication) => self.relay_publication(publication).await,
                 None => log::warn!("redis_bad_event channel={channel}"),
             },
-            "j" => match player() {
+            Some('j') => match player() {
                 Some(player) => self.sink.emit(BrokerEvent::Join { channel, player }),
                 None => log::warn!("redis_bad_event channel={channel}"),
             },
-            "l" => match player() {
+            Some('l') => match player() {
                 Some(player) => self.sink.emit(BrokerEvent::Leave { channel, player }),
                 None => log::warn!("redis_bad_event channel={channel}"),
             },
@@ -143,6 +163,7 @@ pub(super) async fn run_pubsub(
     mut relay: Relay,
 ) {
     let health = relay.link.health.clone();
+    let _down_on_exit = DownOnExit(health.clone());
     let keys = relay.link.keys.clone();
     let pubsub_prefix = keys.pubsub_prefix();
     let mut watched: Vec<ChannelName> = Vec::new();
@@ -162,7 +183,16 @@ pub(super) async fn run_pubsub(
                 loop {
                     tokio::select! {
                         message = messages.next() => match message {
-                            Some(message) => relay.relay(message, &pubsub_prefix).await,
+                            Some(message) => {
+                                // A bug in relaying one event must not end
+                                // the node's only pub/sub connection.
+                                let relayed = AssertUnwindSafe(relay.relay(message, &pubsub_prefix))
+                                    .catch_unwind()
+                                    .await;
+                                if relayed.is_err() {
+                                    log::error!("redis_relay_panicked");
+                                }
+                            }
                             None => break,
                         },
                         order = orders.recv() => match order {
@@ -224,5 +254,18 @@ pub(super) async fn run_pubsub(
                 },
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_split_on_any_first_character() {
+        assert_eq!(split_event("palice"), (Some('p'), "alice"));
+        assert_eq!(split_event("é rest"), (Some('é'), " rest"));
+        assert_eq!(split_event("€"), (Some('€'), ""));
+        assert_eq!(split_event(""), (None, ""));
     }
 }
