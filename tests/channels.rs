@@ -239,6 +239,7 @@ fn presence_counts_players_and_fires_once() {
         .expect("alice present");
     assert_eq!(alice["connections"], 2);
     assert_eq!(players.len(), 2);
+    assert_eq!(listed["result"]["count"], 2);
     let (status, body) = server.get("/api/channels/room:hall/presence", Some(KEY));
     assert_eq!(status, 200);
     assert_eq!(body["players"], listed["result"]["players"]);
@@ -263,6 +264,32 @@ fn presence_counts_players_and_fires_once() {
         server.get("/api/channels/news:x/presence", Some(KEY)).0,
         404
     );
+}
+
+/// Only a member reads a channel's presence: a player who may join a room
+/// but has not gets `forbidden`, so nobody watches a room unseen. A big
+/// room answers with its count and the first 100 players.
+#[test]
+fn presence_is_for_members_and_capped() {
+    let server = server();
+    let members: Vec<Client> = (0..101)
+        .map(|n| {
+            let mut member = server.connect(&format!("m{n:03}"));
+            subscribe(&mut member, "s", &["room:support"]);
+            member
+        })
+        .collect();
+    let mut outsider = server.connect("outsider");
+    let refused = outsider.request("q", json!({"type": "presence", "channel": "room:support"}));
+    assert_eq!(refused["code"], "forbidden", "{refused}");
+    assert_eq!(refused["reply_to"], "q");
+    subscribe(&mut outsider, "s", &["room:support"]);
+    let listed = outsider.request("q2", json!({"type": "presence", "channel": "room:support"}));
+    assert_eq!(listed["result"]["count"], 102, "{listed}");
+    let players = listed["result"]["players"].as_array().unwrap();
+    assert_eq!(players.len(), 100);
+    assert_eq!(players[0]["player_id"], "m000");
+    drop(members);
 }
 
 /// Display names from the token appear in presence.

@@ -381,7 +381,22 @@ pub struct PublishResult {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct PresenceResult {
+    /// How many players are there.
+    pub count: usize,
+    /// The first [`PresenceResult::MAX_LISTED`] of them, by player id.
     pub players: Vec<PresenceEntry>,
+}
+
+impl PresenceResult {
+    /// A room of thousands is answered with its count and a page, not a
+    /// frame past the client's message limit.
+    pub const MAX_LISTED: usize = 100;
+
+    pub fn capped(mut players: Vec<PresenceEntry>) -> Self {
+        let count = players.len();
+        players.truncate(Self::MAX_LISTED);
+        PresenceResult { count, players }
+    }
 }
 
 /// What happens in a channel, tagged by `event`.

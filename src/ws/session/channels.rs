@@ -307,12 +307,13 @@ impl WsSession {
                         format!("{channel} keeps no presence"),
                     ));
                 }
-                // A member may see who else is there (an assistant session's
-                // owner, their other devices); others as the rules say.
+                // Only a member sees who else is there: reading a room's
+                // members without joining it would be invisible to them.
                 if !self.subscriptions.borrow().contains(&channel) {
-                    rules
-                        .check_subscribe(&channel, &self.identity.player, &self.identity.channels)
-                        .map_err(ErrorFrame::from)?;
+                    return Err(ErrorFrame::new(
+                        ErrorCode::Forbidden,
+                        format!("subscribe to {channel} to see who is there"),
+                    ));
                 }
                 Ok(channel)
             });
@@ -331,7 +332,7 @@ impl WsSession {
                 let reply = match result {
                     Ok(Ok(players)) => ServerFrame::Response(Response {
                         reply_to,
-                        result: ResponseResult::Presence(PresenceResult { players }),
+                        result: ResponseResult::Presence(PresenceResult::capped(players)),
                     }),
                     _ => ServerFrame::Error(
                         ErrorFrame::new(ErrorCode::Internal, "presence is unavailable")
