@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{now, token_with, Client, Frame, TestServer};
+use common::{api_publish, now, subscribe, token_with, Client, Frame, TestServer};
 use serde_json::json;
 
 /// The server pings every heartbeat interval.
@@ -110,6 +110,50 @@ fn refresh_extends_the_connection() {
     }
     let reply = client.say("m", "still here");
     assert_eq!(reply["role"], "assistant");
+}
+
+/// A refresh with a token that no longer grants a channel takes the
+/// connection out of it, with an `unsubscribe` event before the answer;
+/// channels whose right does not come from the token stay.
+#[test]
+fn refresh_leaves_the_channels_the_new_token_no_longer_grants() {
+    const KEY: &str = "connections-test-key";
+    let server = TestServer::with_config(|config| config.api.key = KEY.into());
+    let token = token_with(
+        json!({"sub": "carol", "exp": now() + 600, "channels": ["team:red", "team:blue"]}),
+    );
+    let mut carol = Client::open(&server.ws_url(&format!("?token={token}")), &[]);
+    carol.recv();
+    let granted = subscribe(&mut carol, "s", &["team:red", "team:blue", "news:open"]);
+    assert_eq!(granted["type"], "response", "{granted}");
+    let narrower =
+        token_with(json!({"sub": "carol", "exp": now() + 600, "channels": ["team:blue"]}));
+    carol.send_json(json!({"type": "refresh", "id": "r", "token": narrower}));
+    // Join events of the subscribe may come first; then the unsubscribe
+    // event, then the answer.
+    let event = loop {
+        let frame = carol.recv();
+        if frame["event"] != "join" {
+            break frame;
+        }
+    };
+    assert_eq!(event["type"], "event", "{event}");
+    assert_eq!(event["event"], "unsubscribe");
+    assert_eq!(event["channel"], "team:red");
+    assert_eq!(event["data"]["code"], "forbidden");
+    let answer = carol.recv();
+    assert_eq!(answer["reply_to"], "r", "{answer}");
+    assert_eq!(answer["type"], "response");
+
+    // Nothing more of team:red arrives; team:blue and the news channel do.
+    for channel in ["team:red", "team:blue", "news:open"] {
+        api_publish(&server, KEY, channel, json!(channel));
+    }
+    let first = carol.recv();
+    assert_eq!(first["channel"], "team:blue", "{first}");
+    let second = carol.recv();
+    assert_eq!(second["channel"], "news:open", "{second}");
+    carol.expect_quiet();
 }
 
 /// Counters move as frames flow: connections open now and in total,

@@ -11,7 +11,7 @@ use crate::model::channel_name::ChannelName;
 use crate::model::ids::{ClientRef, ConnId, MessageId, PlayerId, SessionId};
 use crate::model::progress::MarkerId;
 use crate::model::time::Timestamp;
-use crate::protocol::errors::{ErrorFrame, Refusal};
+use crate::protocol::errors::{ErrorCode, ErrorFrame, Refusal};
 use crate::protocol::sessions::{
     CancelResult, MessagesPage, RetryResult, SentResult, SessionDetail, SessionResult, SessionsPage,
 };
@@ -419,6 +419,19 @@ pub enum ChannelEvent {
         channel: ChannelName,
         data: PresencePlayer,
     },
+    /// The server took this connection out of the channel: nothing more
+    /// of it follows.
+    Unsubscribe {
+        channel: ChannelName,
+        data: Unsubscribed,
+    },
+}
+
+/// Why the server unsubscribed a connection.
+#[derive(Debug, Clone, Serialize)]
+pub struct Unsubscribed {
+    pub code: ErrorCode,
+    pub reason: String,
 }
 
 impl ChannelEvent {

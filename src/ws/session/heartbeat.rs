@@ -1,11 +1,15 @@
 //! Keeping a connection honest: heartbeats that close a silent client, the
-//! token's expiry that closes 4001, and `refresh`, which moves the expiry.
+//! token's expiry that closes 4001, and `refresh`, which moves the expiry
+//! and leaves the channels the new token no longer grants.
 
 use std::time::Duration;
 
 use actix::prelude::*;
+use hearth_actors::channels::rules::SubscribeRule;
 use hearth_actors::model::time::Timestamp;
-use hearth_actors::protocol::{Close, ErrorCode, ErrorFrame, RefreshResult};
+use hearth_actors::protocol::{
+    ChannelEvent, Close, ErrorCode, ErrorFrame, RefreshResult, ServerFrame, Unsubscribed,
+};
 
 use super::{Ctx, WsSession};
 use crate::auth::AuthError;
@@ -68,6 +72,44 @@ impl WsSession {
         }));
     }
 
+    /// A new token may grant fewer channels than the old one: those it no
+    /// longer grants are left, each with a server-sent `unsubscribe` event
+    /// before the refresh is answered. Channels whose right does not come
+    /// from the token (one's own, open rooms, owned sessions) stay.
+    fn drop_subscriptions_no_longer_granted(&mut self, ctx: &mut Ctx) {
+        let rules = &self.state.channel_rules;
+        let revoked: Vec<String> = self
+            .subscriptions
+            .borrow()
+            .iter()
+            .filter(|channel| rules.for_channel(channel).subscribe == SubscribeRule::Token)
+            .filter(|channel| {
+                rules
+                    .check_subscribe(channel, &self.identity.player, &self.identity.channels)
+                    .is_err()
+            })
+            .map(|channel| channel.as_str().to_owned())
+            .collect();
+        if revoked.is_empty() {
+            return;
+        }
+        for channel in self.unsubscribe(&revoked) {
+            log::info!(
+                "ws_subscription_revoked player_id={} conn_id={} channel={channel}",
+                self.identity.player,
+                self.conn
+            );
+            let event = ChannelEvent::Unsubscribe {
+                channel,
+                data: Unsubscribed {
+                    code: ErrorCode::Forbidden,
+                    reason: "the refreshed token no longer grants this channel".into(),
+                },
+            };
+            self.send(ctx, &ServerFrame::Event(event));
+        }
+    }
+
     pub(super) fn refresh(
         &mut self,
         token: &str,
@@ -93,6 +135,7 @@ impl WsSession {
         }
         self.identity = identity;
         self.schedule_expiry(ctx);
+        self.drop_subscriptions_no_longer_granted(ctx);
         let expires_at = i64::try_from(self.identity.expires_at)
             .ok()
             .and_then(|secs| chrono::DateTime::from_timestamp(secs, 0))
