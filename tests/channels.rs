@@ -5,7 +5,7 @@ mod common;
 
 use std::collections::HashSet;
 
-use common::{now, publication, publish, subscribe, token_with, Client, TestServer};
+use common::{now, publication, publish, subscribe, token_with, Client, Frame, TestServer};
 use serde_json::{json, Value};
 
 const KEY: &str = "channels-test-key";
@@ -359,6 +359,42 @@ fn recovery_after_a_disconnect() {
     server_publish(&server, "news:feed", json!({"n": 7}));
     assert_eq!(publication(&mut back, "news:feed")["offset"], 7);
     back.expect_quiet();
+}
+
+/// A recovery that overflows the connection's queue closes it 4002, so the
+/// client knows to reconnect and recover again, instead of going on with
+/// fewer publications than its reply promised and nothing more after.
+#[test]
+fn a_recovery_that_overflows_the_queue_closes_4002() {
+    let server = TestServer::with_config(|config| {
+        config.api.key = KEY.into();
+        config.limits.outbound_max_frames = 32;
+    });
+    let mut client = server.connect("alice");
+    let joined = subscribe(&mut client, "s", &["news:burst"]);
+    let epoch = joined["result"]["channels"]["news:burst"]["epoch"].clone();
+    // One publication read, so the channel has a history to recover from.
+    server_publish(&server, "news:burst", json!({"n": 0}));
+    assert_eq!(publication(&mut client, "news:burst")["offset"], 1);
+    client.close();
+    // Within the 50 the news history keeps, past the 32 frames the queue
+    // holds.
+    for n in 1..=45 {
+        server_publish(&server, "news:burst", json!({"n": n}));
+    }
+    let mut back = server.connect("alice");
+    back.send_json(json!({"type": "subscribe", "id": "r", "channels": ["news:burst"], "recover": {"news:burst": {"offset": 1, "epoch": epoch}}}));
+    let mut publications = 0;
+    let close = loop {
+        match back.next_frame() {
+            Frame::Json(frame) if frame["event"] == "publication" => publications += 1,
+            Frame::Json(_) | Frame::Binary => {}
+            Frame::Ping => panic!("a heartbeat ping, no close, after {publications} publications"),
+            Frame::Close(code, _) => break code,
+        }
+    };
+    assert_eq!(close, 4002);
+    assert!(publications < 45, "{publications} publications");
 }
 
 /// A wrong epoch, or a history that no longer reaches back: recovered is

@@ -169,21 +169,23 @@ impl Handler<HubCommand> for LocalHub {
                     frames,
                     channels,
                 } => {
-                    let Some(local) = index.conns.get(&conn) else {
-                        return;
-                    };
-                    if !push_all(local, &frames, &mut sent) {
-                        overflowed.push(conn);
-                        return;
-                    }
-                    let wanted = local.wanted.borrow();
-                    for (channel, watermark) in channels {
-                        if wanted.contains(&channel) {
-                            index
-                                .rooms
-                                .entry(channel)
-                                .or_default()
-                                .insert(conn, watermark);
+                    // No early return here: an overflow must reach the
+                    // handling below, or the client would silently miss
+                    // what its reply promised.
+                    if let Some(local) = index.conns.get(&conn) {
+                        if push_all(local, &frames, &mut sent) {
+                            let wanted = local.wanted.borrow();
+                            for (channel, watermark) in channels {
+                                if wanted.contains(&channel) {
+                                    index
+                                        .rooms
+                                        .entry(channel)
+                                        .or_default()
+                                        .insert(conn, watermark);
+                                }
+                            }
+                        } else {
+                            overflowed.push(conn);
                         }
                     }
                 }
@@ -192,12 +194,9 @@ impl Handler<HubCommand> for LocalHub {
                     offset,
                     frame,
                 } => {
-                    let Some(members) = index.rooms.get(&channel) else {
-                        return;
-                    };
                     let before = sent;
                     let frames = std::slice::from_ref(&frame);
-                    for (conn, watermark) in members {
+                    for (conn, watermark) in index.rooms.get(&channel).into_iter().flatten() {
                         if offset.is_some_and(|offset| offset <= *watermark) {
                             continue;
                         }
