@@ -18,7 +18,7 @@ cargo build --release -q -p hearth -p hearth-bench
 out="target/bench/cluster-$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$out"
 results="$out/results.jsonl"
-secret="bench-secret-$$"
+secret="bench-secret-$$-0123456789abcdef0123456789"
 prefix="hearth-bench-$$"
 pids=()
 

@@ -21,7 +21,7 @@ cargo build --release -q -p hearth -p hearth-bench
 out="target/bench/$(date -u +%Y%m%dT%H%M%SZ)-assistant"
 mkdir -p "$out"
 results="$out/results.jsonl"
-secret="bench-secret-$$"
+secret="bench-secret-$$-0123456789abcdef0123456789"
 # /proc/<pid>/stat counts CPU time in these.
 clk_tck=$(getconf CLK_TCK)
 

@@ -19,7 +19,7 @@ cargo build --release -q -p hearth -p hearth-bench
 out="target/bench/$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$out"
 results="$out/results.jsonl"
-secret="bench-secret-$$"
+secret="bench-secret-$$-0123456789abcdef0123456789"
 
 server_pid=""; server_addr=""
 start_server() { # name

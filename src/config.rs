@@ -14,6 +14,19 @@ use thiserror::Error;
 /// once. Running with it logs a loud warning.
 pub const DEV_JWT_SECRET: &str = "hearth-dev-secret-change-me";
 
+/// The shortest HS256 secret or API key accepted: 256 bits, as RFC 7518
+/// asks of an HS256 key.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// Whether `bind` listens only on this machine.
+fn is_loopback_bind(bind: &str) -> bool {
+    if let Ok(addr) = bind.parse::<std::net::SocketAddr>() {
+        return addr.ip().is_loopback();
+    }
+    bind.rsplit_once(':')
+        .is_some_and(|(host, _)| host.eq_ignore_ascii_case("localhost"))
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -36,6 +49,11 @@ pub struct Config {
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
     pub bind: String,
+    /// Development mode (`hearth --dev`, `HEARTH_DEV=1`): the shipped
+    /// development secret is accepted on any bind address. Never from a
+    /// file, so that a copied config cannot turn it on.
+    #[serde(skip)]
+    pub dev: bool,
     /// HTTP worker threads; 0 means one per core.
     pub workers: usize,
     pub heartbeat_interval_s: u64,
@@ -49,6 +67,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             bind: "127.0.0.1:8080".into(),
+            dev: false,
             workers: 0,
             heartbeat_interval_s: 10,
             client_timeout_s: 30,
@@ -383,6 +402,9 @@ impl Config {
     /// secrets need not live in a file, and nodes of one cluster can share
     /// one.
     pub fn apply_env(&mut self, lookup: impl Fn(&str) -> Option<String>) {
+        if matches!(lookup("HEARTH_DEV").as_deref(), Some("1" | "true")) {
+            self.server.dev = true;
+        }
         if let Some(bind) = lookup("HEARTH_BIND") {
             self.server.bind = bind;
         }
@@ -472,6 +494,7 @@ impl Config {
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |why: &str| Err(ConfigError::Invalid(why.into()));
+        self.validate_secrets()?;
         if self.server.heartbeat_interval_s == 0 {
             return invalid("server.heartbeat_interval_s must be at least 1");
         }
@@ -528,6 +551,31 @@ impl Config {
             .any(|e| e.id.ends_with("_complete"))
         {
             return invalid("an exercise id may not end in _complete");
+        }
+        Ok(())
+    }
+
+    /// Fail closed: the published development secret only where nobody
+    /// else can reach the server (a loopback bind) or in development mode;
+    /// secrets and keys long enough not to be guessed; public-key tokens
+    /// only for this service (audience) from a known issuer.
+    fn validate_secrets(&self) -> Result<(), ConfigError> {
+        let invalid = |why: &str| Err(ConfigError::Invalid(why.into()));
+        let algorithm = self.auth.algorithm.to_ascii_uppercase();
+        if self.uses_dev_secret() {
+            if !self.server.dev && !is_loopback_bind(&self.server.bind) {
+                return invalid("auth.secret is the shipped development secret, which anyone can sign tokens with: set HEARTH_JWT_SECRET (32 bytes or more) to serve on a non-loopback address, or run with --dev");
+            }
+        } else if algorithm == "HS256" && self.auth.secret.len() < MIN_SECRET_BYTES {
+            return invalid("auth.secret must be at least 32 bytes");
+        }
+        if !self.api.key.is_empty() && self.api.key.len() < MIN_SECRET_BYTES {
+            return invalid("api.key must be empty (the server API off) or at least 32 bytes");
+        }
+        if matches!(algorithm.as_str(), "RS256" | "ES256")
+            && (self.auth.audience.is_empty() || self.auth.issuer.is_empty())
+        {
+            return invalid("RS256 and ES256 tokens need auth.audience and auth.issuer, so that a token issued for another service is refused");
         }
         Ok(())
     }
@@ -637,6 +685,32 @@ mod tests {
         assert!(config.validate().is_ok());
         config.safety.model_check_deadline_ms = 0;
         assert!(config.validate().is_err());
+    }
+
+    #[test]
+    fn secrets_fail_closed() {
+        let mut config = Config::default();
+        assert!(config.validate().is_ok(), "the dev secret on loopback");
+        config.server.bind = "0.0.0.0:8080".into();
+        assert!(config.validate().is_err(), "the dev secret in the open");
+        config.server.dev = true;
+        assert!(config.validate().is_ok(), "--dev allows it");
+        config.server.dev = false;
+        config.auth.secret = "short".into();
+        assert!(config.validate().is_err());
+        config.auth.secret = "s".repeat(32);
+        assert!(config.validate().is_ok());
+        config.api.key = "k".repeat(31);
+        assert!(config.validate().is_err());
+        config.api.key = "k".repeat(32);
+        assert!(config.validate().is_ok());
+        config.auth.algorithm = "RS256".into();
+        assert!(config.validate().is_err(), "no audience or issuer");
+        config.auth.audience = "hearth".into();
+        config.auth.issuer = "https://id.example".into();
+        assert!(config.validate().is_ok());
+        assert!(is_loopback_bind("[::1]:80") && is_loopback_bind("localhost:1"));
+        assert!(!is_loopback_bind("example.org:80"));
     }
 
     #[test]

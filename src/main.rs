@@ -19,6 +19,10 @@ struct Cli {
     /// Configuration file; without it ./config.toml is read when present.
     #[arg(long, global = true)]
     config: Option<PathBuf>,
+    /// Development mode: accept the shipped development secret on any
+    /// bind address (otherwise only on a loopback one).
+    #[arg(long, global = true)]
+    dev: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -46,6 +50,7 @@ fn load_config(cli: &Cli) -> Result<Config, String> {
     };
     let mut config = Config::load(&path, required).map_err(|e| e.to_string())?;
     config.apply_env(|key| std::env::var(key).ok());
+    config.server.dev |= cli.dev;
     Ok(config)
 }
 

@@ -21,7 +21,7 @@ use hearth::config::Config;
 use hearth_actors::support::test_services::require_service;
 use serde_json::{json, Value};
 
-const KEY: &str = "cluster-test-key";
+const KEY: &str = "cluster-test-key-0123456789abcdef0123456789";
 /// Short, so that the test of a killed node is quick.
 const NODE_TTL_S: u64 = 2;
 

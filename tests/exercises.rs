@@ -7,7 +7,7 @@ use common::{test_config, TestServer};
 use hearth_actors::support::test_services::require_service;
 use serde_json::{json, Value};
 
-const KEY: &str = "test-api-key";
+const KEY: &str = "test-api-key-0123456789abcdef0123456789";
 
 fn with_key() -> TestServer {
     TestServer::with_config(|config| config.api.key = KEY.into())

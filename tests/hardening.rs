@@ -188,7 +188,7 @@ fn churn_soak_5000() {
 /// Presence entries go when their connections do.
 #[test]
 fn presence_does_not_leak_across_churn() {
-    const KEY: &str = "presence-leak";
+    const KEY: &str = "presence-leak-0123456789abcdef0123456789";
     let server = TestServer::with_config(|config| config.api.key = KEY.into());
     for n in 0..30 {
         let mut client = server.connect(&format!("visitor{n}"));

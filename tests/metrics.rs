@@ -95,7 +95,7 @@ fn handled(metrics: &Value, actor: &str) -> u64 {
 /// counters and the close codes.
 #[test]
 fn figures_move_as_frames_flow() {
-    const KEY: &str = "metrics-key";
+    const KEY: &str = "metrics-key-0123456789abcdef0123456789";
     let server = TestServer::with_config(|config| config.api.key = KEY.into());
     let before = server.metrics();
     let mut client = server.connect("alice");

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use common::{spawn_hearth, test_config, Client, TestServer};
 use serde_json::json;
 
-const KEY: &str = "shutdown-test";
+const KEY: &str = "shutdown-test-0123456789abcdef0123456789";
 const SHUTDOWN_TIMEOUT_S: u64 = 5;
 
 /// Waits for the process to exit, at most `within`.

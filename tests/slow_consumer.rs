@@ -21,7 +21,7 @@ fn rss_kib() -> u64 {
 /// does not follow the flood.
 #[test]
 fn a_non_reading_client_is_closed_4002() {
-    const KEY: &str = "slow-test";
+    const KEY: &str = "slow-test-0123456789abcdef0123456789";
     const COUNT: usize = 2000;
     let server = TestServer::with_config(|config| config.api.key = KEY.into());
     let mut slow = server.connect("slow");
