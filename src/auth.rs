@@ -74,6 +74,9 @@ struct Claims {
     name: Option<String>,
 }
 
+/// The publisher name of the server API (docs/protocol.md, section 5).
+const RESERVED_PLAYER: &str = "server";
+
 pub struct Authenticator {
     decoding: DecodingKey,
     encoding: Option<EncodingKey>,
@@ -154,6 +157,11 @@ impl Authenticator {
         let claims = data.claims;
         let player = PlayerId::parse(&claims.sub)
             .map_err(|err| AuthError::Invalid(format!("sub: {err}")))?;
+        // "server" names the server API as a publisher on the wire: no
+        // player may sign in as it and publish in its name.
+        if player.as_str().eq_ignore_ascii_case(RESERVED_PLAYER) {
+            return Err(AuthError::Invalid("sub: \"server\" is reserved".into()));
+        }
         let now = jsonwebtoken::get_current_timestamp();
         if claims.iat.is_some_and(|iat| iat > now + self.leeway_s) {
             return Err(AuthError::Invalid("iat is in the future".into()));

@@ -62,8 +62,9 @@ fn an_expired_token_is_refused() {
     assert_eq!(closed, (1008, "token expired".into()));
 }
 
-/// Missing `sub`, a `sub` outside the allowed characters, missing `exp`,
-/// `nbf` in the future, garbage: all "invalid token".
+/// Missing `sub`, a `sub` outside the allowed characters, the reserved
+/// `server` (the server API's publisher name), missing `exp`, `nbf` in the
+/// future, garbage: all "invalid token".
 #[test]
 fn malformed_claims_are_refused() {
     let server = TestServer::start();
@@ -72,6 +73,8 @@ fn malformed_claims_are_refused() {
         token_with(json!({"exp": exp})),
         token_with(json!({"sub": "has space", "exp": exp})),
         token_with(json!({"sub": "x".repeat(129), "exp": exp})),
+        token_with(json!({"sub": "server", "exp": exp})),
+        token_with(json!({"sub": "SERVER", "exp": exp})),
         token_with(json!({"sub": "alice"})),
         token_with(json!({"sub": "alice", "exp": exp, "nbf": now() + 3600})),
         token_with(json!({"sub": "alice", "exp": exp, "iat": now() + 3600})),
