@@ -121,6 +121,12 @@ fn figures_move_as_frames_flow() {
     assert_eq!(after["publications"], 1);
     assert_eq!(after["deliveries"], 1);
     assert_eq!(after["closes"]["1000"], 1, "{after}");
+    // A code of the client's own choosing is counted as "other".
+    let odd = server.connect("odd");
+    odd.close_with(tungstenite::protocol::frame::coding::CloseCode::from(4999));
+    let after = server.wait_for_metrics("the odd close counted", |m| m["connections"] == 0);
+    assert_eq!(after["closes"]["other"], 1, "{after}");
+    assert!(after["closes"].get("4999").is_none(), "{after}");
     assert!(handled(&after, "chat_processor") > handled(&before, "chat_processor"));
     assert!(handled(&after, "exercise_flow") > handled(&before, "exercise_flow"));
     assert!(handled(&after, "broadcaster") > handled(&before, "broadcaster"));

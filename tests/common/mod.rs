@@ -377,9 +377,14 @@ impl Client {
         )
     }
 
-    pub fn close(mut self) {
+    pub fn close(self) {
+        self.close_with(CloseCode::Normal);
+    }
+
+    /// Closes with `code`, and waits for the server's answer.
+    pub fn close_with(mut self, code: CloseCode) {
         let _ = self.ws.close(Some(tungstenite::protocol::CloseFrame {
-            code: CloseCode::Normal,
+            code,
             reason: "bye".into(),
         }));
         // Drain until the server confirms, so the server has seen it.
