@@ -94,8 +94,14 @@ fn broker_reply<T>(
 ) -> HttpResponse {
     let failure = match answer {
         Ok(Ok(value)) => return HttpResponse::Ok().json(body(value)),
-        Ok(Err(err)) => err.to_string(),
-        Err(err) => err.to_string(),
+        Ok(Err(err)) => {
+            log::warn!("api_broker_failed error={err}");
+            err.client_message()
+        }
+        Err(err) => {
+            log::warn!("api_broker_failed error={err}");
+            "the server cannot answer now; retry shortly"
+        }
     };
     HttpResponse::ServiceUnavailable().json(error_json("internal", failure))
 }

@@ -33,6 +33,16 @@ pub enum BrokerError {
     Unavailable(String),
 }
 
+impl BrokerError {
+    /// What a client is told: the broker's own words (a Redis error, an
+    /// address) stay in the server's log.
+    pub fn client_message(&self) -> &'static str {
+        match self {
+            BrokerError::Unavailable(_) => "the message broker is unavailable; retry shortly",
+        }
+    }
+}
+
 /// A live event from the broker, for the broadcaster to fan out.
 #[derive(Debug, Clone)]
 pub enum BrokerEvent {

@@ -272,9 +272,13 @@ impl WsSession {
                             offset: publication.offset,
                         }),
                     }),
-                    Ok(Err(err)) => ServerFrame::Error(
-                        ErrorFrame::new(ErrorCode::Internal, err.to_string()).replying_to(reply_to),
-                    ),
+                    Ok(Err(err)) => {
+                        log::warn!("publish_failed conn_id={} error={err}", act.conn);
+                        ServerFrame::Error(
+                            ErrorFrame::new(ErrorCode::Internal, err.client_message())
+                                .replying_to(reply_to),
+                        )
+                    }
                     Err(_) => ServerFrame::Error(
                         ErrorFrame::new(ErrorCode::Internal, "publishing is unavailable")
                             .replying_to(reply_to),
