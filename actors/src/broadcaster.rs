@@ -248,9 +248,9 @@ impl Actor for Broadcaster {
     fn started(&mut self, ctx: &mut Context<Self>) {
         let sink = BrokerSink::new(ctx.address().recipient(), self.metrics.clone());
         self.broker.set_sink(sink);
-        self.broker.maintain();
+        self.broker.maintain(&self.rules);
         ctx.run_interval(self.broker.maintenance_interval(), |act, _| {
-            act.broker.maintain()
+            act.broker.maintain(&act.rules)
         });
     }
 }

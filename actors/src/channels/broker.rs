@@ -17,7 +17,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use thiserror::Error;
 
-use crate::channels::rules::NamespaceRules;
+use crate::channels::rules::{ChannelRules, NamespaceRules};
 use crate::channels::stream::{
     Payload, PresenceEntry, Publication, Publisher, RecoverFrom, Recovery,
 };
@@ -141,9 +141,12 @@ pub trait Broker: 'static {
     /// Whether publishes can succeed now (`/readyz`).
     fn is_ready(&self) -> bool;
 
-    /// Periodic housekeeping: drops expired history and idle channels; a
-    /// networked broker also proves here that this node is alive.
-    fn maintain(&mut self) {}
+    /// Periodic housekeeping: drops expired history (by each channel's
+    /// `rules`) and idle channels; a networked broker also proves here that
+    /// this node is alive.
+    fn maintain(&mut self, rules: &ChannelRules) {
+        let _ = rules;
+    }
 
     /// The node is stopping gracefully: a networked broker removes what
     /// the node left in the cluster at once, instead of after its expiry.

@@ -26,7 +26,7 @@ use actix::prelude::*;
 use tokio::sync::mpsc;
 
 use crate::channels::broker::{Broker, BrokerEvent, BrokerSink, FromBroker};
-use crate::channels::rules::{NamespaceRules, PublishRule, SubscribeRule};
+use crate::channels::rules::{ChannelRules, NamespaceRules, PublishRule, SubscribeRule};
 use crate::channels::stream::{
     Epoch, Payload, PresenceEntry, Publication, Publisher, RecoverFrom, Recovery, StreamPosition,
 };
@@ -54,7 +54,7 @@ pub fn run(make: impl FnOnce() -> Box<dyn Broker>) {
         ));
         // As the broadcaster starts a broker: a Redis node counts (and its
         // presence is listed) only once its first heartbeat has landed.
-        broker.maintain();
+        broker.maintain(&ChannelRules::default());
         until_ready(&*broker).await;
 
         let mut pushed = Pushed(receiver);

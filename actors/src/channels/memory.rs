@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use crate::channels::broker::{Broker, BrokerEvent, BrokerFuture, BrokerSink};
-use crate::channels::rules::NamespaceRules;
+use crate::channels::rules::{ChannelRules, NamespaceRules};
 use crate::channels::stream::{
     Epoch, Payload, PresenceEntry, Publication, Publisher, RecoverFrom, Recovery, StreamPosition,
 };
@@ -225,17 +225,28 @@ impl Broker for MemoryBroker {
         true
     }
 
-    fn maintain(&mut self) {
+    fn maintain(&mut self, rules: &ChannelRules) {
         let now = Instant::now();
         let idle_ttl = self.idle_ttl;
         let presence = &self.presence;
+        let watched = &self.watched;
         self.streams.retain(|channel, stream| {
-            // History past its age is gone already or will be trimmed on
-            // next use; what is dropped here is only a stream nobody used
-            // for idle_ttl and whose newest publication is that old too.
+            // Expired history goes now, not when the channel is next used:
+            // a quiet channel must not keep its payloads past their age.
+            stream.trim(rules.for_channel(channel), now);
+            if presence.contains_key(channel) || watched.contains(channel) {
+                return true;
+            }
+            // A channel nobody ever published to carries nothing worth
+            // keeping: subscribing to fresh names leaves no state behind.
+            if stream.latest == 0 {
+                return false;
+            }
+            // Otherwise its epoch and offset are kept for recovery until it
+            // has been quiet for idle_ttl.
             let newest = stream.history.back().map(|(at, _)| *at);
             let quiet_since = newest.map_or(stream.last_used, |at| at.max(stream.last_used));
-            presence.contains_key(channel) || now.duration_since(quiet_since) < idle_ttl
+            now.duration_since(quiet_since) < idle_ttl
         });
     }
 }
@@ -243,7 +254,6 @@ impl Broker for MemoryBroker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::channels::rules::ChannelRules;
 
     fn block<T>(future: BrokerFuture<T>) -> T {
         let waker = std::task::Waker::noop();
@@ -329,7 +339,32 @@ mod tests {
         broker.idle_ttl = Duration::ZERO;
         publish(&mut broker, &channel, &rules, 1);
         std::thread::yield_now();
-        broker.maintain();
+        broker.maintain(&ChannelRules::default());
         assert_eq!(broker.channel_count(), 0);
+    }
+
+    #[test]
+    fn expired_history_goes_on_the_timer_and_unused_names_leave_nothing() {
+        let (mut broker, channel, mut rules) = setup();
+        for n in 1..=3 {
+            publish(&mut broker, &channel, &rules, n);
+        }
+        rules.history_ttl_s = 0;
+        let mut all = ChannelRules::default();
+        all.namespaces.insert("room".into(), rules.clone());
+        std::thread::sleep(Duration::from_millis(2));
+        broker.maintain(&all);
+        let stream = broker.streams.get(&channel).expect("kept for its offset");
+        assert!(stream.history.is_empty(), "expired history trimmed");
+        assert_eq!(stream.latest, 3);
+
+        let fresh = ChannelName::parse("room:fresh").unwrap();
+        block(broker.watch(&fresh));
+        block(broker.recover(&fresh, None, &rules));
+        broker.maintain(&all);
+        assert!(broker.streams.contains_key(&fresh), "kept while watched");
+        broker.unwatch(&fresh);
+        broker.maintain(&all);
+        assert!(!broker.streams.contains_key(&fresh), "nothing left behind");
     }
 }

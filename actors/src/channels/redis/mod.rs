@@ -50,7 +50,7 @@ use redis::{Client, RedisResult};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::channels::broker::{Broker, BrokerError, BrokerFuture, BrokerSink};
-use crate::channels::rules::NamespaceRules;
+use crate::channels::rules::{ChannelRules, NamespaceRules};
 use crate::channels::stream::{
     Epoch, Payload, PresenceEntry, Publication, Publisher, RecoverFrom, Recovery, StreamPosition,
 };
@@ -353,7 +353,7 @@ impl Broker for RedisBroker {
 
     /// The heartbeat that keeps this node counted, a resync when Redis
     /// lost or missed this node's state, and the sweep of dead nodes.
-    fn maintain(&mut self) {
+    fn maintain(&mut self, _rules: &ChannelRules) {
         if self.beat_in_flight.replace(true) {
             return;
         }
