@@ -404,6 +404,50 @@ fn a_recovery_that_overflows_the_queue_closes_4002() {
     assert!(publications < 45, "{publications} publications");
 }
 
+/// One subscribe recovers at most `recovery_max_publications` over all its
+/// channels: past it a channel answers `recovered: false` and sends nothing
+/// old, and the connection stays.
+#[test]
+fn a_recovery_past_the_budget_says_it_is_not_recovered() {
+    let server = TestServer::with_config(|config| {
+        config.api.key = KEY.into();
+        config.channels.recovery_max_publications = 10;
+    });
+    let mut client = server.connect("alice");
+    let joined = subscribe(&mut client, "s", &["news:small", "news:big"]);
+    let epoch = |name: &str| joined["result"]["channels"][name]["epoch"].clone();
+    let (small_epoch, big_epoch) = (epoch("news:small"), epoch("news:big"));
+    server_publish(&server, "news:small", json!({"n": 0}));
+    server_publish(&server, "news:big", json!({"n": 0}));
+    assert_eq!(publication(&mut client, "news:small")["offset"], 1);
+    assert_eq!(publication(&mut client, "news:big")["offset"], 1);
+    client.close();
+    for n in 1..=5 {
+        server_publish(&server, "news:small", json!({"n": n}));
+    }
+    for n in 1..=20 {
+        server_publish(&server, "news:big", json!({"n": n}));
+    }
+    let mut back = server.connect("alice");
+    let reply = back.request(
+        "r",
+        json!({"type": "subscribe", "channels": ["news:small", "news:big"], "recover": {
+            "news:small": {"offset": 1, "epoch": small_epoch},
+            "news:big": {"offset": 1, "epoch": big_epoch}}}),
+    );
+    let small = &reply["result"]["channels"]["news:small"];
+    assert_eq!(small["recovered"], true, "{reply}");
+    assert_eq!(small["missed"], 5);
+    let big = &reply["result"]["channels"]["news:big"];
+    assert_eq!(big["recovered"], false, "{reply}");
+    assert_eq!(big["missed"], 0);
+    assert_eq!(big["offset"], 21);
+    for n in 2..=6u64 {
+        assert_eq!(publication(&mut back, "news:small")["offset"], n);
+    }
+    back.expect_quiet();
+}
+
 /// A wrong epoch, or a history that no longer reaches back: recovered is
 /// false and nothing old is sent.
 #[test]

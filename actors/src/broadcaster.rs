@@ -169,10 +169,16 @@ impl Broadcaster {
     ) {
         let mut refused = msg.refused;
         let mut positions = BTreeMap::new();
-        let mut backlog = Vec::new();
+        let mut backlog: Vec<EncodedFrame> = Vec::new();
+        let mut backlog_bytes = 0usize;
         let mut joins = Vec::new();
+        // One request must not move an unbounded amount of history.
+        let (max_publications, max_bytes) = (
+            self.rules.recovery_max_publications,
+            self.rules.recovery_max_bytes,
+        );
         for (request, outcome) in outcomes {
-            let recovery = match outcome {
+            let mut recovery = match outcome {
                 Ok(recovery) => recovery,
                 Err(err) => {
                     log::warn!("subscribe_failed channel={} error={err}", request.channel);
@@ -186,21 +192,34 @@ impl Broadcaster {
                     continue;
                 }
             };
+            let frames: Vec<EncodedFrame> = recovery
+                .publications
+                .drain(..)
+                .map(|p| Self::event_frame(ChannelEvent::publication(p)))
+                .collect();
+            let bytes: usize = frames.iter().map(EncodedFrame::len).sum();
+            let within = backlog.len() + frames.len() <= max_publications
+                && backlog_bytes + bytes <= max_bytes;
+            if within {
+                backlog_bytes += bytes;
+            } else {
+                // Over the budget: this channel is not recovered, and says
+                // so; the client falls back to reading state afresh.
+                recovery.recovered = false;
+            }
+            let missed = if within { frames.len() } else { 0 };
             positions.insert(
                 request.channel.clone(),
                 ChannelPosition {
                     offset: recovery.position.offset,
                     epoch: recovery.position.epoch.clone(),
                     recovered: recovery.recovered,
-                    missed: recovery.publications.len(),
+                    missed,
                 },
             );
-            backlog.extend(
-                recovery
-                    .publications
-                    .into_iter()
-                    .map(|p| Self::event_frame(ChannelEvent::publication(p))),
-            );
+            if within {
+                backlog.extend(frames);
+            }
             let presence = self.rules.for_channel(&request.channel).presence;
             joins.push(JoinChannel {
                 channel: request.channel,
@@ -283,17 +302,18 @@ impl Handler<Subscribe> for Broadcaster {
                 (request.clone(), recovery)
             })
             .collect();
+        // Every watch at once, then every history read at once: a
+        // subscribe naming many channels waits about two round trips to
+        // Redis, not two per channel.
         let recoveries = async move {
-            for watch in watches {
-                if let Err(err) = watch.await {
+            for watched in futures_util::future::join_all(watches).await {
+                if let Err(err) = watched {
                     log::warn!("watch_failed error={err}");
                 }
             }
-            let mut outcomes = Vec::with_capacity(pending.len());
-            for (request, recovery) in pending {
-                outcomes.push((request, recovery.await));
-            }
-            outcomes
+            let (requests, reads): (Vec<_>, Vec<_>) = pending.into_iter().unzip();
+            let outcomes = futures_util::future::join_all(reads).await;
+            requests.into_iter().zip(outcomes).collect::<Vec<_>>()
         };
         AtomicResponse::new(Box::pin(
             recoveries

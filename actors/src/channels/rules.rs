@@ -65,6 +65,11 @@ pub struct ChannelRules {
     /// A channel with no history left and nobody present keeps its epoch
     /// and offset this long after its last use, then is forgotten.
     pub idle_stream_ttl_s: u64,
+    /// The most one subscribe recovers over all its channels, in
+    /// publications and in bytes; past either, the remaining channels
+    /// answer `recovered: false` and send nothing old.
+    pub recovery_max_publications: usize,
+    pub recovery_max_bytes: usize,
     pub namespaces: HashMap<String, NamespaceRules>,
     pub default: NamespaceRules,
 }
@@ -81,6 +86,8 @@ impl Default for ChannelRules {
         ChannelRules {
             max_subscriptions_per_connection: 128,
             idle_stream_ttl_s: 3600,
+            recovery_max_publications: 1000,
+            recovery_max_bytes: 4 << 20,
             namespaces: HashMap::from([
                 (
                     PERSONAL_NAMESPACE.to_string(),
