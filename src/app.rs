@@ -287,6 +287,7 @@ pub fn start(config: Config, listener: TcpListener) -> Result<Running, StartErro
             outbound: OutboundLimits {
                 max_frames: config.limits.outbound_max_frames,
                 max_bytes: config.limits.outbound_max_bytes,
+                max_age: Duration::from_millis(config.limits.outbound_max_age_ms),
                 close_linger: Duration::from_millis(config.limits.close_linger_ms),
             },
             heartbeat_interval: Duration::from_secs(config.server.heartbeat_interval_s),

@@ -128,6 +128,9 @@ pub struct LimitsConfig {
     /// Frames and bytes queued for one client before it is closed 4002.
     pub outbound_max_frames: usize,
     pub outbound_max_bytes: usize,
+    /// A frame left unread this long closes the connection 4002, however
+    /// few are queued (a client that pings but never reads).
+    pub outbound_max_age_ms: u64,
     /// After a close the server starts, what the client still sends is
     /// read and discarded for up to this long, until its own close.
     pub close_linger_ms: u64,
@@ -146,6 +149,7 @@ impl Default for LimitsConfig {
             rate_limited_close_after: 50,
             outbound_max_frames: 1024,
             outbound_max_bytes: 4 * 1024 * 1024,
+            outbound_max_age_ms: 60_000,
             close_linger_ms: 2000,
         }
     }
@@ -509,6 +513,9 @@ impl Config {
         }
         if self.limits.outbound_max_frames == 0 || self.limits.outbound_max_bytes < 65536 {
             return invalid("limits.outbound_max_frames must be positive and limits.outbound_max_bytes at least 65536");
+        }
+        if self.limits.outbound_max_age_ms < 1000 {
+            return invalid("limits.outbound_max_age_ms must be at least 1000");
         }
         if self.limits.close_linger_ms > 60_000 {
             return invalid("limits.close_linger_ms must be at most 60000");

@@ -22,6 +22,8 @@ use crate::auth::Authenticator;
 pub struct OutboundLimits {
     pub max_frames: usize,
     pub max_bytes: usize,
+    /// A frame left unread this long marks a client that stopped reading.
+    pub max_age: Duration,
     /// After a close the server starts, how long what the client still
     /// sends is read and discarded, waiting for its close.
     pub close_linger: Duration,

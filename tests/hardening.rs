@@ -105,6 +105,32 @@ fn a_flooding_client_still_receives_its_close() {
     assert_healthy(&server);
 }
 
+/// A client whose oldest queued frame has waited past
+/// `outbound_max_age_ms` is closed 4002, even though its queue is far from
+/// its frame and byte limits: one that never reads cannot stay for hours.
+#[test]
+fn a_frame_left_unread_too_long_closes_4002() {
+    const KEY: &str = "age-test-0123456789abcdef0123456789";
+    let server = TestServer::with_config(|config| {
+        config.api.key = KEY.into();
+        config.server.heartbeat_interval_s = 1;
+        config.limits.outbound_max_frames = 1_000_000;
+        config.limits.outbound_max_bytes = 1 << 30;
+        config.limits.outbound_max_age_ms = 1000;
+    });
+    let mut stuck = server.connect("stuck");
+    stuck.request("s", json!({"type": "subscribe", "channels": ["news:pile"]}));
+    // Enough to fill the kernel's buffers on both sides, so that frames
+    // stay in the server's queue.
+    let payload = "x".repeat(30 * 1024);
+    for n in 0..800 {
+        common::api_publish(&server, KEY, "news:pile", json!({"n": n, "pad": payload}));
+    }
+    server.wait_for_metrics("the stale queue closed", |m| m["slow_consumer_closes"] == 1);
+    assert_eq!(stuck.raw_close(), (4002, "slow consumer".into()));
+    assert_healthy(&server);
+}
+
 /// Past limits.max_connections, a new connection is closed 1013.
 #[test]
 fn the_server_connection_limit_closes_1013() {

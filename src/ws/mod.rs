@@ -50,6 +50,7 @@ pub fn refuse(
     let limits = OutboundLimits {
         max_frames: 1,
         max_bytes: 0,
+        max_age: std::time::Duration::MAX,
         close_linger,
     };
     let (response, _messages, outbound) = transport::accept(req, body, 0, limits)?;

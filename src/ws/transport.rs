@@ -17,6 +17,7 @@ use std::collections::VecDeque;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
 
 use actix_codec::{Decoder, Encoder};
 use actix_http::ws::{CloseCode, CloseReason, Codec, Frame, Item, Message, ProtocolError};
@@ -43,9 +44,23 @@ enum Outgoing {
     Close(Option<CloseReason>),
 }
 
+impl Outgoing {
+    /// What the item counts against the queue's byte limit.
+    fn payload_len(&self) -> usize {
+        match self {
+            Outgoing::Text(text) => text.len(),
+            Outgoing::Pong(payload) => payload.len(),
+            Outgoing::Ping | Outgoing::Close(_) => 0,
+        }
+    }
+}
+
 #[derive(Default)]
 struct Queue {
     items: VecDeque<Outgoing>,
+    /// When each item of `items` was queued, in the same order: the oldest
+    /// tells how long the client has not been reading.
+    queued_at: VecDeque<Instant>,
     bytes: usize,
     /// A close is queued: nothing may follow it.
     closing: bool,
@@ -61,7 +76,26 @@ struct Queue {
 impl Queue {
     fn push(&mut self, item: Outgoing) {
         self.items.push_back(item);
+        self.queued_at.push_back(Instant::now());
         self.wake_writer();
+    }
+
+    fn pop(&mut self) -> Option<Outgoing> {
+        self.queued_at.pop_front();
+        self.items.pop_front()
+    }
+
+    fn clear(&mut self) {
+        self.items.clear();
+        self.queued_at.clear();
+        self.bytes = 0;
+    }
+
+    /// The client has left a frame unread for longer than `max_age`.
+    fn stale(&self, max_age: Duration) -> bool {
+        self.queued_at
+            .front()
+            .is_some_and(|at| at.elapsed() > max_age)
     }
 
     fn wake_writer(&mut self) {
@@ -93,6 +127,7 @@ impl OutboundQueue {
         }
         if queue.items.len() >= self.limits.max_frames
             || queue.bytes + text.len() > self.limits.max_bytes
+            || queue.stale(self.limits.max_age)
         {
             return Err(Overflow);
         }
@@ -109,16 +144,30 @@ impl OutboundQueue {
         self.control(Outgoing::Pong(payload))
     }
 
+    /// Control frames count like any other: a client that pings but never
+    /// reads fills its queue with pongs and is closed as a slow consumer.
     fn control(&self, item: Outgoing) -> Result<(), Overflow> {
         let mut queue = self.shared.borrow_mut();
         if queue.closing {
             return Ok(());
         }
-        if queue.items.len() >= self.limits.max_frames {
+        let bytes = item.payload_len();
+        if queue.items.len() >= self.limits.max_frames
+            || queue.bytes + bytes > self.limits.max_bytes
+            || queue.stale(self.limits.max_age)
+        {
             return Err(Overflow);
         }
+        queue.bytes += bytes;
         queue.push(item);
         Ok(())
+    }
+
+    /// Whether the oldest frame has waited longer than the limit allows: a
+    /// client that stopped reading, even one that still pings.
+    pub fn is_stale(&self) -> bool {
+        let queue = self.shared.borrow();
+        !queue.closing && queue.stale(self.limits.max_age)
     }
 
     /// Queues `close` after everything already queued, and ends the
@@ -141,8 +190,7 @@ impl OutboundQueue {
             return;
         }
         if discard_pending {
-            queue.items.clear();
-            queue.bytes = 0;
+            queue.clear();
         }
         queue.closing = true;
         queue.push(Outgoing::Close(reason));
@@ -232,14 +280,12 @@ impl Stream for OutboundBody {
         }
         let mut out = BytesMut::new();
         while out.len() < WRITE_CHUNK {
-            let Some(item) = queue.items.pop_front() else {
+            let Some(item) = queue.pop() else {
                 break;
             };
+            queue.bytes -= item.payload_len();
             let message = match item {
-                Outgoing::Text(text) => {
-                    queue.bytes -= text.len();
-                    Message::Text(text)
-                }
+                Outgoing::Text(text) => Message::Text(text),
                 Outgoing::Ping => Message::Ping(Bytes::new()),
                 Outgoing::Pong(payload) => Message::Pong(payload),
                 Outgoing::Close(reason) => {
@@ -251,7 +297,7 @@ impl Stream for OutboundBody {
                 return Poll::Ready(Some(Err(actix_web::error::ErrorInternalServerError(err))));
             }
             if this.close_written {
-                queue.items.clear();
+                queue.clear();
                 break;
             }
         }

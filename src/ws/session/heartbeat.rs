@@ -41,7 +41,7 @@ impl WsSession {
                 self.last_heard.elapsed().as_millis()
             );
             self.close(ctx, Close::IdleTimeout);
-        } else if self.outbound.ping().is_err() {
+        } else if self.outbound.is_stale() || self.outbound.ping().is_err() {
             self.slow_consumer(ctx);
         }
     }
