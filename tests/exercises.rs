@@ -89,6 +89,43 @@ fn completion_records_one_marker_per_run() {
     assert!(markers(&server, "bob").is_empty());
 }
 
+/// The progress listing comes in pages, oldest first: `limit` and the
+/// `next` cursor passed back as `after`; bad paging is a 400.
+#[test]
+fn progress_is_listed_in_pages() {
+    let server = with_key();
+    let mut client = server.connect("alice");
+    let mut earned = Vec::new();
+    for run in 0..3 {
+        client.click(&format!("s{run}"), "ex_grounding");
+        earned.push(progress_id(
+            &client.click(&format!("c{run}"), "ex_grounding_complete"),
+        ));
+    }
+    let (status, first) = server.get("/api/players/alice/progress?limit=2", Some(KEY));
+    assert_eq!(status, 200, "{first}");
+    let ids = |page: &Value| -> Vec<String> {
+        page["markers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["marker_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(ids(&first), earned[..2]);
+    let next = first["next"].as_str().expect("a next cursor");
+    let (_, rest) = server.get(
+        &format!("/api/players/alice/progress?limit=2&after={next}"),
+        Some(KEY),
+    );
+    assert_eq!(ids(&rest), earned[2..]);
+    assert!(rest.get("next").is_none(), "{rest}");
+    for bad in ["limit=0", "limit=1001", "after=-1", "after=x"] {
+        let (status, _) = server.get(&format!("/api/players/alice/progress?{bad}"), Some(KEY));
+        assert_eq!(status, 400, "{bad}");
+    }
+}
+
 /// Completing an exercise that was never started records nothing and
 /// offers to start it.
 #[test]

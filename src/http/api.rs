@@ -144,18 +144,53 @@ pub(super) async fn channel_presence(
     )
 }
 
+/// `?limit=` (1 to 1000, default 100) and `?after=` (the `next` cursor of
+/// the page before) of the progress listing.
+#[derive(serde::Deserialize)]
+pub(super) struct ProgressQuery {
+    limit: Option<usize>,
+    after: Option<String>,
+}
+
+const PROGRESS_PAGE: usize = 100;
+const PROGRESS_PAGE_MAX: usize = 1000;
+
+/// `GET /api/players/{player_id}/progress`: a page of markers, oldest
+/// first; a player's markers are never all read at once.
 pub(super) async fn player_progress(
     req: HttpRequest,
     path: web::Path<String>,
+    query: web::Query<ProgressQuery>,
     state: web::Data<AppState>,
 ) -> HttpResponse {
     let player = match api_path(&req, &state, path, PlayerId::parse, "bad_request") {
         Ok(player) => player,
         Err(refusal) => return *refusal,
     };
+    let limit = query.limit.unwrap_or(PROGRESS_PAGE);
+    if !(1..=PROGRESS_PAGE_MAX).contains(&limit) {
+        return HttpResponse::BadRequest().json(error_json(
+            "bad_request",
+            format!("limit must be between 1 and {PROGRESS_PAGE_MAX}"),
+        ));
+    }
+    let after = match query.after.as_deref().map(str::parse::<i64>) {
+        None => None,
+        Some(Ok(after)) if after >= 0 => Some(after),
+        Some(_) => {
+            return HttpResponse::BadRequest()
+                .json(error_json("bad_request", "after is not a cursor"))
+        }
+    };
     let store = state.progress.clone();
-    let failure = match web::block(move || store.markers(&player)).await {
-        Ok(Ok(markers)) => return HttpResponse::Ok().json(json!({ "markers": markers })),
+    let failure = match web::block(move || store.markers_after(&player, after, limit)).await {
+        Ok(Ok(page)) => {
+            let mut body = json!({ "markers": page.markers });
+            if let Some(next) = page.next {
+                body["next"] = json!(next.to_string());
+            }
+            return HttpResponse::Ok().json(body);
+        }
         Ok(Err(err)) => err.to_string(),
         Err(err) => err.to_string(),
     };

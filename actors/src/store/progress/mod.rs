@@ -44,8 +44,54 @@ pub trait ProgressStore: Send + Sync + 'static {
         marker: ProgressMarker,
     ) -> Result<ProgressMarker, StoreError>;
 
-    /// The player's markers, oldest first.
-    fn markers(&self, player: &PlayerId) -> Result<Vec<ProgressMarker>, StoreError>;
+    /// One page of the player's markers, oldest first: at most `limit`
+    /// after the cursor `after`, and the cursor of the next page when there
+    /// is one.
+    fn markers_after(
+        &self,
+        player: &PlayerId,
+        after: Option<i64>,
+        limit: usize,
+    ) -> Result<MarkerPage, StoreError>;
+
+    /// All the player's markers, oldest first, read page by page.
+    fn markers(&self, player: &PlayerId) -> Result<Vec<ProgressMarker>, StoreError> {
+        let mut all = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self.markers_after(player, after, 1000)?;
+            all.extend(page.markers);
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return Ok(all),
+            }
+        }
+    }
+}
+
+/// A page of markers and the cursor after it.
+#[derive(Debug, Clone, Default)]
+pub struct MarkerPage {
+    pub markers: Vec<ProgressMarker>,
+    pub next: Option<i64>,
+}
+
+impl MarkerPage {
+    /// From up to `limit + 1` rows of (marker, cursor): the extra row only
+    /// says that another page follows.
+    pub(crate) fn from_rows(mut rows: Vec<(ProgressMarker, i64)>, limit: usize) -> Self {
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        let next = if more {
+            rows.last().map(|(_, seq)| *seq)
+        } else {
+            None
+        };
+        MarkerPage {
+            markers: rows.into_iter().map(|(marker, _)| marker).collect(),
+            next,
+        }
+    }
 }
 
 pub type SharedProgressStore = Arc<dyn ProgressStore>;

@@ -12,7 +12,7 @@ use postgres::{Client, NoTls, Row};
 use crate::model::ids::{PlayerId, SessionId};
 use crate::model::progress::{MarkerId, MarkerType, ProgressMarker};
 use crate::model::time::Timestamp;
-use crate::store::progress::{ProgressStore, StoreError};
+use crate::store::progress::{MarkerPage, ProgressStore, StoreError};
 
 pub struct PostgresProgressStore {
     url: String,
@@ -130,16 +130,28 @@ impl ProgressStore for PostgresProgressStore {
         marker_from_row(&row)
     }
 
-    fn markers(&self, player: &PlayerId) -> Result<Vec<ProgressMarker>, StoreError> {
+    fn markers_after(
+        &self,
+        player: &PlayerId,
+        after: Option<i64>,
+        limit: usize,
+    ) -> Result<MarkerPage, StoreError> {
+        let fetch = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
+        let after = after.unwrap_or(0);
         let rows = self.with_client(|client| {
             client.query(
                 &format!(
-                    "SELECT {MARKER_COLUMNS} FROM progress_markers WHERE player_id = $1 ORDER BY seq"
+                    "SELECT {MARKER_COLUMNS}, seq FROM progress_markers
+                     WHERE player_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
                 ),
-                &[&player.as_str()],
+                &[&player.as_str(), &after, &fetch],
             )
         })?;
-        rows.iter().map(marker_from_row).collect()
+        let found = rows
+            .iter()
+            .map(|row| Ok((marker_from_row(row)?, row.try_get::<_, i64>(7)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(MarkerPage::from_rows(found, limit))
     }
 }
 

@@ -10,7 +10,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use crate::model::ids::{PlayerId, SessionId};
 use crate::model::progress::{MarkerId, MarkerType, ProgressMarker};
 use crate::model::time::Timestamp;
-use crate::store::progress::{ProgressStore, StoreError};
+use crate::store::progress::{MarkerPage, ProgressStore, StoreError};
 use crate::store::sqlite::open_durable;
 
 pub struct SqliteProgressStore {
@@ -144,17 +144,28 @@ impl ProgressStore for SqliteProgressStore {
         })
     }
 
-    fn markers(&self, player: &PlayerId) -> Result<Vec<ProgressMarker>, StoreError> {
+    fn markers_after(
+        &self,
+        player: &PlayerId,
+        after: Option<i64>,
+        limit: usize,
+    ) -> Result<MarkerPage, StoreError> {
+        let fetch = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
         self.with_connection(|connection| {
             let mut statement = connection.prepare_cached(&format!(
-                "SELECT {MARKER_COLUMNS} FROM progress_markers WHERE player_id = ?1 ORDER BY seq"
+                "SELECT {MARKER_COLUMNS}, seq FROM progress_markers
+                 WHERE player_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"
             ))?;
-            let rows = statement.query_map(params![player.as_str()], marker_from_row)?;
-            let mut markers = Vec::new();
+            let rows = statement
+                .query_map(params![player.as_str(), after.unwrap_or(0), fetch], |row| {
+                    Ok((marker_from_row(row)?, row.get::<_, i64>(7)?))
+                })?;
+            let mut found = Vec::new();
             for row in rows {
-                markers.push(row??);
+                let (marker, seq) = row?;
+                found.push((marker?, seq));
             }
-            Ok(markers)
+            Ok(MarkerPage::from_rows(found, limit))
         })
     }
 }
