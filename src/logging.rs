@@ -8,13 +8,15 @@ pub fn init(filter: &str) {
     let _ = env_logger::Builder::new()
         .parse_filters(&filter)
         .format(|out, record| {
-            writeln!(
-                out,
-                "{} {} {}",
-                chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                record.level(),
-                record.args()
-            )
+            let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            // actix-http reports a client's malformed request as an error
+            // of its own; a client must not be able to write ERROR lines at
+            // will, so these become warnings in the usual key=value shape.
+            if record.level() == log::Level::Error && record.target().starts_with("actix_http") {
+                let detail = record.args().to_string().replace('"', "'");
+                return writeln!(out, "{time} WARN http_protocol_error detail=\"{detail}\"");
+            }
+            writeln!(out, "{time} {} {}", record.level(), record.args())
         })
         .try_init();
 }
