@@ -16,7 +16,7 @@ use hearth_actors::assistant::opinion::ModelOpinion;
 use hearth_actors::assistant::Assistant;
 use hearth_actors::broadcaster::Broadcaster;
 use hearth_actors::channels::broker::{Broker, BrokerError};
-use hearth_actors::channels::memory::MemoryBroker;
+use hearth_actors::channels::memory::{HistoryBudget, MemoryBroker};
 use hearth_actors::channels::redis::{RedisBroker, RedisSettings};
 use hearth_actors::chat_processor::{
     ActiveReplies, ChatShared, ConversationSettings, Conversations, Recorder,
@@ -192,7 +192,12 @@ fn open_broker(config: &Config) -> Result<Box<dyn Broker>, StartError> {
         return Ok(Box::new(broker));
     }
     log::info!("broker kind=memory");
-    Ok(Box::new(MemoryBroker::new(idle_ttl)))
+    let budget = HistoryBudget {
+        max_bytes: config.channels.history_max_bytes,
+        max_bytes_per_player: config.channels.history_max_bytes_per_player,
+        new_channels_per_minute: config.channels.new_channels_per_minute_per_player,
+    };
+    Ok(Box::new(MemoryBroker::new(idle_ttl).with_budget(budget)))
 }
 
 /// Starts every actor and the HTTP server on `listener`. Must run inside an

@@ -94,6 +94,10 @@ fn broker_reply<T>(
 ) -> HttpResponse {
     let failure = match answer {
         Ok(Ok(value)) => return HttpResponse::Ok().json(body(value)),
+        Ok(Err(err @ BrokerError::LimitExceeded(_))) => {
+            return HttpResponse::TooManyRequests()
+                .json(error_json("limit_exceeded", err.client_message()))
+        }
         Ok(Err(err)) => {
             log::warn!("api_broker_failed error={err}");
             err.client_message()

@@ -31,6 +31,10 @@ pub type BrokerFuture<T> = Pin<Box<dyn Future<Output = Result<T, BrokerError>>>>
 pub enum BrokerError {
     #[error("the broker is unavailable: {0}")]
     Unavailable(String),
+    /// A budget refused the request (history bytes, new channels); the
+    /// text says which, and is meant for the client.
+    #[error("{0}")]
+    LimitExceeded(&'static str),
 }
 
 impl BrokerError {
@@ -39,6 +43,7 @@ impl BrokerError {
     pub fn client_message(&self) -> &'static str {
         match self {
             BrokerError::Unavailable(_) => "the message broker is unavailable; retry shortly",
+            BrokerError::LimitExceeded(why) => why,
         }
     }
 }

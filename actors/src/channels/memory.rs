@@ -7,7 +7,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
-use crate::channels::broker::{Broker, BrokerEvent, BrokerFuture, BrokerSink};
+use crate::channels::broker::{Broker, BrokerError, BrokerEvent, BrokerFuture, BrokerSink};
 use crate::channels::rules::{ChannelRules, NamespaceRules};
 use crate::channels::stream::{
     Epoch, Payload, PresenceEntry, Publication, Publisher, RecoverFrom, Recovery, StreamPosition,
@@ -34,18 +34,80 @@ impl Stream {
         }
     }
 
-    fn trim(&mut self, rules: &NamespaceRules, now: Instant) {
-        while self.history.len() > rules.history_size {
-            self.history.pop_front();
-        }
+    /// Drops what the rules no longer keep, telling `dropped` of each.
+    fn trim(
+        &mut self,
+        rules: &NamespaceRules,
+        now: Instant,
+        dropped: &mut impl FnMut(&Publication),
+    ) {
         let ttl = rules.history_ttl();
-        while self
-            .history
-            .front()
-            .is_some_and(|(at, _)| now.duration_since(*at) > ttl)
+        while self.history.len() > rules.history_size
+            || self
+                .history
+                .front()
+                .is_some_and(|(at, _)| now.duration_since(*at) > ttl)
         {
-            self.history.pop_front();
+            if let Some((_, publication)) = self.history.pop_front() {
+                dropped(&publication);
+            }
         }
+    }
+}
+
+/// What history may hold, in all and per player, and how fast one player
+/// may create channels by publishing to new names: without these, one
+/// token could pin memory without bound.
+#[derive(Debug, Clone, Copy)]
+pub struct HistoryBudget {
+    pub max_bytes: usize,
+    pub max_bytes_per_player: usize,
+    pub new_channels_per_minute: u32,
+}
+
+impl Default for HistoryBudget {
+    fn default() -> Self {
+        HistoryBudget {
+            max_bytes: 256 << 20,
+            max_bytes_per_player: 16 << 20,
+            new_channels_per_minute: 60,
+        }
+    }
+}
+
+/// The bytes players' publications hold in history, in all and per player.
+/// The server's own (the API's, the assistant's replies) are bounded by the
+/// server, not by these budgets, so a full budget never fails a reply.
+#[derive(Default)]
+struct HistoryBytes {
+    total: usize,
+    per_player: HashMap<PlayerId, usize>,
+}
+
+impl HistoryBytes {
+    fn add(&mut self, publication: &Publication) {
+        if let Publisher::Player(player) = &publication.publisher {
+            let size = publication.data.len();
+            self.total += size;
+            *self.per_player.entry(player.clone()).or_default() += size;
+        }
+    }
+
+    fn remove(&mut self, publication: &Publication) {
+        if let Publisher::Player(player) = &publication.publisher {
+            let size = publication.data.len();
+            self.total = self.total.saturating_sub(size);
+            if let Some(bytes) = self.per_player.get_mut(player) {
+                *bytes = bytes.saturating_sub(size);
+                if *bytes == 0 {
+                    self.per_player.remove(player);
+                }
+            }
+        }
+    }
+
+    fn of(&self, player: &PlayerId) -> usize {
+        self.per_player.get(player).copied().unwrap_or(0)
     }
 }
 
@@ -59,6 +121,10 @@ pub struct MemoryBroker {
     /// How long a channel with no history and no presence keeps its epoch
     /// and offset.
     idle_ttl: Duration,
+    budget: HistoryBudget,
+    history_bytes: HistoryBytes,
+    /// Channels each player created by publishing, in the current minute.
+    created: HashMap<PlayerId, (Instant, u32)>,
 }
 
 impl MemoryBroker {
@@ -69,7 +135,55 @@ impl MemoryBroker {
             sink: None,
             watched: HashSet::new(),
             idle_ttl,
+            budget: HistoryBudget::default(),
+            history_bytes: HistoryBytes::default(),
+            created: HashMap::new(),
         }
+    }
+
+    pub fn with_budget(mut self, budget: HistoryBudget) -> Self {
+        self.budget = budget;
+        self
+    }
+
+    /// Whether `publisher` may put `size` more bytes into history, and, for
+    /// a channel that does not exist yet, create one.
+    fn admit(
+        &mut self,
+        publisher: &Publisher,
+        size: usize,
+        keeps_history: bool,
+        creates: bool,
+        now: Instant,
+    ) -> Result<(), BrokerError> {
+        let Publisher::Player(player) = publisher else {
+            return Ok(());
+        };
+        if keeps_history && self.history_bytes.total + size > self.budget.max_bytes {
+            return Err(BrokerError::LimitExceeded(
+                "the server's history is full; retry later",
+            ));
+        }
+        if keeps_history && self.history_bytes.of(player) + size > self.budget.max_bytes_per_player
+        {
+            return Err(BrokerError::LimitExceeded(
+                "your publications fill your share of history; retry later",
+            ));
+        }
+        if creates {
+            let (since, count) = self.created.entry(player.clone()).or_insert((now, 0));
+            if now.duration_since(*since) >= Duration::from_secs(60) {
+                *since = now;
+                *count = 0;
+            }
+            if *count >= self.budget.new_channels_per_minute {
+                return Err(BrokerError::LimitExceeded(
+                    "too many new channels; publish to fewer new names",
+                ));
+            }
+            *count += 1;
+        }
+        Ok(())
     }
 
     fn emit(&self, event: BrokerEvent) {
@@ -83,15 +197,6 @@ impl MemoryBroker {
         if let Some(sink) = &self.sink {
             sink.emit(event);
         }
-    }
-
-    fn stream(&mut self, channel: &ChannelName, now: Instant) -> &mut Stream {
-        let stream = self
-            .streams
-            .entry(channel.clone())
-            .or_insert_with(|| Stream::new(now));
-        stream.last_used = now;
-        stream
     }
 
     pub fn channel_count(&self) -> usize {
@@ -125,7 +230,21 @@ impl Broker for MemoryBroker {
         rules: &NamespaceRules,
     ) -> BrokerFuture<Publication> {
         let now = Instant::now();
-        let stream = self.stream(channel, now);
+        let keeps_history = rules.history_size > 0;
+        // A stream a subscribe made but nobody published to is not a
+        // channel yet: the first publication creates it.
+        let creates = self
+            .streams
+            .get(channel)
+            .is_none_or(|stream| stream.latest == 0);
+        if let Err(refused) = self.admit(&publisher, data.len(), keeps_history, creates, now) {
+            return Box::pin(std::future::ready(Err(refused)));
+        }
+        let stream = self
+            .streams
+            .entry(channel.clone())
+            .or_insert_with(|| Stream::new(now));
+        stream.last_used = now;
         stream.latest += 1;
         let publication = Publication {
             channel: channel.clone(),
@@ -135,10 +254,12 @@ impl Broker for MemoryBroker {
             data,
             timestamp: Timestamp::now(),
         };
-        if rules.history_size > 0 {
+        let bytes = &mut self.history_bytes;
+        if keeps_history {
+            bytes.add(&publication);
             stream.history.push_back((now, publication.clone()));
         }
-        stream.trim(rules, now);
+        stream.trim(rules, now, &mut |dropped| bytes.remove(dropped));
         self.emit(BrokerEvent::Publication(publication.clone()));
         ready(publication)
     }
@@ -150,8 +271,13 @@ impl Broker for MemoryBroker {
         rules: &NamespaceRules,
     ) -> BrokerFuture<Recovery> {
         let now = Instant::now();
-        let stream = self.stream(channel, now);
-        stream.trim(rules, now);
+        let stream = self
+            .streams
+            .entry(channel.clone())
+            .or_insert_with(|| Stream::new(now));
+        stream.last_used = now;
+        let bytes = &mut self.history_bytes;
+        stream.trim(rules, now, &mut |dropped| bytes.remove(dropped));
         let position = StreamPosition {
             offset: stream.latest,
             epoch: stream.epoch.clone(),
@@ -230,10 +356,13 @@ impl Broker for MemoryBroker {
         let idle_ttl = self.idle_ttl;
         let presence = &self.presence;
         let watched = &self.watched;
+        let bytes = &mut self.history_bytes;
         self.streams.retain(|channel, stream| {
             // Expired history goes now, not when the channel is next used:
             // a quiet channel must not keep its payloads past their age.
-            stream.trim(rules.for_channel(channel), now);
+            stream.trim(rules.for_channel(channel), now, &mut |dropped| {
+                bytes.remove(dropped)
+            });
             if presence.contains_key(channel) || watched.contains(channel) {
                 return true;
             }
@@ -246,8 +375,16 @@ impl Broker for MemoryBroker {
             // has been quiet for idle_ttl.
             let newest = stream.history.back().map(|(at, _)| *at);
             let quiet_since = newest.map_or(stream.last_used, |at| at.max(stream.last_used));
-            now.duration_since(quiet_since) < idle_ttl
+            let keep = now.duration_since(quiet_since) < idle_ttl;
+            if !keep {
+                for (_, publication) in &stream.history {
+                    bytes.remove(publication);
+                }
+            }
+            keep
         });
+        self.created
+            .retain(|_, (since, _)| now.duration_since(*since) < Duration::from_secs(60));
     }
 }
 
@@ -341,6 +478,66 @@ mod tests {
         std::thread::yield_now();
         broker.maintain(&ChannelRules::default());
         assert_eq!(broker.channel_count(), 0);
+    }
+
+    #[test]
+    fn history_bytes_and_new_channels_are_budgeted() {
+        let (broker, channel, rules) = setup();
+        let mut broker = broker.with_budget(HistoryBudget {
+            max_bytes: 1000,
+            max_bytes_per_player: 300,
+            new_channels_per_minute: 2,
+        });
+        let alice = Publisher::Player(PlayerId::parse("alice").unwrap());
+        let blob = |n: usize| Payload::from_value(&serde_json::json!("x".repeat(n))).unwrap();
+        let mut publish_as =
+            |broker: &mut MemoryBroker, who: &Publisher, name: &str, size: usize| {
+                let channel = ChannelName::parse(name).unwrap();
+                let waker = std::task::Waker::noop();
+                let mut cx = std::task::Context::from_waker(waker);
+                match broker
+                    .publish(&channel, who.clone(), blob(size), &rules)
+                    .as_mut()
+                    .poll(&mut cx)
+                {
+                    std::task::Poll::Ready(result) => result.map(|_| ()),
+                    std::task::Poll::Pending => panic!("ready at once"),
+                }
+            };
+        let refused =
+            |result: Result<(), BrokerError>| matches!(result, Err(BrokerError::LimitExceeded(_)));
+        assert!(publish_as(&mut broker, &alice, channel.as_str(), 100).is_ok());
+        assert!(publish_as(&mut broker, &alice, channel.as_str(), 100).is_ok());
+        assert!(
+            refused(publish_as(&mut broker, &alice, channel.as_str(), 150)),
+            "past her share"
+        );
+        // Players' publications in all; the server's are not counted.
+        for other in ["bob", "carol"] {
+            let other = Publisher::Player(PlayerId::parse(other).unwrap());
+            assert!(publish_as(&mut broker, &other, channel.as_str(), 290).is_ok());
+        }
+        let dave = Publisher::Player(PlayerId::parse("dave").unwrap());
+        assert!(
+            refused(publish_as(&mut broker, &dave, channel.as_str(), 290)),
+            "full"
+        );
+        assert!(publish_as(&mut broker, &Publisher::Server, channel.as_str(), 5000).is_ok());
+        // New names: two a minute.
+        assert!(publish_as(&mut broker, &alice, "room:n1", 1).is_ok());
+        assert!(
+            refused(publish_as(&mut broker, &alice, "room:n2", 1)),
+            "third new channel"
+        );
+        // Trimmed history gives its bytes back.
+        let mut gone = rules.clone();
+        gone.history_ttl_s = 0;
+        let mut all = ChannelRules::default();
+        all.namespaces.insert("room".into(), gone);
+        std::thread::sleep(Duration::from_millis(2));
+        broker.maintain(&all);
+        assert_eq!(broker.history_bytes.total, 0);
+        assert!(broker.history_bytes.per_player.is_empty());
     }
 
     #[test]

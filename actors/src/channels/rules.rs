@@ -70,6 +70,14 @@ pub struct ChannelRules {
     /// answer `recovered: false` and send nothing old.
     pub recovery_max_publications: usize,
     pub recovery_max_bytes: usize,
+    /// The memory broker's budgets: bytes players' publications hold in
+    /// history, in all and per player (past either, `publish` gets
+    /// `limit_exceeded`; the server's own publications are not counted),
+    /// and channels one player may create per minute by publishing to new
+    /// names.
+    pub history_max_bytes: usize,
+    pub history_max_bytes_per_player: usize,
+    pub new_channels_per_minute_per_player: u32,
     pub namespaces: HashMap<String, NamespaceRules>,
     pub default: NamespaceRules,
 }
@@ -88,6 +96,9 @@ impl Default for ChannelRules {
             idle_stream_ttl_s: 3600,
             recovery_max_publications: 1000,
             recovery_max_bytes: 4 << 20,
+            history_max_bytes: 256 << 20,
+            history_max_bytes_per_player: 16 << 20,
+            new_channels_per_minute_per_player: 60,
             namespaces: HashMap::from([
                 (
                     PERSONAL_NAMESPACE.to_string(),

@@ -19,6 +19,7 @@ use hearth_actors::protocol::{
 
 use super::{Ctx, FrameLog, WsSession};
 use crate::ws::worker;
+use hearth_actors::channels::broker::BrokerError;
 
 impl WsSession {
     /// Every connection is in its player's `user:<player>` channel: that is
@@ -273,10 +274,15 @@ impl WsSession {
                         }),
                     }),
                     Ok(Err(err)) => {
-                        log::warn!("publish_failed conn_id={} error={err}", act.conn);
+                        let code = match err {
+                            BrokerError::LimitExceeded(_) => ErrorCode::LimitExceeded,
+                            BrokerError::Unavailable(_) => {
+                                log::warn!("publish_failed conn_id={} error={err}", act.conn);
+                                ErrorCode::Internal
+                            }
+                        };
                         ServerFrame::Error(
-                            ErrorFrame::new(ErrorCode::Internal, err.client_message())
-                                .replying_to(reply_to),
+                            ErrorFrame::new(code, err.client_message()).replying_to(reply_to),
                         )
                     }
                     Err(_) => ServerFrame::Error(
