@@ -57,6 +57,9 @@ pub struct Subscribe {
     pub first_refused: Option<Refusal>,
     pub reply_to: Option<ClientRef>,
     pub reply_to_client: bool,
+    /// Fired once the connection is in the rooms: a reply waiting to
+    /// publish into a channel its asker is joining waits for this.
+    pub joined: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 /// A publication from a client or the server API; answers with the
@@ -103,7 +106,29 @@ pub struct Broadcaster {
     /// Joins sent to `ChatServer` and not yet applied, per channel: while
     /// any is in flight, a room that just closed is about to reopen.
     pending_joins: HashMap<ChannelName, u32>,
+    /// Live publications of channels whose subscribes are still reading
+    /// history. A subscribe no longer holds this actor while it waits for
+    /// the broker; what is published meanwhile is fanned out to the room
+    /// as usual and kept here too, so that the joining connections get it
+    /// right after their backlog (see `finish_subscribe`).
+    held: HashMap<ChannelName, Held>,
 }
+
+/// What one channel's live publications were while subscribes to it were
+/// reading history.
+#[derive(Default)]
+struct Held {
+    /// Subscribes of this channel not finished yet.
+    readers: u32,
+    frames: Vec<(u64, EncodedFrame)>,
+    /// More arrived than [`MAX_HELD`]: the joins of this round are refused
+    /// (retry), since they could not be given every publication.
+    overflowed: bool,
+}
+
+/// The most live publications kept for one channel while its subscribes
+/// read history.
+const MAX_HELD: usize = 10_000;
 
 impl Broadcaster {
     pub fn new(
@@ -119,6 +144,18 @@ impl Broadcaster {
             metrics,
             watched: HashSet::new(),
             pending_joins: HashMap::new(),
+            held: HashMap::new(),
+        }
+    }
+
+    /// One subscribe of `channel` finished reading: its held publications
+    /// go once no other is reading.
+    fn release_held(&mut self, channel: &ChannelName) {
+        if let Some(held) = self.held.get_mut(channel) {
+            held.readers = held.readers.saturating_sub(1);
+            if held.readers == 0 {
+                self.held.remove(channel);
+            }
         }
     }
 
@@ -178,6 +215,21 @@ impl Broadcaster {
             self.rules.recovery_max_bytes,
         );
         for (request, outcome) in outcomes {
+            // Published while this subscribe read history: fanned out to
+            // the room already, and owed to this connection after its
+            // backlog.
+            let held = self.held.get(&request.channel);
+            let overflowed = held.is_some_and(|held| held.overflowed);
+            let mut since_read: Vec<(u64, EncodedFrame)> = held
+                .map(|held| held.frames.clone())
+                .unwrap_or_default();
+            self.release_held(&request.channel);
+            let outcome = match outcome {
+                Ok(_) if overflowed => Err(BrokerError::Unavailable(
+                    "the channel was too busy to join".into(),
+                )),
+                other => other,
+            };
             let mut recovery = match outcome {
                 Ok(recovery) => recovery,
                 Err(err) => {
@@ -220,10 +272,15 @@ impl Broadcaster {
             if within {
                 backlog.extend(frames);
             }
+            since_read.retain(|(offset, _)| *offset > recovery.position.offset);
+            let watermark = since_read
+                .last()
+                .map_or(recovery.position.offset, |(offset, _)| *offset);
+            backlog.extend(since_read.into_iter().map(|(_, frame)| frame));
             let presence = self.rules.for_channel(&request.channel).presence;
             joins.push(JoinChannel {
                 channel: request.channel,
-                watermark: recovery.position.offset,
+                watermark,
                 presence,
             });
         }
@@ -258,6 +315,11 @@ impl Broadcaster {
             frames,
             channels: joins,
         });
+        if let Some(joined) = msg.joined {
+            // ChatServer handles the join before any fan-out sent after
+            // this point, so whatever is published next reaches the room.
+            let _ = joined.send(());
+        }
     }
 }
 
@@ -275,7 +337,10 @@ impl Actor for Broadcaster {
 }
 
 impl Handler<Subscribe> for Broadcaster {
-    type Result = AtomicResponse<Self, ()>;
+    /// Not atomic: while one subscribe waits for the broker, publishes,
+    /// presence and other subscribes go on (live publications of its
+    /// channels are held for it meanwhile).
+    type Result = ResponseActFuture<Self, ()>;
 
     fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) -> Self::Result {
         let _timer = self.metrics.handling(ActorKind::Broadcaster);
@@ -287,6 +352,7 @@ impl Handler<Subscribe> for Broadcaster {
                 .pending_joins
                 .entry(request.channel.clone())
                 .or_default() += 1;
+            self.held.entry(request.channel.clone()).or_default().readers += 1;
             if self.watched.insert(request.channel.clone()) {
                 watches.push(self.broker.watch(&request.channel));
             }
@@ -315,11 +381,11 @@ impl Handler<Subscribe> for Broadcaster {
             let outcomes = futures_util::future::join_all(reads).await;
             requests.into_iter().zip(outcomes).collect::<Vec<_>>()
         };
-        AtomicResponse::new(Box::pin(
+        Box::pin(
             recoveries
                 .into_actor(self)
                 .map(move |outcomes, act, _| act.finish_subscribe(msg, outcomes)),
-        ))
+        )
     }
 }
 
@@ -401,6 +467,14 @@ impl Handler<FromBroker> for Broadcaster {
         };
         // Serialized once here; every member gets the same bytes.
         let frame = Self::event_frame(event);
+        if let (Some(offset), Some(held)) = (offset, self.held.get_mut(&channel)) {
+            if held.frames.len() < MAX_HELD {
+                held.frames.push((offset, frame.clone()));
+            } else if !held.overflowed {
+                held.overflowed = true;
+                log::warn!("subscribe_held_overflow channel={channel}");
+            }
+        }
         self.chat_server.do_send(FanOut {
             channel,
             offset,

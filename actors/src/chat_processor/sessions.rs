@@ -58,6 +58,13 @@ impl JoinSession {
             let _ = go.send(());
         }
     }
+
+    /// The signal itself, for whoever completes the join (the broadcaster,
+    /// once the connection is in the channel's room); dropping it also lets
+    /// the reply go.
+    pub fn into_signal(mut self) -> Option<oneshot::Sender<()>> {
+        self.go.take()
+    }
 }
 
 fn join(session: &SessionId) -> (JoinSession, oneshot::Receiver<()>) {

@@ -25,13 +25,21 @@ impl WsSession {
     /// Every connection is in its player's `user:<player>` channel: that is
     /// how a broadcast to the player reaches it.
     pub(super) fn join_personal_channel(&mut self) {
-        self.join_quietly(ChannelName::personal(&self.identity.player));
+        self.join_quietly(ChannelName::personal(&self.identity.player), None);
     }
 
     /// Joins `channel` on the server's initiative, with no reply to the
-    /// client; a channel it is in already is left as it is.
-    pub(super) fn join_quietly(&mut self, channel: ChannelName) {
+    /// client; a channel it is in already is left as it is. `joined` fires
+    /// once the connection is in the room (at once when it was already).
+    pub(super) fn join_quietly(
+        &mut self,
+        channel: ChannelName,
+        joined: Option<tokio::sync::oneshot::Sender<()>>,
+    ) {
         if !self.subscriptions.borrow_mut().insert(channel.clone()) {
+            if let Some(joined) = joined {
+                let _ = joined.send(());
+            }
             return;
         }
         self.state.broadcaster.do_send(Subscribe {
@@ -44,6 +52,7 @@ impl WsSession {
             first_refused: None,
             reply_to: None,
             reply_to_client: false,
+            joined,
         });
     }
 
@@ -204,6 +213,7 @@ impl WsSession {
             first_refused,
             reply_to,
             reply_to_client: true,
+            joined: None,
         });
     }
 

@@ -6,7 +6,7 @@
 
 use actix::prelude::*;
 use hearth_actors::chat_processor::HandleCall;
-use hearth_actors::model::channel_name::ChannelName;
+use hearth_actors::chat_processor::JoinSession;
 use hearth_actors::model::ids::ClientRef;
 use hearth_actors::protocol::calls::Call;
 use hearth_actors::protocol::{ErrorCode, ErrorFrame, Response, ServerFrame};
@@ -46,16 +46,15 @@ impl WsSession {
                 };
                 match outcome {
                     Ok(outcome) => {
-                        if let Some(join) = &outcome.join {
-                            act.join_session_channel(&join.channel);
-                        }
                         let response = Response {
                             reply_to,
                             result: outcome.result,
                         };
                         act.send(ctx, &ServerFrame::Response(response));
+                        // The reply publishes once this connection is in
+                        // the session's room, so it sees every event live.
                         if let Some(join) = outcome.join {
-                            join.go();
+                            act.join_session_channel(join);
                         }
                         act.log_frame(frame, "ok");
                     }
@@ -74,7 +73,8 @@ impl WsSession {
     /// subscription limit: a client cannot collect channels by sending in
     /// many sessions. Past it, the reply still streams and is stored; the
     /// client may subscribe once it has room.
-    fn join_session_channel(&mut self, channel: &ChannelName) {
+    fn join_session_channel(&mut self, join: JoinSession) {
+        let channel = join.channel.clone();
         let rules = &self.state.channel_rules;
         let player = &self.identity.player;
         let subscriptions = self.subscriptions.borrow();
@@ -83,7 +83,7 @@ impl WsSession {
             .filter(|c| rules.counts_against_limit(c, player))
             .count();
         let full = counted >= rules.max_subscriptions_per_connection;
-        let already = subscriptions.contains(channel);
+        let already = subscriptions.contains(&channel);
         drop(subscriptions);
         if !already && full {
             log::debug!(
@@ -91,8 +91,8 @@ impl WsSession {
                 self.identity.player,
                 self.conn
             );
-            return;
+            return join.go();
         }
-        self.join_quietly(channel.clone());
+        self.join_quietly(channel, join.into_signal());
     }
 }
