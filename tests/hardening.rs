@@ -210,6 +210,68 @@ fn one_player_cannot_fill_the_brokers_memory() {
     assert_healthy(&server);
 }
 
+/// A subscriber that asks for as much as it may (128 channels, each
+/// recovering its whole history, over and over) does not hold up another
+/// client's publish: every publish is answered within the stated bound
+/// (one second here, in a debug build on two cores; the figure measured is
+/// printed).
+#[test]
+fn a_hostile_subscriber_does_not_stall_another_clients_publish() {
+    const KEY: &str = "stall-test-0123456789abcdef0123456789";
+    const BOUND: std::time::Duration = std::time::Duration::from_secs(1);
+    let server = TestServer::with_config(|config| config.api.key = KEY.into());
+    let channels: Vec<String> = (0..128).map(|n| format!("news:h{n}")).collect();
+    let names: Vec<&str> = channels.iter().map(String::as_str).collect();
+    let mut hostile = server.connect("hostile");
+    let joined = common::subscribe(&mut hostile, "s", &names);
+    let recover: serde_json::Map<String, Value> = channels
+        .iter()
+        .map(|name| {
+            let epoch = joined["result"]["channels"][name]["epoch"].clone();
+            (name.clone(), json!({"offset": 0, "epoch": epoch}))
+        })
+        .collect();
+    hostile.close();
+    let pad = "x".repeat(1000);
+    // 1280 publications: past the 1000 one subscribe may recover.
+    for name in &channels {
+        for n in 0..10 {
+            common::api_publish(&server, KEY, name, json!({"n": n, "pad": pad}));
+        }
+    }
+    let mut victim = server.connect("victim");
+    common::subscribe(&mut victim, "s", &["room:calm"]);
+    let attackers: Vec<Client> = (0..4)
+        .map(|n| {
+            let mut attacker = server.connect(&format!("hostile{n}"));
+            for round in 0..10 {
+                attacker.send_json(json!({"type": "subscribe", "id": format!("r{round}"),
+                    "channels": names, "recover": recover}));
+            }
+            attacker
+        })
+        .collect();
+    let mut slowest = std::time::Duration::ZERO;
+    for n in 0..20 {
+        let started = Instant::now();
+        victim.send_json(
+            json!({"type": "publish", "id": format!("p{n}"), "channel": "room:calm", "data": n}),
+        );
+        loop {
+            let frame = victim.recv();
+            if frame["reply_to"] == format!("p{n}") {
+                assert_eq!(frame["type"], "response", "{frame}");
+                break;
+            }
+        }
+        slowest = slowest.max(started.elapsed());
+    }
+    println!("slowest publish while attacked: {slowest:?}");
+    assert!(slowest < BOUND, "a publish waited {slowest:?}");
+    drop(attackers);
+    assert_healthy(&server);
+}
+
 /// Past limits.max_connections, a new connection is closed 1013.
 #[test]
 fn the_server_connection_limit_closes_1013() {

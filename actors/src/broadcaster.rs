@@ -220,9 +220,8 @@ impl Broadcaster {
             // backlog.
             let held = self.held.get(&request.channel);
             let overflowed = held.is_some_and(|held| held.overflowed);
-            let mut since_read: Vec<(u64, EncodedFrame)> = held
-                .map(|held| held.frames.clone())
-                .unwrap_or_default();
+            let mut since_read: Vec<(u64, EncodedFrame)> =
+                held.map(|held| held.frames.clone()).unwrap_or_default();
             self.release_held(&request.channel);
             let outcome = match outcome {
                 Ok(_) if overflowed => Err(BrokerError::Unavailable(
@@ -352,7 +351,10 @@ impl Handler<Subscribe> for Broadcaster {
                 .pending_joins
                 .entry(request.channel.clone())
                 .or_default() += 1;
-            self.held.entry(request.channel.clone()).or_default().readers += 1;
+            self.held
+                .entry(request.channel.clone())
+                .or_default()
+                .readers += 1;
             if self.watched.insert(request.channel.clone()) {
                 watches.push(self.broker.watch(&request.channel));
             }
