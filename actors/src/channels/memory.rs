@@ -490,20 +490,19 @@ mod tests {
         });
         let alice = Publisher::Player(PlayerId::parse("alice").unwrap());
         let blob = |n: usize| Payload::from_value(&serde_json::json!("x".repeat(n))).unwrap();
-        let mut publish_as =
-            |broker: &mut MemoryBroker, who: &Publisher, name: &str, size: usize| {
-                let channel = ChannelName::parse(name).unwrap();
-                let waker = std::task::Waker::noop();
-                let mut cx = std::task::Context::from_waker(waker);
-                match broker
-                    .publish(&channel, who.clone(), blob(size), &rules)
-                    .as_mut()
-                    .poll(&mut cx)
-                {
-                    std::task::Poll::Ready(result) => result.map(|_| ()),
-                    std::task::Poll::Pending => panic!("ready at once"),
-                }
-            };
+        let publish_as = |broker: &mut MemoryBroker, who: &Publisher, name: &str, size: usize| {
+            let channel = ChannelName::parse(name).unwrap();
+            let waker = std::task::Waker::noop();
+            let mut cx = std::task::Context::from_waker(waker);
+            match broker
+                .publish(&channel, who.clone(), blob(size), &rules)
+                .as_mut()
+                .poll(&mut cx)
+            {
+                std::task::Poll::Ready(result) => result.map(|_| ()),
+                std::task::Poll::Pending => panic!("ready at once"),
+            }
+        };
         let refused =
             |result: Result<(), BrokerError>| matches!(result, Err(BrokerError::LimitExceeded(_)));
         assert!(publish_as(&mut broker, &alice, channel.as_str(), 100).is_ok());
