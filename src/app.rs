@@ -40,7 +40,7 @@ use crate::auth::{AuthSetupError, Authenticator};
 use crate::config::{Config, ConfigError};
 use crate::http;
 use crate::shutdown::Shutdown;
-use crate::state::{AppState, OutboundLimits, RateSettings, SessionSettings};
+use crate::state::{AppState, OutboundLimits, QueuedTotal, RateSettings, SessionSettings};
 
 #[derive(Debug, Error)]
 pub enum StartError {
@@ -294,6 +294,10 @@ pub fn start(config: Config, listener: TcpListener) -> Result<Running, StartErro
                 max_bytes: config.limits.outbound_max_bytes,
                 max_age: Duration::from_millis(config.limits.outbound_max_age_ms),
                 close_linger: Duration::from_millis(config.limits.close_linger_ms),
+                total: Arc::new(QueuedTotal {
+                    bytes: Default::default(),
+                    max: config.limits.outbound_max_total_bytes,
+                }),
             },
             heartbeat_interval: Duration::from_secs(config.server.heartbeat_interval_s),
             client_timeout: Duration::from_secs(config.server.client_timeout_s),

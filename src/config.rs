@@ -131,6 +131,9 @@ pub struct LimitsConfig {
     /// A frame left unread this long closes the connection 4002, however
     /// few are queued (a client that pings but never reads).
     pub outbound_max_age_ms: u64,
+    /// What may wait in all connections' queues together; past it, a
+    /// connection holding more than its share is closed 4002.
+    pub outbound_max_total_bytes: usize,
     /// After a close the server starts, what the client still sends is
     /// read and discarded for up to this long, until its own close.
     pub close_linger_ms: u64,
@@ -150,6 +153,7 @@ impl Default for LimitsConfig {
             outbound_max_frames: 1024,
             outbound_max_bytes: 4 * 1024 * 1024,
             outbound_max_age_ms: 60_000,
+            outbound_max_total_bytes: 1 << 30,
             close_linger_ms: 2000,
         }
     }

@@ -17,8 +17,17 @@ use hearth_actors::support::metrics::Metrics;
 
 use crate::auth::Authenticator;
 
+/// What waits in every connection's queue together, and the most it may
+/// be: past it, the connections holding the most are closed as slow
+/// consumers first (see `transport.rs`).
+#[derive(Debug, Default)]
+pub struct QueuedTotal {
+    pub bytes: std::sync::atomic::AtomicUsize,
+    pub max: usize,
+}
+
 /// How much may wait for one client before it counts as a slow consumer.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct OutboundLimits {
     pub max_frames: usize,
     pub max_bytes: usize,
@@ -27,6 +36,8 @@ pub struct OutboundLimits {
     /// After a close the server starts, how long what the client still
     /// sends is read and discarded, waiting for its close.
     pub close_linger: Duration,
+    /// Shared by every connection of the server.
+    pub total: std::sync::Arc<QueuedTotal>,
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -272,6 +272,47 @@ fn a_hostile_subscriber_does_not_stall_another_clients_publish() {
     assert_healthy(&server);
 }
 
+/// When every queue together passes `outbound_max_total_bytes`, the client
+/// holding the most is closed 4002, though its own queue is far below its
+/// limit; a client that keeps up is not touched.
+#[test]
+fn past_the_servers_total_the_biggest_queue_is_closed() {
+    const KEY: &str = "total-test-0123456789abcdef0123456789";
+    let server = TestServer::with_config(|config| {
+        config.api.key = KEY.into();
+        config.limits.outbound_max_bytes = 256 << 20;
+        config.limits.outbound_max_frames = 1_000_000;
+        config.limits.outbound_max_total_bytes = 2 << 20;
+    });
+    let mut stuck = server.connect("stuck");
+    stuck.request(
+        "s",
+        json!({"type": "subscribe", "channels": ["news:total"]}),
+    );
+    let mut reader = server.connect("keeps-up");
+    reader.request(
+        "s",
+        json!({"type": "subscribe", "channels": ["news:total"]}),
+    );
+    const COUNT: u64 = 800;
+    let reading = std::thread::spawn(move || {
+        for expected in 1..=COUNT {
+            let event = reader.recv();
+            assert_eq!(event["offset"], expected, "the reader misses nothing");
+        }
+    });
+    let pad = "x".repeat(30 * 1024);
+    for n in 0..COUNT {
+        common::api_publish(&server, KEY, "news:total", json!({"n": n, "pad": pad}));
+    }
+    reading.join().expect("the reader got everything");
+    server.wait_for_metrics("the biggest queue closed", |m| {
+        m["slow_consumer_closes"] == 1
+    });
+    assert_eq!(stuck.raw_close(), (4002, "slow consumer".into()));
+    assert_healthy(&server);
+}
+
 /// Past limits.max_connections, a new connection is closed 1013.
 #[test]
 fn the_server_connection_limit_closes_1013() {

@@ -30,8 +30,12 @@ pub fn serve(
     state: Arc<AppState>,
 ) -> Result<HttpResponse, actix_web::Error> {
     let settings = &state.session;
-    let (response, messages, outbound) =
-        transport::accept(req, body, settings.max_message_bytes, settings.outbound)?;
+    let (response, messages, outbound) = transport::accept(
+        req,
+        body,
+        settings.max_message_bytes,
+        settings.outbound.clone(),
+    )?;
     WsSession::create(move |ctx| {
         ctx.add_stream(messages);
         WsSession::new(identity, options, state, outbound)
@@ -52,6 +56,7 @@ pub fn refuse(
         max_bytes: 0,
         max_age: std::time::Duration::MAX,
         close_linger,
+        total: Default::default(),
     };
     let (response, _messages, outbound) = transport::accept(req, body, 0, limits)?;
     outbound.close_with(close, false);

@@ -28,7 +28,10 @@ use bytestring::ByteString;
 use futures_core::Stream;
 use hearth_actors::protocol::Close;
 
-use crate::state::OutboundLimits;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use crate::state::{OutboundLimits, QueuedTotal};
 
 /// The queue is full: the client is not reading fast enough.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +39,11 @@ pub struct Overflow;
 
 /// How much one write gathers before handing it to the socket.
 const WRITE_CHUNK: usize = 64 * 1024;
+
+/// While every queue together is over the server's total, a connection
+/// whose queue holds this much is closed when given more: those holding
+/// the most go first, and a client that keeps up is never touched.
+const PRESSURE_SHARE: usize = 64 * 1024;
 
 enum Outgoing {
     Text(ByteString),
@@ -55,7 +63,6 @@ impl Outgoing {
     }
 }
 
-#[derive(Default)]
 struct Queue {
     items: VecDeque<Outgoing>,
     /// When each item of `items` was queued, in the same order: the oldest
@@ -71,9 +78,29 @@ struct Queue {
     /// The response body, waiting for something to write (or, after the
     /// close, for the reading to be done).
     writer: Option<Waker>,
+    /// The server-wide count `bytes` is part of.
+    total: Arc<QueuedTotal>,
+}
+
+impl Drop for Queue {
+    fn drop(&mut self) {
+        self.total.bytes.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
 }
 
 impl Queue {
+    fn new(total: Arc<QueuedTotal>) -> Self {
+        Queue {
+            items: VecDeque::new(),
+            queued_at: VecDeque::new(),
+            bytes: 0,
+            closing: false,
+            reading_done: false,
+            writer: None,
+            total,
+        }
+    }
+
     fn push(&mut self, item: Outgoing) {
         self.items.push_back(item);
         self.queued_at.push_back(Instant::now());
@@ -82,13 +109,37 @@ impl Queue {
 
     fn pop(&mut self) -> Option<Outgoing> {
         self.queued_at.pop_front();
-        self.items.pop_front()
+        let item = self.items.pop_front()?;
+        self.count_out(item.payload_len());
+        Some(item)
     }
 
     fn clear(&mut self) {
         self.items.clear();
         self.queued_at.clear();
-        self.bytes = 0;
+        self.count_out(self.bytes);
+    }
+
+    fn count_in(&mut self, bytes: usize) {
+        self.bytes += bytes;
+        self.total.bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    fn count_out(&mut self, bytes: usize) {
+        let bytes = bytes.min(self.bytes);
+        self.bytes -= bytes;
+        self.total.bytes.fetch_sub(bytes, Ordering::Relaxed);
+    }
+
+    /// Whether taking `more` bytes would put this queue past a limit: its
+    /// own, the age of its oldest frame, or (when every queue together is
+    /// over the server's total) holding more than its share.
+    fn refuses(&self, limits: &OutboundLimits, more: usize) -> bool {
+        let over_total = self.total.bytes.load(Ordering::Relaxed) + more > self.total.max;
+        self.items.len() >= limits.max_frames
+            || self.bytes + more > limits.max_bytes
+            || self.stale(limits.max_age)
+            || (over_total && self.bytes >= PRESSURE_SHARE)
     }
 
     /// The client has left a frame unread for longer than `max_age`.
@@ -125,13 +176,10 @@ impl OutboundQueue {
         if queue.closing {
             return Ok(());
         }
-        if queue.items.len() >= self.limits.max_frames
-            || queue.bytes + text.len() > self.limits.max_bytes
-            || queue.stale(self.limits.max_age)
-        {
+        if queue.refuses(&self.limits, text.len()) {
             return Err(Overflow);
         }
-        queue.bytes += text.len();
+        queue.count_in(text.len());
         queue.push(Outgoing::Text(text));
         Ok(())
     }
@@ -152,13 +200,10 @@ impl OutboundQueue {
             return Ok(());
         }
         let bytes = item.payload_len();
-        if queue.items.len() >= self.limits.max_frames
-            || queue.bytes + bytes > self.limits.max_bytes
-            || queue.stale(self.limits.max_age)
-        {
+        if queue.refuses(&self.limits, bytes) {
             return Err(Overflow);
         }
-        queue.bytes += bytes;
+        queue.count_in(bytes);
         queue.push(item);
         Ok(())
     }
@@ -221,8 +266,9 @@ pub fn accept(
             response.insert_header((name.clone(), value.clone()));
         }
     }
+    let close_linger = limits.close_linger;
     let queue = OutboundQueue {
-        shared: Rc::new(RefCell::new(Queue::default())),
+        shared: Rc::new(RefCell::new(Queue::new(limits.total.clone()))),
         limits,
     };
     let body = OutboundBody {
@@ -239,7 +285,7 @@ pub fn accept(
         partial: None,
         ended: false,
         queue: queue.shared.clone(),
-        close_linger: limits.close_linger,
+        close_linger,
     };
     let mut response = response.streaming(body);
     // A streaming body gets a default content type; a 101 carries none.
@@ -283,7 +329,6 @@ impl Stream for OutboundBody {
             let Some(item) = queue.pop() else {
                 break;
             };
-            queue.bytes -= item.payload_len();
             let message = match item {
                 Outgoing::Text(text) => Message::Text(text),
                 Outgoing::Ping => Message::Ping(Bytes::new()),
