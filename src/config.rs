@@ -520,6 +520,9 @@ impl Config {
         if self.limits.outbound_max_frames == 0 || self.limits.outbound_max_bytes < 65536 {
             problems.push("limits.outbound_max_frames must be positive and limits.outbound_max_bytes at least 65536".into());
         }
+        if self.limits.outbound_max_total_bytes < 1 << 20 {
+            problems.push("limits.outbound_max_total_bytes must be at least 1048576".into());
+        }
         if self.limits.outbound_max_age_ms < 1000 {
             problems.push("limits.outbound_max_age_ms must be at least 1000".into());
         }
