@@ -64,6 +64,10 @@ pub(super) fn store_error(err: ConversationError) -> ErrorFrame {
             ErrorCode::BadRequest,
             "before is not a cursor of this listing",
         ),
+        ConversationError::TooMany => ErrorFrame::new(
+            ErrorCode::LimitExceeded,
+            "this player has as many sessions as one may keep; archive is not deletion, so none can be added",
+        ),
         other => {
             log::warn!("conversation_store_failed error={other}");
             ErrorFrame::new(

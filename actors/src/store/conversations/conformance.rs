@@ -214,6 +214,31 @@ fn sessions(store: &dyn ConversationStore, prefix: &str) {
     );
 }
 
+/// For a store opened with a bound of two sessions per player: a third is
+/// refused when asked for, and not made when a v1 client names a new id.
+pub fn session_cap(store: &dyn ConversationStore, prefix: &str) {
+    let alice = player(prefix, "cap-alice");
+    let blank = || NewConversation {
+        title: None,
+        agent: None,
+        pillar: None,
+    };
+    let first = store.create_conversation(&alice, blank()).unwrap();
+    let v1 = SessionId::parse(&format!("{prefix}cap-v1")).unwrap();
+    assert!(store.ensure_conversation(&alice, &v1).unwrap().is_some());
+    assert!(matches!(
+        store.create_conversation(&alice, blank()),
+        Err(ConversationError::TooMany)
+    ));
+    let another = SessionId::parse(&format!("{prefix}cap-v1-another")).unwrap();
+    assert_eq!(store.ensure_conversation(&alice, &another).unwrap(), None);
+    // Those already there are found as before; other players are not held.
+    assert!(store.ensure_conversation(&alice, &v1).unwrap().is_some());
+    assert!(store.conversation(&alice, &first.id).unwrap().is_some());
+    let bob = player(prefix, "cap-bob");
+    assert!(store.create_conversation(&bob, blank()).is_ok());
+}
+
 fn ensuring(store: &dyn ConversationStore, prefix: &str) {
     let alice = player(prefix, "ensure-alice");
     let bob = player(prefix, "ensure-bob");

@@ -39,6 +39,12 @@ pub const INTERRUPTED: &str = "interrupted";
 /// How far back `latest_reply_to` looks, in pages of `MAX_PAGE`.
 pub const REPLY_SEARCH_PAGES: usize = 5;
 
+/// The most sessions one player keeps: each new session id a client names
+/// (a v1 `session_id`, `sessions.create`) adds one, and nothing else bounds
+/// them. Past it, `sessions.create` is refused and v1 chat in a new session
+/// is answered but not recorded.
+pub const MAX_CONVERSATIONS_PER_PLAYER: i64 = 10_000;
+
 #[derive(Debug, Error)]
 pub enum ConversationError {
     /// No such session or message for this player: also the answer for one
@@ -53,6 +59,9 @@ pub enum ConversationError {
     /// kind of listing).
     #[error("conversation store: unreadable cursor")]
     BadCursor,
+    /// The player has [`MAX_CONVERSATIONS_PER_PLAYER`] sessions already.
+    #[error("conversation store: too many sessions for one player")]
+    TooMany,
     #[error("conversation store: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("conversation store: {0}")]

@@ -17,12 +17,13 @@ use crate::store::conversations::{
     stored_count, stored_json, stored_message_id, stored_player_id, stored_role, stored_session_id,
     stored_status, Appended, Conversation, ConversationError, ConversationQuery, ConversationStore,
     CursorKind, Exchange, MessageInsert, MessageQuery, NewConversation, NewUserMessage, Page,
-    ReplyEnd, Role, StoredMessage, DEFAULT_AGENT, INTERRUPTED,
+    ReplyEnd, Role, StoredMessage, DEFAULT_AGENT, INTERRUPTED, MAX_CONVERSATIONS_PER_PLAYER,
 };
 
 pub struct PostgresConversationStore {
     url: String,
     client: Mutex<Option<Client>>,
+    max_per_player: i64,
 }
 
 /// The server's "already exists" notices would reach the log as unstructured
@@ -88,7 +89,14 @@ impl PostgresConversationStore {
         Ok(PostgresConversationStore {
             url: url.to_string(),
             client: Mutex::new(Some(client)),
+            max_per_player: MAX_CONVERSATIONS_PER_PLAYER,
         })
+    }
+
+    /// Keeps at most `max` sessions per player instead of the default.
+    pub fn with_max_per_player(mut self, max: i64) -> Self {
+        self.max_per_player = max;
+        self
     }
 
     fn with_client<T>(
@@ -268,12 +276,23 @@ fn insert_conversation_if_new(
     client: &mut impl GenericClient,
     player: &PlayerId,
     id: &SessionId,
+    max_per_player: i64,
 ) -> Result<(), ConversationError> {
+    // Not past the player's bound: a client cannot grow the store by
+    // naming new session ids.
     client.execute(
         "INSERT INTO conversations (id, player_id, agent, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $4)
+         SELECT $1, $2, $3, $4, $4
+         WHERE NOT EXISTS (SELECT 1 FROM conversations WHERE id = $1)
+           AND (SELECT COUNT(*) FROM conversations WHERE player_id = $2) < $5
          ON CONFLICT (id) DO NOTHING",
-        &[&id.as_str(), &player.as_str(), &DEFAULT_AGENT, &now().0],
+        &[
+            &id.as_str(),
+            &player.as_str(),
+            &DEFAULT_AGENT,
+            &now().0,
+            &max_per_player,
+        ],
     )?;
     Ok(())
 }
@@ -364,6 +383,15 @@ impl ConversationStore for PostgresConversationStore {
         let at = now();
         let conversation = Conversation::begin(player, new, at);
         self.with_client(|client| {
+            let held: i64 = client
+                .query_one(
+                    "SELECT COUNT(*) FROM conversations WHERE player_id = $1",
+                    &[&player.as_str()],
+                )?
+                .try_get(0)?;
+            if held >= self.max_per_player {
+                return Err(ConversationError::TooMany);
+            }
             client.execute(
                 "INSERT INTO conversations (id, player_id, title, agent, pillar, created_at,
                     updated_at)
@@ -397,7 +425,7 @@ impl ConversationStore for PostgresConversationStore {
     ) -> Result<Option<Conversation>, ConversationError> {
         self.with_client(|client| {
             // Both of two racing nodes read the winner's row.
-            insert_conversation_if_new(client, player, id)?;
+            insert_conversation_if_new(client, player, id, self.max_per_player)?;
             find_conversation(client, player, id)
         })
     }
@@ -586,7 +614,7 @@ impl ConversationStore for PostgresConversationStore {
             let mut recorded = 0;
             for exchange in exchanges {
                 let (player, session) = (&exchange.player, &exchange.session);
-                insert_conversation_if_new(&mut transaction, player, session)?;
+                insert_conversation_if_new(&mut transaction, player, session, self.max_per_player)?;
                 if !owns(&mut transaction, player, session, true)? {
                     continue;
                 }
@@ -662,6 +690,18 @@ mod tests {
 
     /// One test rather than several: recovery fails every streaming reply
     /// in the database, so parts run side by side would upset each other.
+    #[test]
+    fn sessions_per_player_are_bounded() {
+        let url = require_service!(Postgres);
+        let prefix = format!("t{}_", uuid::Uuid::new_v4().simple());
+        let store = open(&url).with_max_per_player(2);
+        let _clean_up = CleanUp {
+            store: &store,
+            prefix: prefix.clone(),
+        };
+        conformance::session_cap(&store, &prefix);
+    }
+
     #[test]
     fn the_shared_suite_passes_and_survives_a_second_store() {
         let url = require_service!(Postgres);

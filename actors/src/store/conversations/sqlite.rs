@@ -18,11 +18,13 @@ use crate::store::conversations::{
     stored_status, Appended, Conversation, ConversationError, ConversationQuery, ConversationStore,
     CursorKind, Exchange, MessageInsert, MessageQuery, MessageStatus, NewConversation,
     NewUserMessage, Page, ReplyEnd, Role, StoredMessage, DEFAULT_AGENT, INTERRUPTED,
+    MAX_CONVERSATIONS_PER_PLAYER,
 };
 use crate::store::sqlite::open_durable;
 
 pub struct SqliteConversationStore {
     connection: Mutex<Connection>,
+    max_per_player: i64,
 }
 
 const SCHEMA: &str = "
@@ -74,7 +76,14 @@ impl SqliteConversationStore {
         connection.execute_batch(SCHEMA)?;
         Ok(SqliteConversationStore {
             connection: Mutex::new(connection),
+            max_per_player: MAX_CONVERSATIONS_PER_PLAYER,
         })
+    }
+
+    /// Keeps at most `max` sessions per player instead of the default.
+    pub fn with_max_per_player(mut self, max: i64) -> Self {
+        self.max_per_player = max;
+        self
     }
 
     fn with_connection<T>(
@@ -392,18 +401,24 @@ fn insert_conversation_if_new(
     connection: &Connection,
     player: &PlayerId,
     id: &SessionId,
+    max_per_player: i64,
 ) -> Result<(), ConversationError> {
+    // Not past the player's bound: a client cannot grow the store by
+    // naming new session ids.
     connection
         .prepare_cached(
             "INSERT INTO conversations (id, player_id, agent, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?4)
+         SELECT ?1, ?2, ?3, ?4, ?4
+         WHERE NOT EXISTS (SELECT 1 FROM conversations WHERE id = ?1)
+           AND (SELECT COUNT(*) FROM conversations WHERE player_id = ?2) < ?5
          ON CONFLICT (id) DO NOTHING",
         )?
         .execute(params![
             id.as_str(),
             player.as_str(),
             DEFAULT_AGENT,
-            text_of(now())
+            text_of(now()),
+            max_per_player
         ])?;
     Ok(())
 }
@@ -486,6 +501,14 @@ impl ConversationStore for SqliteConversationStore {
         let at = now();
         let conversation = Conversation::begin(player, new, at);
         self.with_connection(|connection| {
+            let held: i64 = connection.query_row(
+                "SELECT COUNT(*) FROM conversations WHERE player_id = ?1",
+                params![player.as_str()],
+                |row| row.get(0),
+            )?;
+            if held >= self.max_per_player {
+                return Err(ConversationError::TooMany);
+            }
             connection.execute(
                 "INSERT INTO conversations (id, player_id, title, agent, pillar, created_at,
                     updated_at)
@@ -518,7 +541,7 @@ impl ConversationStore for SqliteConversationStore {
         id: &SessionId,
     ) -> Result<Option<Conversation>, ConversationError> {
         self.with_connection(|connection| {
-            insert_conversation_if_new(connection, player, id)?;
+            insert_conversation_if_new(connection, player, id, self.max_per_player)?;
             find_conversation(connection, player, id.as_str())
         })
     }
@@ -716,7 +739,12 @@ impl ConversationStore for SqliteConversationStore {
                 let mine = match owned.get(&(player, session)) {
                     Some(mine) => *mine,
                     None => {
-                        insert_conversation_if_new(&transaction, player, session)?;
+                        insert_conversation_if_new(
+                            &transaction,
+                            player,
+                            session,
+                            self.max_per_player,
+                        )?;
                         let mine = owns(&transaction, player, session)?;
                         owned.insert((player, session), mine);
                         mine
@@ -784,6 +812,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteConversationStore::open(&dir.path().join("c.db")).unwrap();
         conformance::run(&store, "");
+    }
+
+    #[test]
+    fn sessions_per_player_are_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteConversationStore::open(&dir.path().join("c.db"))
+            .unwrap()
+            .with_max_per_player(2);
+        conformance::session_cap(&store, "");
     }
 
     #[test]
