@@ -382,6 +382,37 @@ fn one_redis_subscription_per_node_per_channel() {
     wait_until("no node listens", || namespace.listeners("room:quiet") == 0);
 }
 
+/// Subscribes are answered in the order a connection sent them, even when a
+/// big one (many channels, many round trips to Redis) is followed by small
+/// ones: a connection has one subscribe at the broadcaster at a time.
+#[test]
+fn subscribes_are_answered_in_request_order() {
+    let url = require_service!(Redis);
+    let namespace = Namespace::new(&url);
+    let server = node(&namespace, |_| {});
+    let mut client = server.connect("orderly");
+    // Within the 128 subscriptions a connection may hold.
+    let big: Vec<String> = (0..30).map(|n| format!("news:big{n}")).collect();
+    for round in 0..4 {
+        client.send_json(json!({"type": "subscribe", "id": format!("big{round}"),
+            "channels": big.iter().map(|c| format!("{c}-{round}")).collect::<Vec<_>>()}));
+        client.send_json(json!({"type": "subscribe", "id": format!("small{round}"),
+            "channels": [format!("news:small{round}")]}));
+    }
+    let mut answered = Vec::new();
+    while answered.len() < 8 {
+        let frame = client.recv();
+        if let Some(id) = frame["reply_to"].as_str() {
+            assert_eq!(frame["type"], "response", "{frame}");
+            answered.push(id.to_string());
+        }
+    }
+    let expected: Vec<String> = (0..4)
+        .flat_map(|round| [format!("big{round}"), format!("small{round}")])
+        .collect();
+    assert_eq!(answered, expected);
+}
+
 /// Whatever another writer puts on a Hearth pub/sub channel (here, events
 /// that start with a multi-byte character) is dropped; the node's relay
 /// goes on, and it stays ready.

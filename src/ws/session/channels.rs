@@ -65,6 +65,13 @@ impl WsSession {
         reply_to: Option<ClientRef>,
         ctx: &mut Ctx,
     ) {
+        if let Some(earlier) = self.subscribe_in_flight.take() {
+            // The earlier one first; nothing else from this client is
+            // handled meanwhile, as for any subscribe that must wait.
+            return actix::fut::wrap_future::<_, Self>(earlier)
+                .map(move |_, act, ctx| act.subscribe(request, reply_to, ctx))
+                .wait(ctx);
+        }
         // Channels only their owner may join (an assistant session's) are
         // checked against the conversation store first, unless this
         // connection is in them already.
@@ -206,6 +213,8 @@ impl WsSession {
             subscriptions.insert(request.channel.clone());
         }
         drop(subscriptions);
+        let (joined, done) = tokio::sync::oneshot::channel();
+        self.subscribe_in_flight = Some(done);
         self.state.broadcaster.do_send(Subscribe {
             conn: self.conn,
             requests,
@@ -213,7 +222,7 @@ impl WsSession {
             first_refused,
             reply_to,
             reply_to_client: true,
-            joined: None,
+            joined: Some(joined),
         });
     }
 

@@ -86,6 +86,10 @@ pub struct WsSession {
     limited_in_a_row: u32,
     /// Channels this connection is in, its personal channel included.
     subscriptions: Rc<RefCell<HashSet<ChannelName>>>,
+    /// Fires when this connection's subscribe in flight is done: the next
+    /// one waits for it, so that a connection has at most one subscribe at
+    /// the broadcaster and its answers come in request order.
+    subscribe_in_flight: Option<tokio::sync::oneshot::Receiver<()>>,
     expiry: Option<SpawnHandle>,
     /// Why the connection ended, for the disconnect log line.
     ending: Option<Ending>,
@@ -123,6 +127,7 @@ impl WsSession {
             registered: false,
             admitted: false,
             subscriptions: Rc::default(),
+            subscribe_in_flight: None,
             expiry: None,
             ending: None,
         }
