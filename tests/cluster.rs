@@ -413,6 +413,28 @@ fn subscribes_are_answered_in_request_order() {
     assert_eq!(answered, expected);
 }
 
+/// A channel only subscribed to, never published to, keeps its position in
+/// Redis for a minute, not for the idle hour: cycling through new names
+/// cannot fill Redis. The first publication gives it the full time.
+#[test]
+fn a_position_nobody_published_to_expires_soon() {
+    let url = require_service!(Redis);
+    let namespace = Namespace::new(&url);
+    let server = node(&namespace, |_| {});
+    let mut client = server.connect("browser");
+    subscribe(&mut client, "s", &["news:quiet"]);
+    let key = format!("{}:stream:news:quiet", namespace.prefix);
+    let ttl = |redis: &mut redis::Connection| -> i64 {
+        redis::cmd("PTTL").arg(&key).query(redis).expect("PTTL")
+    };
+    let mut redis = namespace.redis();
+    let unpublished = ttl(&mut redis);
+    assert!((1..=60_000).contains(&unpublished), "{unpublished} ms");
+    api_publish(&server, KEY, "news:quiet", json!("first"));
+    let published = ttl(&mut redis);
+    assert!(published > 600_000, "{published} ms");
+}
+
 /// Whatever another writer puts on a Hearth pub/sub channel (here, events
 /// that start with a multi-byte character) is dropped; the node's relay
 /// goes on, and it stays ready.

@@ -115,6 +115,10 @@ impl RedisBroker {
     }
 }
 
+/// How long a channel's position lives in Redis when it was only read
+/// (subscribed to) and never published to.
+const UNPUBLISHED_POSITION_TTL: Duration = Duration::from_secs(60);
+
 impl Broker for RedisBroker {
     fn set_sink(&mut self, sink: BrokerSink) {
         let Some(inbox) = self.control_inbox.take() else {
@@ -219,6 +223,7 @@ impl Broker for RedisBroker {
                 .arg(millis(position_ttl))
                 .arg(since_offset)
                 .arg(since_epoch)
+                .arg(millis(UNPUBLISHED_POSITION_TTL))
                 .invoke_async(&mut link.commands)
                 .await;
             let (epoch, offset, entries) = link.health.note(result)?;

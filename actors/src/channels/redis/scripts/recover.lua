@@ -5,6 +5,7 @@
 -- ARGV[2] position time to live, ms
 -- ARGV[3] the client's offset, or '' for the position only
 -- ARGV[4] the client's epoch
+-- ARGV[5] time to live, ms, of a position nobody has published to
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
 local offset = 0
 if not epoch then
@@ -14,7 +15,13 @@ if not epoch then
 else
   offset = tonumber(redis.call('HGET', KEYS[1], 'offset'))
 end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
+-- A position only read, never published to, keeps for a short while: a
+-- client subscribing to ever new names must not fill Redis for an hour.
+if offset == 0 then
+  redis.call('PEXPIRE', KEYS[1], math.min(tonumber(ARGV[2]), tonumber(ARGV[5])))
+else
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
 local flat = {}
 if ARGV[3] ~= '' and ARGV[4] == epoch then
   local from = string.format('%d', tonumber(ARGV[3]) + 1)
