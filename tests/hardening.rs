@@ -46,6 +46,44 @@ fn the_twenty_first_burst_message_is_limited() {
     assert_healthy(&server);
 }
 
+/// A subscribe naming many channels costs more of the rate limit: one more
+/// token per started group of 16 past the first. With the default bucket
+/// (20), two 128-channel subscribes pass and a third is `rate_limited`.
+#[test]
+fn many_channels_at_once_cost_more_of_the_rate_limit() {
+    let server = TestServer::with_config(default_rate_limits);
+    let mut client = server.connect("alice");
+    let channels: Vec<String> = (0..128).map(|n| format!("news:c{n}")).collect();
+    for round in 1..=3 {
+        client.send_json(
+            json!({"type": "subscribe", "id": format!("s{round}"), "channels": channels}),
+        );
+    }
+    let first = client.recv();
+    assert_eq!(
+        (first["type"].as_str(), first["reply_to"].as_str()),
+        (Some("response"), Some("s1")),
+        "{first}"
+    );
+    let second = client.recv();
+    assert_eq!(
+        (second["type"].as_str(), second["reply_to"].as_str()),
+        (Some("response"), Some("s2")),
+        "{second}"
+    );
+    let third = client.recv();
+    assert_eq!(third["code"], "rate_limited", "{third}");
+    assert_eq!(third["reply_to"], "s3");
+    assert!(third["retry_after_ms"].as_u64().is_some_and(|ms| ms > 0));
+    // One channel at a time costs one token as before.
+    let one = client.request(
+        "one",
+        json!({"type": "unsubscribe", "channels": ["news:c0"]}),
+    );
+    assert_eq!(one["type"], "response", "{one}");
+    assert_healthy(&server);
+}
+
 /// Fifty refused messages in a row close the connection 1008.
 #[test]
 fn a_flood_is_closed_1008() {

@@ -309,16 +309,16 @@ impl Broadcaster {
             frames.push(EncodedFrame::encode(&reply));
         }
         frames.extend(backlog);
+        // Fired by the connection's hub once the frames are queued and the
+        // memberships in place: whatever is published after that reaches
+        // the room, and whatever the session sends after it comes after
+        // this subscribe's answer.
         self.chat_server.do_send(JoinChannels {
             conn: msg.conn,
             frames,
             channels: joins,
+            done: msg.joined,
         });
-        if let Some(joined) = msg.joined {
-            // ChatServer handles the join before any fan-out sent after
-            // this point, so whatever is published next reaches the room.
-            let _ = joined.send(());
-        }
     }
 }
 

@@ -168,6 +168,7 @@ impl Handler<HubCommand> for LocalHub {
                     conn,
                     frames,
                     channels,
+                    done,
                 } => {
                     // No early return here: an overflow must reach the
                     // handling below, or the client would silently miss
@@ -187,6 +188,9 @@ impl Handler<HubCommand> for LocalHub {
                         } else {
                             overflowed.push(conn);
                         }
+                    }
+                    if let Some(done) = done {
+                        let _ = done.send(());
                     }
                 }
                 HubCommand::FanOut {

@@ -19,6 +19,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use actix::prelude::*;
+use tokio::sync::oneshot;
 
 use crate::model::channel_name::ChannelName;
 use crate::model::ids::{ConnId, PlayerId, SessionId};
@@ -31,7 +32,7 @@ use registry::{Registry, RoomChange};
 /// What `ChatServer` asks of the hub of the worker thread a connection
 /// lives on. Messages to one hub are handled in the order sent, which is
 /// what keeps a subscriber's backlog ahead of live publications.
-#[derive(Message, Debug, Clone)]
+#[derive(Message, Debug)]
 #[rtype(result = "()")]
 pub enum HubCommand {
     /// Frames for one connection, in order.
@@ -46,6 +47,8 @@ pub enum HubCommand {
         conn: ConnId,
         frames: Vec<EncodedFrame>,
         channels: Vec<(ChannelName, u64)>,
+        /// Fired once the frames are queued and the memberships in place.
+        done: Option<oneshot::Sender<()>>,
     },
     /// One frame for every member of the room on this hub's thread.
     FanOut {
@@ -129,6 +132,9 @@ pub struct JoinChannels {
     pub conn: ConnId,
     pub frames: Vec<EncodedFrame>,
     pub channels: Vec<JoinChannel>,
+    /// Fired once the frames are in the connection's queue and it is in the
+    /// rooms (or dropped, when the connection is gone).
+    pub done: Option<oneshot::Sender<()>>,
 }
 
 #[derive(Debug, Clone)]
@@ -350,6 +356,7 @@ impl Handler<JoinChannels> for ChatServer {
                 conn: msg.conn,
                 frames: msg.frames,
                 channels: joined,
+                done: msg.done,
             });
         }
         self.check_invariants();

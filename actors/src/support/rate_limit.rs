@@ -33,14 +33,21 @@ impl TokenBucket {
 
     /// Takes one token, or says how long until one is available.
     pub fn try_take(&mut self, now: Instant) -> Result<(), Duration> {
+        self.try_take_n(now, 1)
+    }
+
+    /// Takes `n` tokens at once (never more than the burst), or none and
+    /// says how long until they are there.
+    pub fn try_take_n(&mut self, now: Instant, n: u32) -> Result<(), Duration> {
         self.refill(now);
+        let cost = f64::from(n).min(self.capacity);
         // The epsilon absorbs float rounding of nanosecond instants, so a
         // client exactly at the rate is not refused by a rounding error.
-        if self.tokens >= 1.0 - 1e-6 {
-            self.tokens = (self.tokens - 1.0).max(0.0);
+        if self.tokens >= cost - 1e-6 {
+            self.tokens = (self.tokens - cost).max(0.0);
             Ok(())
         } else {
-            let missing = 1.0 - self.tokens;
+            let missing = cost - self.tokens;
             Err(Duration::from_secs_f64(missing / self.per_second))
         }
     }
@@ -62,6 +69,23 @@ mod tests {
         assert_eq!(wait, Duration::from_millis(100));
         assert!(bucket.try_take(start + Duration::from_millis(100)).is_ok());
         assert!(bucket.try_take(start + Duration::from_millis(100)).is_err());
+    }
+
+    #[test]
+    fn several_tokens_are_taken_together_or_not_at_all() {
+        let start = Instant::now();
+        let mut bucket = TokenBucket::new(20, 10.0, start);
+        assert!(bucket.try_take_n(start, 8).is_ok());
+        assert!(bucket.try_take_n(start, 8).is_ok());
+        let wait = bucket.try_take_n(start, 8).unwrap_err();
+        assert_eq!(wait, Duration::from_millis(400));
+        assert!(bucket.try_take_n(start, 4).is_ok(), "nothing was taken");
+        assert!(
+            bucket
+                .try_take_n(start + Duration::from_secs(9), 50)
+                .is_ok(),
+            "capped at the burst"
+        );
     }
 
     proptest! {

@@ -72,6 +72,9 @@ impl WsSession {
                 .map(move |_, act, ctx| act.subscribe(request, reply_to, ctx))
                 .wait(ctx);
         }
+        if !self.charge_channels(request.channels.len(), &reply_to, ctx) {
+            return;
+        }
         // Channels only their owner may join (an assistant session's) are
         // checked against the conversation store first, unless this
         // connection is in them already.

@@ -12,6 +12,9 @@ use hearth_actors::protocol::{
 
 use super::{Ctx, FrameLog, WsSession};
 
+/// Channels one rate-limit token pays for in a subscribe or unsubscribe.
+const CHANNELS_PER_TOKEN: usize = 16;
+
 impl WsSession {
     /// Applies the per-connection rate limit to one client message: true
     /// when it may be handled. A refused one gets `rate_limited`; a run of
@@ -43,6 +46,42 @@ impl WsSession {
                     };
                     self.send_error(ctx, error);
                 }
+                false
+            }
+        }
+    }
+
+    /// A subscribe or unsubscribe naming many channels is many operations:
+    /// past the first [`CHANNELS_PER_TOKEN`], each started group of that
+    /// many takes one more token from the bucket. Refused, it is answered
+    /// `rate_limited` and not handled.
+    pub(super) fn charge_channels(
+        &mut self,
+        channels: usize,
+        reply_to: &Option<ClientRef>,
+        ctx: &mut Ctx,
+    ) -> bool {
+        let extra = channels.saturating_sub(1) / CHANNELS_PER_TOKEN;
+        let Ok(extra) = u32::try_from(extra) else {
+            return false;
+        };
+        if extra == 0 {
+            return true;
+        }
+        match self.rate.try_take_n(Instant::now(), extra) {
+            Ok(()) => true,
+            Err(wait) => {
+                self.state.metrics.rate_limited();
+                let retry_after_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
+                let error = ErrorFrame {
+                    retry_after_ms: Some(retry_after_ms),
+                    ..ErrorFrame::new(
+                        ErrorCode::RateLimited,
+                        "too many channels at once; slow down",
+                    )
+                    .replying_to(reply_to.clone())
+                };
+                self.send_error(ctx, error);
                 false
             }
         }
@@ -105,10 +144,15 @@ impl WsSession {
                 self.log_frame(frame, if ok { "ok" } else { "error" });
             }
             RequestBody::Subscribe(subscribe) => {
+                // Charged by `subscribe` itself, after any earlier subscribe
+                // of this connection, so that answers keep request order.
                 self.subscribe(subscribe, reply_to, ctx);
                 self.log_frame(frame, "ok");
             }
             RequestBody::Unsubscribe(unsubscribe) => {
+                if !self.charge_channels(unsubscribe.channels.len(), &reply_to, ctx) {
+                    return self.log_frame(frame, "rate_limited");
+                }
                 let channels = self.unsubscribe(&unsubscribe.channels);
                 let result = ResponseResult::Unsubscribed(UnsubscribeResult { channels });
                 self.send(ctx, &ServerFrame::Response(Response { reply_to, result }));
