@@ -17,9 +17,9 @@ use crate::model::channel_name::ChannelName;
 use crate::model::ids::{MessageId, PlayerId, SessionId};
 use crate::protocol::calls::Call;
 use crate::protocol::sessions::{
-    CancelResult, MessagesPage, RetryResult, SentResult, SessionDetail, SessionResult, SessionsPage,
+    CancelResult, MessagesPage, RetryResult, SentResult, SessionDetail, SessionsPage,
 };
-use crate::protocol::{ErrorCode, ErrorFrame, ResponseResult};
+use crate::protocol::{ErrorCode, ErrorFrame, ResponseResult, SessionResult};
 use crate::store::conversations::{
     ConversationError, ConversationQuery, ConversationStore, MessageQuery, MessageStatus,
     NewConversation, NewUserMessage, Role, StoredMessage,

@@ -13,7 +13,7 @@ use crate::model::progress::MarkerId;
 use crate::model::time::Timestamp;
 use crate::protocol::errors::{ErrorCode, ErrorFrame, Refusal};
 use crate::protocol::sessions::{
-    CancelResult, MessagesPage, RetryResult, SentResult, SessionDetail, SessionResult, SessionsPage,
+    CancelResult, MessagesPage, RetryResult, SentResult, SessionDetail, SessionView, SessionsPage,
 };
 use crate::therapy::crisis::{CrisisCategory, CrisisType, Severity};
 use crate::therapy::exercises::Exercise;
@@ -279,6 +279,30 @@ pub struct Safety {
     /// `concern` or `crisis` (happening now); absent when no crisis.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub severity: Option<Severity>,
+}
+
+/// `sessions.create`, `sessions.archive`.
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionResult {
+    pub session: SessionView,
+    /// On `sessions.create`, when the title shows a crisis: the verdict,
+    /// as a reply's `safety` gives it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub safety: Option<Safety>,
+    /// With `safety`: the crisis resources (emergency first) and the
+    /// exercise offers, as a reply's `elements` give them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub elements: Vec<Element>,
+}
+
+impl SessionResult {
+    pub fn plain(session: SessionView) -> SessionResult {
+        SessionResult {
+            session,
+            safety: None,
+            elements: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -11,7 +11,6 @@ use serde_json::value::RawValue;
 
 use crate::model::ids::{MessageId, SessionId};
 use crate::model::time::Timestamp;
-use crate::protocol::server::{Element, Safety};
 
 /// A session as a client sees it.
 #[derive(Debug, Clone, Serialize)]
@@ -50,30 +49,6 @@ pub struct MessageView {
     pub reply_to: Option<MessageId>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_message_id: Option<String>,
-}
-
-/// `sessions.create`, `sessions.archive`.
-#[derive(Debug, Clone, Serialize)]
-pub struct SessionResult {
-    pub session: SessionView,
-    /// On `sessions.create`, when the title shows a crisis: the verdict,
-    /// as a reply's `safety` gives it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub safety: Option<Safety>,
-    /// With `safety`: the crisis resources (emergency first) and the
-    /// exercise offers, as a reply's `elements` give them.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub elements: Vec<Element>,
-}
-
-impl SessionResult {
-    pub fn plain(session: SessionView) -> SessionResult {
-        SessionResult {
-            session,
-            safety: None,
-            elements: Vec::new(),
-        }
-    }
 }
 
 /// `sessions.list`: newest first.

@@ -25,6 +25,7 @@
 //! - `mod.rs`: the entry points and the assessment they return.
 //! - `types.rs`: the crisis types.
 //! - `matcher.rs`: the pattern language and the matcher that runs it.
+//! - `spec.rs`: how one rule is written (pattern, excuses, category).
 //! - `rules.rs`: the rules themselves, one table per crisis type, plus the
 //!   anxiety cues; `rules_categories.rs`: rules by clinical category (wish
 //!   to be dead, method, intent, plan, preparation, farewell, burden,
@@ -42,6 +43,7 @@ mod matcher;
 mod rules;
 mod rules_categories;
 mod rules_wider;
+mod spec;
 mod types;
 
 #[cfg(test)]

@@ -13,42 +13,8 @@ use std::sync::OnceLock;
 use super::matcher::RuleSet;
 use super::rules_categories as categories;
 use super::rules_wider as wider;
+use super::spec::{rule, rule_unless, Spec};
 use super::types::{CrisisCategory, CrisisType};
-
-/// One rule as written: a pattern and the patterns that suppress it when
-/// they occur in the same sentence, and the clinical category it reports
-/// when that is not its table's.
-pub(super) struct Spec {
-    pattern: &'static str,
-    unless: &'static [&'static str],
-    category: Option<CrisisCategory>,
-}
-
-pub(super) const fn rule(pattern: &'static str) -> Spec {
-    Spec {
-        pattern,
-        unless: &[],
-        category: None,
-    }
-}
-
-pub(super) const fn rule_unless(pattern: &'static str, unless: &'static [&'static str]) -> Spec {
-    Spec {
-        pattern,
-        unless,
-        category: None,
-    }
-}
-
-impl Spec {
-    /// The rule reports `category` rather than its table's.
-    pub(super) const fn as_(self, category: CrisisCategory) -> Spec {
-        Spec {
-            category: Some(category),
-            ..self
-        }
-    }
-}
 
 /// "kms" is also kilometres.
 const KMS_DISTANCE: &[&str] = &[

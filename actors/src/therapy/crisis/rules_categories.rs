@@ -6,7 +6,7 @@
 //! forms rather than its sentences, so that they hold for words the corpus
 //! does not have.
 
-use super::rules::{rule, rule_unless, Spec};
+use super::spec::{rule, rule_unless, Spec};
 use super::types::CrisisCategory;
 
 /// Travel, moving house and the like: why a pet or a thing is handed on

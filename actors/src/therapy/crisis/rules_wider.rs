@@ -12,7 +12,7 @@
 //! name any one message; `corpus/held_out.tsv`, written later without
 //! sight of the rules and never used to write one, measures them.
 
-use super::rules::{rule, rule_unless, Spec};
+use super::spec::{rule, rule_unless, Spec};
 
 /// Means people name, as one alternative list.
 macro_rules! means {
