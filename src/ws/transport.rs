@@ -582,7 +582,13 @@ impl Drop for Inbound {
                     codec: Codec::new().max_size(self.max_message_bytes),
                     queue: self.queue.clone(),
                 };
-                actix_rt::spawn(linger.run(self.close_linger));
+                // Outside a running system (the process is stopping) there is
+                // nothing to linger for: the socket goes with it.
+                if actix_rt::System::try_current().is_some() {
+                    actix_rt::spawn(linger.run(self.close_linger));
+                } else {
+                    self.queue.borrow_mut().finish_reading();
+                }
             }
             _ => queue.finish_reading(),
         }
