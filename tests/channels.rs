@@ -286,12 +286,7 @@ fn presence_is_for_members_and_capped() {
     subscribe(&mut outsider, "s", &["room:support"]);
     // Its own join event may come before the answer.
     outsider.send_json(json!({"type": "presence", "id": "q2", "channel": "room:support"}));
-    let listed = loop {
-        let frame = outsider.recv();
-        if frame["reply_to"] == "q2" {
-            break frame;
-        }
-    };
+    let listed = outsider.answer_to("q2");
     assert_eq!(listed["result"]["count"], 102, "{listed}");
     let players = listed["result"]["players"].as_array().unwrap();
     assert_eq!(players.len(), 100);

@@ -180,16 +180,10 @@ fn one_player_cannot_fill_the_brokers_memory() {
         config.channels.history_max_bytes_per_player = 100 * 1024;
     });
     let mut hoarder = server.connect("hoarder");
-    // The answer to `request`; the room's own events are passed over.
     let ask = |client: &mut Client, id: &str, mut request: Value| -> Value {
         request["id"] = json!(id);
         client.send_json(request);
-        loop {
-            let frame = client.recv();
-            if frame["reply_to"] == id {
-                return frame;
-            }
-        }
+        client.answer_to(id)
     };
     let mut refused = None;
     for n in 0..10 {
@@ -295,13 +289,8 @@ fn a_hostile_subscriber_does_not_stall_another_clients_publish() {
         victim.send_json(
             json!({"type": "publish", "id": format!("p{n}"), "channel": "room:calm", "data": n}),
         );
-        loop {
-            let frame = victim.recv();
-            if frame["reply_to"] == format!("p{n}") {
-                assert_eq!(frame["type"], "response", "{frame}");
-                break;
-            }
-        }
+        let answer = victim.answer_to(&format!("p{n}"));
+        assert_eq!(answer["type"], "response", "{answer}");
         slowest = slowest.max(started.elapsed());
     }
     println!("slowest publish while attacked: {slowest:?}");

@@ -352,6 +352,17 @@ impl Client {
         reply
     }
 
+    /// The frame that replies to `id`; events that come before it (a
+    /// room's joins and publications) are passed over.
+    pub fn answer_to(&mut self, id: &str) -> Value {
+        loop {
+            let frame = self.recv();
+            if frame["reply_to"] == id {
+                return frame;
+            }
+        }
+    }
+
     /// A `ping` round trip: proves that nothing else was queued before it.
     pub fn expect_quiet(&mut self) {
         self.send_json(json!({"type": "ping", "id": "quiet"}));

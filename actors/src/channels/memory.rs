@@ -204,6 +204,21 @@ impl MemoryBroker {
     }
 }
 
+/// The channel's stream, made if there is none, marked used at `now`. A
+/// free function over the map alone, so that the history byte counts stay
+/// borrowable beside it.
+fn touch<'a>(
+    streams: &'a mut HashMap<ChannelName, Stream>,
+    channel: &ChannelName,
+    now: Instant,
+) -> &'a mut Stream {
+    let stream = streams
+        .entry(channel.clone())
+        .or_insert_with(|| Stream::new(now));
+    stream.last_used = now;
+    stream
+}
+
 fn ready<T: 'static>(value: T) -> BrokerFuture<T> {
     Box::pin(std::future::ready(Ok(value)))
 }
@@ -240,11 +255,7 @@ impl Broker for MemoryBroker {
         if let Err(refused) = self.admit(&publisher, data.len(), keeps_history, creates, now) {
             return Box::pin(std::future::ready(Err(refused)));
         }
-        let stream = self
-            .streams
-            .entry(channel.clone())
-            .or_insert_with(|| Stream::new(now));
-        stream.last_used = now;
+        let stream = touch(&mut self.streams, channel, now);
         stream.latest += 1;
         let publication = Publication {
             channel: channel.clone(),
@@ -271,11 +282,7 @@ impl Broker for MemoryBroker {
         rules: &NamespaceRules,
     ) -> BrokerFuture<Recovery> {
         let now = Instant::now();
-        let stream = self
-            .streams
-            .entry(channel.clone())
-            .or_insert_with(|| Stream::new(now));
-        stream.last_used = now;
+        let stream = touch(&mut self.streams, channel, now);
         let bytes = &mut self.history_bytes;
         stream.trim(rules, now, &mut |dropped| bytes.remove(dropped));
         let position = StreamPosition {
