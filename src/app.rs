@@ -71,6 +71,7 @@ pub struct Running {
 }
 
 fn open_progress_store(config: &Config) -> Result<SharedProgressStore, StartError> {
+    let max_markers = to_i64(config.limits.progress_markers_per_player);
     if config.progress.kind == "postgres" {
         // The blocking PostgreSQL client runs a runtime of its own, which
         // may not start inside this one: connect on a plain thread.
@@ -81,15 +82,17 @@ fn open_progress_store(config: &Config) -> Result<SharedProgressStore, StartErro
                 StartError::Store(StoreError::Corrupt("the connect thread failed".into()))
             })??;
         log::info!("progress_store kind=postgres");
-        return Ok(Arc::new(store));
+        return Ok(Arc::new(store.with_max_per_player(max_markers)));
     }
-    Ok(Arc::new(SqliteProgressStore::open(&config.progress.path)?))
+    let store = SqliteProgressStore::open(&config.progress.path)?;
+    Ok(Arc::new(store.with_max_per_player(max_markers)))
 }
 
 /// Opens the conversation store and fails the replies a stop cut off. A
 /// store that several nodes share is left alone unless this node is the
 /// only one (no cluster broker): another node may be streaming.
 fn open_conversation_store(config: &Config) -> Result<SharedConversationStore, StartError> {
+    let max_sessions = to_i64(config.limits.sessions_per_player);
     let (store, sole_node): (SharedConversationStore, bool) =
         if config.conversations.kind == "postgres" {
             // The blocking PostgreSQL client runs a runtime of its own,
@@ -103,9 +106,11 @@ fn open_conversation_store(config: &Config) -> Result<SharedConversationStore, S
                     ))
                 })??;
             log::info!("conversation_store kind=postgres");
+            let store = store.with_max_per_player(max_sessions);
             (Arc::new(store), config.broker.kind != "redis")
         } else {
-            let store = SqliteConversationStore::open(&config.conversations_path())?;
+            let store = SqliteConversationStore::open(&config.conversations_path())?
+                .with_max_per_player(max_sessions);
             (Arc::new(store), true)
         };
     if sole_node {
@@ -115,6 +120,12 @@ fn open_conversation_store(config: &Config) -> Result<SharedConversationStore, S
         }
     }
     Ok(store)
+}
+
+/// A configured count as a database integer (config validation keeps it
+/// far below the edge).
+fn to_i64(count: usize) -> i64 {
+    i64::try_from(count).unwrap_or(i64::MAX)
 }
 
 /// Where the configured model is and how it is asked.

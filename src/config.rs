@@ -137,6 +137,12 @@ pub struct LimitsConfig {
     /// After a close the server starts, what the client still sends is
     /// read and discarded for up to this long, until its own close.
     pub close_linger_ms: u64,
+    /// Assistant sessions one player may keep; past it, creating one is
+    /// refused `limit_exceeded` (archiving does not delete).
+    pub sessions_per_player: usize,
+    /// Progress markers one player may keep; past it, a completed exercise
+    /// is answered `limit_exceeded` and nothing older is dropped.
+    pub progress_markers_per_player: usize,
 }
 
 impl Default for LimitsConfig {
@@ -155,6 +161,8 @@ impl Default for LimitsConfig {
             outbound_max_age_ms: 60_000,
             outbound_max_total_bytes: 1 << 30,
             close_linger_ms: 2000,
+            sessions_per_player: 10_000,
+            progress_markers_per_player: 10_000,
         }
     }
 }
@@ -528,6 +536,14 @@ impl Config {
         }
         if self.limits.close_linger_ms > 60_000 {
             problems.push("limits.close_linger_ms must be at most 60000".into());
+        }
+        for (key, value) in [
+            ("sessions_per_player", self.limits.sessions_per_player),
+            ("progress_markers_per_player", self.limits.progress_markers_per_player),
+        ] {
+            if !(1..=100_000_000).contains(&value) {
+                problems.push(format!("limits.{key} must be between 1 and 100000000"));
+            }
         }
         if self.limits.max_message_bytes < 1024 {
             problems.push("limits.max_message_bytes must be at least 1024".into());

@@ -126,6 +126,36 @@ fn progress_is_listed_in_pages() {
     }
 }
 
+/// Past the per-player bound a completion is refused `limit_exceeded`, and
+/// every marker already earned is kept; another player is unaffected.
+#[test]
+fn markers_past_the_bound_are_refused_and_nothing_is_dropped() {
+    let server = TestServer::with_config(|config| {
+        config.api.key = KEY.into();
+        config.limits.progress_markers_per_player = 2;
+    });
+    let mut client = server.connect("alice");
+    let mut earned = Vec::new();
+    for run in 0..2 {
+        client.click(&format!("s{run}"), "ex_grounding");
+        earned.push(progress_id(
+            &client.click(&format!("c{run}"), "ex_grounding_complete"),
+        ));
+    }
+    client.click("s2", "ex_breathing");
+    let refused = client.click("c2", "ex_breathing_complete");
+    assert_eq!(refused["type"], "error", "{refused}");
+    assert_eq!(refused["code"], "limit_exceeded", "{refused}");
+    let kept: Vec<String> = markers(&server, "alice")
+        .iter()
+        .map(|m| m["marker_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(kept, earned);
+    let mut bob = server.connect("bob");
+    bob.click("s", "ex_grounding");
+    progress_id(&bob.click("c", "ex_grounding_complete"));
+}
+
 /// Completing an exercise that was never started records nothing and
 /// offers to start it.
 #[test]

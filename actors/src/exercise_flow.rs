@@ -15,8 +15,8 @@ use crate::model::ids::{ClientRef, ConnId, PlayerId, SessionId};
 use crate::model::progress::{MarkerId, ProgressMarker};
 use crate::model::time::Timestamp;
 use crate::protocol::{
-    ChatMessage, Element, ExerciseEvent, ExerciseMetadata, MessageContent, MessageMetadata, Role,
-    ServerFrame,
+    ChatMessage, Element, ErrorCode, ErrorFrame, ExerciseEvent, ExerciseMetadata, MessageContent,
+    MessageMetadata, Role, ServerFrame,
 };
 use crate::store::progress::{SharedProgressStore, StoreError};
 use crate::support::bounded::forget_oldest_tenth;
@@ -46,6 +46,20 @@ pub enum FlowError {
     Store(#[from] StoreError),
     #[error("progress could not be saved: the store task failed")]
     StoreTask,
+}
+
+impl FlowError {
+    /// What the player is told: the bound is theirs to know about; a store
+    /// failure says only that nothing was saved.
+    pub fn error_frame(&self) -> ErrorFrame {
+        match self {
+            FlowError::Store(StoreError::LimitReached) => ErrorFrame::new(
+                ErrorCode::LimitExceeded,
+                "this player holds as many progress markers as one may keep; this one was not recorded",
+            ),
+            other => ErrorFrame::new(ErrorCode::Internal, other.to_string()),
+        }
+    }
 }
 
 /// A player's latest run of each exercise, and when they were last active.
@@ -194,6 +208,10 @@ impl ExerciseFlow {
             act.pending_writes -= 1;
             let stored = match written {
                 Ok(Ok(stored)) => stored,
+                Ok(Err(StoreError::LimitReached)) => {
+                    log::warn!("progress_limit_reached player_id={}", msg.player);
+                    return Err(FlowError::Store(StoreError::LimitReached));
+                }
                 Ok(Err(err)) => {
                     log::error!("progress_write_failed player_id={} error={err}", msg.player);
                     return Err(FlowError::Store(err));

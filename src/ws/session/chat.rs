@@ -177,7 +177,7 @@ impl WsSession {
         let result = result.map(|reply| {
             reply
                 .map(|reply| reply.message)
-                .map_err(|err| err.to_string())
+                .map_err(|err| ErrorFrame::new(ErrorCode::Internal, err.to_string()))
         });
         self.reply_with(ctx, result, done.reply_to.clone(), done.frame);
         if done.typing {
@@ -266,7 +266,7 @@ impl WsSession {
                 .send(ask)
                 .into_actor(act)
                 .map(move |result, act, ctx| {
-                    let result = result.map(|flow| flow.map_err(|err| err.to_string()));
+                    let result = result.map(|flow| flow.map_err(|err| err.error_frame()));
                     act.reply_with(ctx, result, reply_to, frame)
                 })
                 .spawn(ctx);

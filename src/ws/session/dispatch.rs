@@ -177,12 +177,12 @@ impl WsSession {
         );
     }
 
-    /// Writes an actor's answer, or an `internal` error when the actor
-    /// failed or is gone.
+    /// Writes an actor's answer, or its error (`internal` when the actor
+    /// is gone).
     pub(super) fn reply_with(
         &mut self,
         ctx: &mut Ctx,
-        result: Result<Result<ChatMessage, String>, MailboxError>,
+        result: Result<Result<ChatMessage, ErrorFrame>, MailboxError>,
         reply_to: Option<ClientRef>,
         frame: FrameLog,
     ) {
@@ -200,13 +200,13 @@ impl WsSession {
                     self.conn,
                     frame.kind
                 );
-                "the server could not handle this request".to_string()
+                ErrorFrame::new(
+                    ErrorCode::Internal,
+                    "the server could not handle this request",
+                )
             }
         };
-        self.send_error(
-            ctx,
-            ErrorFrame::new(ErrorCode::Internal, failure).replying_to(reply_to),
-        );
+        self.send_error(ctx, failure.replying_to(reply_to));
         self.log_frame(frame, "error");
     }
 }

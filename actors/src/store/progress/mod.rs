@@ -29,14 +29,24 @@ pub enum StoreError {
     Corrupt(String),
     #[error("progress store: the connection lock was poisoned")]
     Poisoned,
+    /// The player holds as many markers as one may keep.
+    #[error("progress store: the player has reached the marker limit")]
+    LimitReached,
 }
+
+/// Markers kept per player unless configured otherwise
+/// (`limits.progress_markers_per_player`): ten a day for almost three
+/// years, while one token cannot fill the disk.
+pub const MAX_MARKERS_PER_PLAYER: i64 = 10_000;
 
 /// Durable storage of progress markers: SQLite embedded (`sqlite.rs`),
 /// PostgreSQL when several nodes share one store (`postgres.rs`).
 pub trait ProgressStore: Send + Sync + 'static {
     /// Records `marker` as the outcome of `run_key` (one exercise run of the
     /// player) unless that run already has a marker; returns the run's marker
-    /// either way, so repeating a completion is harmless.
+    /// either way, so repeating a completion is harmless. A new run of a
+    /// player who holds the store's maximum of markers is refused with
+    /// [`StoreError::LimitReached`]; nothing is dropped to make room.
     fn record(
         &self,
         player: &PlayerId,
@@ -127,7 +137,8 @@ pub(crate) mod conformance {
     }
 
     /// `prefix` makes the players unique to this run, so stores shared with
-    /// other runs (a PostgreSQL database) do not mix results.
+    /// other runs (a PostgreSQL database) do not mix results. The store
+    /// keeps at most 3 markers per player.
     pub fn run(store: &dyn ProgressStore, prefix: &str) {
         let alice = PlayerId::parse(&format!("{prefix}alice")).unwrap();
         let bob = PlayerId::parse(&format!("{prefix}bob")).unwrap();
@@ -154,5 +165,18 @@ pub(crate) mod conformance {
         );
         assert_eq!(markers[1].description, "second");
         assert!(store.markers(&bob).unwrap().is_empty());
+
+        // At the bound, a new run is refused and nothing old is dropped;
+        // a run already recorded still answers, and others are unaffected.
+        store.record(&alice, "run-3", marker("third")).unwrap();
+        let refused = store.record(&alice, "run-4", marker("fourth"));
+        assert!(
+            matches!(refused, Err(StoreError::LimitReached)),
+            "{refused:?}"
+        );
+        assert_eq!(store.markers(&alice).unwrap().len(), 3);
+        let repeat = store.record(&alice, "run-1", marker("again")).unwrap();
+        assert_eq!(repeat.marker_id, first.marker_id);
+        store.record(&bob, "run-1", marker("bob's")).unwrap();
     }
 }

@@ -12,11 +12,12 @@ use postgres::{Client, NoTls, Row};
 use crate::model::ids::{PlayerId, SessionId};
 use crate::model::progress::{MarkerId, MarkerType, ProgressMarker};
 use crate::model::time::Timestamp;
-use crate::store::progress::{MarkerPage, ProgressStore, StoreError};
+use crate::store::progress::{MarkerPage, ProgressStore, StoreError, MAX_MARKERS_PER_PLAYER};
 
 pub struct PostgresProgressStore {
     url: String,
     client: Mutex<Option<Client>>,
+    max_per_player: i64,
 }
 
 /// The server's "already exists" notices would reach the log as unstructured
@@ -50,7 +51,14 @@ impl PostgresProgressStore {
         Ok(PostgresProgressStore {
             url: url.to_string(),
             client: Mutex::new(Some(client)),
+            max_per_player: MAX_MARKERS_PER_PLAYER,
         })
+    }
+
+    /// Keeps at most `max` markers per player instead of the default.
+    pub fn with_max_per_player(mut self, max: i64) -> Self {
+        self.max_per_player = max;
+        self
     }
 
     fn with_client<T>(
@@ -101,11 +109,17 @@ impl ProgressStore for PostgresProgressStore {
         run_key: &str,
         marker: ProgressMarker,
     ) -> Result<ProgressMarker, StoreError> {
+        let max_per_player = self.max_per_player;
         let row = self.with_client(|client| {
+            // Not past the player's bound: counted in the same statement
+            // (nodes recording for one player at the same instant may pass
+            // it by one each).
             client.execute(
                 "INSERT INTO progress_markers (marker_id, player_id, run_key, marker_type,
                     description, achieved_at, therapeutic_value, related_goal_id, session_id)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                 SELECT $1::text, $2::text, $3::text, $4::text, $5::text, $6::timestamptz,
+                    $7::float8, $8::text, $9::text
+                 WHERE (SELECT COUNT(*) FROM progress_markers WHERE player_id = $2) < $10
                  ON CONFLICT (player_id, run_key) DO NOTHING",
                 &[
                     &marker.marker_id.as_str(),
@@ -117,9 +131,10 @@ impl ProgressStore for PostgresProgressStore {
                     &marker.therapeutic_value,
                     &marker.related_goal_id,
                     &marker.session_id.as_ref().map(SessionId::as_str),
+                    &max_per_player,
                 ],
             )?;
-            client.query_one(
+            client.query_opt(
                 &format!(
                     "SELECT {MARKER_COLUMNS} FROM progress_markers
                      WHERE player_id = $1 AND run_key = $2"
@@ -127,7 +142,11 @@ impl ProgressStore for PostgresProgressStore {
                 &[&player.as_str(), &run_key],
             )
         })?;
-        marker_from_row(&row)
+        // Neither recorded now nor before: the bound refused it.
+        match row {
+            Some(row) => marker_from_row(&row),
+            None => Err(StoreError::LimitReached),
+        }
     }
 
     fn markers_after(
@@ -168,7 +187,8 @@ mod tests {
         let store = std::thread::spawn(move || PostgresProgressStore::open(&url))
             .join()
             .expect("connect thread")
-            .expect("open the PostgreSQL store");
+            .expect("open the PostgreSQL store")
+            .with_max_per_player(3);
         crate::store::progress::conformance::run(&store, &prefix);
         store
             .with_client(|client| {

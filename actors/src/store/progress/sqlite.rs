@@ -10,11 +10,12 @@ use rusqlite::{params, Connection, OptionalExtension};
 use crate::model::ids::{PlayerId, SessionId};
 use crate::model::progress::{MarkerId, MarkerType, ProgressMarker};
 use crate::model::time::Timestamp;
-use crate::store::progress::{MarkerPage, ProgressStore, StoreError};
+use crate::store::progress::{MarkerPage, ProgressStore, StoreError, MAX_MARKERS_PER_PLAYER};
 use crate::store::sqlite::open_durable;
 
 pub struct SqliteProgressStore {
     connection: Mutex<Connection>,
+    max_per_player: i64,
 }
 
 impl SqliteProgressStore {
@@ -48,7 +49,14 @@ impl SqliteProgressStore {
         }
         Ok(SqliteProgressStore {
             connection: Mutex::new(connection),
+            max_per_player: MAX_MARKERS_PER_PLAYER,
         })
+    }
+
+    /// Keeps at most `max` markers per player instead of the default.
+    pub fn with_max_per_player(mut self, max: i64) -> Self {
+        self.max_per_player = max;
+        self
     }
 
     fn with_connection<T>(
@@ -104,11 +112,14 @@ impl ProgressStore for SqliteProgressStore {
         run_key: &str,
         marker: ProgressMarker,
     ) -> Result<ProgressMarker, StoreError> {
+        let max_per_player = self.max_per_player;
         self.with_connection(|connection| {
+            // Not past the player's bound: counted in the same statement.
             connection.execute(
                 "INSERT INTO progress_markers (marker_id, player_id, run_key, marker_type,
                     description, achieved_at, therapeutic_value, related_goal_id, session_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9
+                 WHERE (SELECT COUNT(*) FROM progress_markers WHERE player_id = ?2) < ?10
                  ON CONFLICT (player_id, run_key) DO NOTHING",
                 params![
                     marker.marker_id.as_str(),
@@ -123,6 +134,7 @@ impl ProgressStore for SqliteProgressStore {
                     marker.therapeutic_value,
                     marker.related_goal_id,
                     marker.session_id.as_ref().map(SessionId::as_str),
+                    max_per_player,
                 ],
             )?;
             let stored = connection
@@ -135,12 +147,8 @@ impl ProgressStore for SqliteProgressStore {
                     marker_from_row,
                 )
                 .optional()?;
-            match stored {
-                Some(marker) => marker,
-                None => Err(StoreError::Corrupt(format!(
-                    "run {run_key} has no marker right after recording one"
-                ))),
-            }
+            // Neither recorded now nor before: the bound refused it.
+            stored.unwrap_or(Err(StoreError::LimitReached))
         })
     }
 
@@ -179,7 +187,9 @@ mod tests {
     #[test]
     fn the_shared_suite_passes() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteProgressStore::open(&dir.path().join("p.db")).unwrap();
+        let store = SqliteProgressStore::open(&dir.path().join("p.db"))
+            .unwrap()
+            .with_max_per_player(3);
         crate::store::progress::conformance::run(&store, "");
     }
 
