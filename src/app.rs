@@ -230,6 +230,7 @@ pub fn start(config: Config, listener: TcpListener) -> Result<Running, StartErro
     // ChatServer's mailbox exists first so that the Broadcaster can start
     // with its address, then ChatServer starts with the port.
     let broker = open_broker(&config)?;
+    let gate = broker.gate();
     let chat_server_ctx = actix::Context::<ChatServer>::new();
     let chat_server = Metered::new(
         chat_server_ctx.address(),
@@ -290,6 +291,7 @@ pub fn start(config: Config, listener: TcpListener) -> Result<Running, StartErro
         chat,
         exercise_flow: exercise_flow.clone(),
         broadcaster,
+        gate,
         channel_rules,
         metrics: metrics.clone(),
         auth,

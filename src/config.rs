@@ -539,7 +539,10 @@ impl Config {
         }
         for (key, value) in [
             ("sessions_per_player", self.limits.sessions_per_player),
-            ("progress_markers_per_player", self.limits.progress_markers_per_player),
+            (
+                "progress_markers_per_player",
+                self.limits.progress_markers_per_player,
+            ),
         ] {
             if !(1..=100_000_000).contains(&value) {
                 problems.push(format!("limits.{key} must be between 1 and 100000000"));

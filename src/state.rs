@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hearth_actors::broadcaster::Broadcaster;
+use hearth_actors::channels::broker::Gate;
 use hearth_actors::channels::rules::ChannelRules;
 use hearth_actors::chat_processor::ChatShared;
 use hearth_actors::chat_server::ChatServer;
@@ -54,6 +55,8 @@ pub struct AppState {
     pub chat: ChatShared,
     pub exercise_flow: Metered<ExerciseFlow>,
     pub broadcaster: Metered<Broadcaster>,
+    /// Admission to the cluster and readiness, off the broadcaster's path.
+    pub gate: Arc<dyn Gate>,
     pub channel_rules: Arc<ChannelRules>,
     pub metrics: Arc<Metrics>,
     pub auth: Authenticator,

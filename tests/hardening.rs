@@ -246,7 +246,7 @@ fn one_player_cannot_fill_the_brokers_memory() {
 /// recovering its whole history, over and over) does not hold up another
 /// client's publish: every publish is answered within the stated bound
 /// (one second here, in a debug build on two cores; the figure measured is
-/// printed).
+/// printed), and neither `/readyz` nor a new connection waits behind it.
 #[test]
 fn a_hostile_subscriber_does_not_stall_another_clients_publish() {
     const KEY: &str = "stall-test-0123456789abcdef0123456789";
@@ -295,6 +295,15 @@ fn a_hostile_subscriber_does_not_stall_another_clients_publish() {
     }
     println!("slowest publish while attacked: {slowest:?}");
     assert!(slowest < BOUND, "a publish waited {slowest:?}");
+    // Readiness and new connections are not queued behind the attack.
+    let started = Instant::now();
+    let (status, body) = server.get("/readyz", None);
+    assert_eq!(status, 200, "{body}");
+    let newcomer = server.connect("newcomer");
+    let admitted = started.elapsed();
+    println!("readyz and a new connection's welcome while attacked: {admitted:?}");
+    assert!(admitted < BOUND, "they waited {admitted:?}");
+    newcomer.close();
     drop(attackers);
     assert_healthy(&server);
 }

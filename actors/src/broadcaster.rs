@@ -27,7 +27,7 @@ use crate::chat_server::{
     RoomsChanged,
 };
 use crate::model::channel_name::ChannelName;
-use crate::model::ids::{ClientRef, ConnId, PlayerId};
+use crate::model::ids::{ClientRef, ConnId};
 use crate::protocol::{
     ChannelEvent, ChannelPosition, EncodedFrame, ErrorCode, ErrorFrame, PresencePlayer, Refusal,
     Response, ResponseResult, ServerFrame, SubscribeResult,
@@ -76,24 +76,6 @@ pub struct Publish {
 #[rtype(result = "Result<Vec<PresenceEntry>, BrokerError>")]
 pub struct GetPresence {
     pub channel: ChannelName,
-}
-
-#[derive(Message, Debug)]
-#[rtype(result = "bool")]
-pub struct IsReady;
-
-/// Whether one more connection of `player` fits the per-player limit
-/// counted on every node; a connection admitted is released when it closes.
-#[derive(Message, Debug)]
-#[rtype(result = "Result<bool, BrokerError>")]
-pub struct AdmitConnection {
-    pub player: PlayerId,
-}
-
-#[derive(Message, Debug)]
-#[rtype(result = "()")]
-pub struct ReleaseConnection {
-    pub player: PlayerId,
 }
 
 pub struct Broadcaster {
@@ -502,33 +484,6 @@ impl Handler<RoomsChanged> for Broadcaster {
                 }
             }
         }
-    }
-}
-
-impl Handler<IsReady> for Broadcaster {
-    type Result = bool;
-
-    fn handle(&mut self, _: IsReady, _: &mut Context<Self>) -> bool {
-        let _timer = self.metrics.handling(ActorKind::Broadcaster);
-        self.broker.is_ready()
-    }
-}
-
-impl Handler<AdmitConnection> for Broadcaster {
-    type Result = ResponseFuture<Result<bool, BrokerError>>;
-
-    fn handle(&mut self, msg: AdmitConnection, _: &mut Context<Self>) -> Self::Result {
-        let _timer = self.metrics.handling(ActorKind::Broadcaster);
-        self.broker.admit(&msg.player)
-    }
-}
-
-impl Handler<ReleaseConnection> for Broadcaster {
-    type Result = ();
-
-    fn handle(&mut self, msg: ReleaseConnection, _: &mut Context<Self>) {
-        let _timer = self.metrics.handling(ActorKind::Broadcaster);
-        self.broker.release(&msg.player);
     }
 }
 

@@ -1,7 +1,6 @@
 //! Health, readiness and metrics: what an orchestrator and a scraper ask.
 
 use actix_web::{web, HttpResponse};
-use hearth_actors::broadcaster::IsReady;
 use hearth_actors::chat_server::GetRegistryStats;
 use hearth_actors::support::metrics::RegistrySizes;
 use serde_json::json;
@@ -12,10 +11,13 @@ pub(super) async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
+/// Read from the broker's gate, not through the broadcaster: a busy
+/// broadcaster is not a node that should leave the load balancer.
 pub(super) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    match state.broadcaster.send(IsReady).await {
-        Ok(true) => HttpResponse::Ok().json(json!({"status": "ready"})),
-        _ => HttpResponse::ServiceUnavailable().json(json!({"status": "unavailable"})),
+    if state.gate.is_ready() {
+        HttpResponse::Ok().json(json!({"status": "ready"}))
+    } else {
+        HttpResponse::ServiceUnavailable().json(json!({"status": "unavailable"}))
     }
 }
 

@@ -86,6 +86,37 @@ impl BrokerSink {
     }
 }
 
+/// Admission and readiness, apart from the broker's channel work.
+pub trait Gate: Send + Sync + 'static {
+    /// Admits one more connection of `player` unless the player already
+    /// has the per-player limit on all nodes together. A single node's
+    /// `ChatServer` counts its own connections, so the embedded broker
+    /// admits everyone.
+    fn admit(&self, player: &PlayerId) -> BrokerFuture<bool>;
+
+    /// A connection that `admit` let in has closed.
+    fn release(&self, player: &PlayerId);
+
+    /// Whether publishes can succeed now (`/readyz`).
+    fn is_ready(&self) -> bool;
+}
+
+/// The gate of a broker with no cluster to ask: everyone is admitted (the
+/// `ChatServer` applies the per-player limit) and it is always ready.
+pub struct OpenGate;
+
+impl Gate for OpenGate {
+    fn admit(&self, _player: &PlayerId) -> BrokerFuture<bool> {
+        Box::pin(std::future::ready(Ok(true)))
+    }
+
+    fn release(&self, _player: &PlayerId) {}
+
+    fn is_ready(&self) -> bool {
+        true
+    }
+}
+
 pub trait Broker: 'static {
     /// Where live events go. Called once, before anything else.
     fn set_sink(&mut self, sink: BrokerSink);
@@ -132,19 +163,10 @@ pub trait Broker: 'static {
 
     fn presence(&mut self, channel: &ChannelName) -> BrokerFuture<Vec<PresenceEntry>>;
 
-    /// Admits one more connection of `player` unless the player already
-    /// has the per-player limit on all nodes together. A single node's
-    /// `ChatServer` counts its own connections, so the embedded broker
-    /// admits everyone.
-    fn admit(&mut self, _player: &PlayerId) -> BrokerFuture<bool> {
-        Box::pin(std::future::ready(Ok(true)))
-    }
-
-    /// A connection that `admit` let in has closed.
-    fn release(&mut self, _player: &PlayerId) {}
-
-    /// Whether publishes can succeed now (`/readyz`).
-    fn is_ready(&self) -> bool;
+    /// What connections ask when they open and close, and `/readyz` asks:
+    /// callable from any thread, so neither waits behind the broadcaster's
+    /// mailbox (publishes, fan-out, subscribes).
+    fn gate(&self) -> Arc<dyn Gate>;
 
     /// Periodic housekeeping: drops expired history (by each channel's
     /// `rules`) and idle channels; a networked broker also proves here that

@@ -5,9 +5,12 @@
 //! publication.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::channels::broker::{Broker, BrokerError, BrokerEvent, BrokerFuture, BrokerSink};
+use crate::channels::broker::{
+    Broker, BrokerError, BrokerEvent, BrokerFuture, BrokerSink, Gate, OpenGate,
+};
 use crate::channels::rules::{ChannelRules, NamespaceRules};
 use crate::channels::stream::{
     Epoch, Payload, PresenceEntry, Publication, Publisher, RecoverFrom, Recovery, StreamPosition,
@@ -354,8 +357,8 @@ impl Broker for MemoryBroker {
         ready(players)
     }
 
-    fn is_ready(&self) -> bool {
-        true
+    fn gate(&self) -> Arc<dyn Gate> {
+        Arc::new(OpenGate)
     }
 
     fn maintain(&mut self, rules: &ChannelRules) {

@@ -26,7 +26,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use actix::prelude::*;
-use hearth_actors::broadcaster::{AdmitConnection, ReleaseConnection};
 use hearth_actors::chat_server::{Connect, ConnectRefused, Disconnect, Evict};
 use hearth_actors::model::channel_name::ChannelName;
 use hearth_actors::model::ids::{ConnId, SessionId};
@@ -217,20 +216,14 @@ impl WsSession {
     /// and exercises do not need the broker, and an outage must not lock
     /// players out of them.
     fn admit_then_register(&mut self, ctx: &mut Ctx) {
-        let admit = AdmitConnection {
-            player: self.identity.player.clone(),
-        };
-        self.state
-            .broadcaster
-            .send(admit)
-            .into_actor(self)
+        actix::fut::wrap_future::<_, Self>(self.state.gate.admit(&self.identity.player))
             .map(|answer, act, ctx| match answer {
-                Ok(Ok(true)) => {
+                Ok(true) => {
                     act.admitted = true;
                     act.register(ctx);
                 }
-                Ok(Ok(false)) => act.close(ctx, Close::TooManyConnections),
-                Ok(Err(err)) => {
+                Ok(false) => act.close(ctx, Close::TooManyConnections),
+                Err(err) => {
                     log::warn!(
                         "admission_unchecked player_id={} conn_id={} error={err}",
                         act.identity.player,
@@ -238,7 +231,6 @@ impl WsSession {
                     );
                     act.register(ctx);
                 }
-                Err(_) => act.close(ctx, Close::Internal),
             })
             .wait(ctx);
     }
@@ -307,9 +299,7 @@ impl Actor for WsSession {
         // Whatever is queued goes first; the close frame ends the connection.
         self.outbound.close(None, false);
         if self.admitted {
-            self.state.broadcaster.do_send(ReleaseConnection {
-                player: self.identity.player.clone(),
-            });
+            self.state.gate.release(&self.identity.player);
         }
         if self.registered {
             self.state

@@ -3,9 +3,9 @@
 //! this node's own state: presence, connection counts, the heartbeat, and
 //! the resync that puts that state back when Redis lost or missed it.
 
-use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -28,15 +28,17 @@ pub(super) const RECONNECT_DELAY: Duration = Duration::from_millis(500);
 /// What the node knows of its link to Redis, for `/readyz`.
 #[derive(Default)]
 pub(super) struct Health {
-    commands: Cell<bool>,
-    pubsub: Cell<bool>,
+    commands: AtomicBool,
+    pubsub: AtomicBool,
     /// The first heartbeat landed: other nodes can see this one.
-    registered: Cell<bool>,
+    registered: AtomicBool,
 }
 
 impl Health {
     pub(super) fn is_ready(&self) -> bool {
-        self.commands.get() && self.pubsub.get() && self.registered.get()
+        self.commands.load(Ordering::Relaxed)
+            && self.pubsub.load(Ordering::Relaxed)
+            && self.registered.load(Ordering::Relaxed)
     }
 
     /// Turns a command's result into the broker's, noting whether Redis
@@ -63,7 +65,7 @@ impl Health {
 
     /// Logs only the changes, so an outage is two lines, not one a request.
     fn set_commands(&self, up: bool) {
-        if self.commands.replace(up) != up {
+        if self.commands.swap(up, Ordering::Relaxed) != up {
             if up {
                 log::info!("redis_commands_up");
             } else {
@@ -74,7 +76,7 @@ impl Health {
 
     /// The pub/sub task says whether it is subscribed and relaying.
     pub(super) fn set_pubsub(&self, up: bool) {
-        self.pubsub.set(up);
+        self.pubsub.store(up, Ordering::Relaxed);
     }
 }
 
@@ -87,20 +89,21 @@ pub(super) struct Claims {
     pub(super) connections: HashMap<PlayerId, u32>,
 }
 
-/// What every request to Redis needs; cheap to clone into a future.
+/// What every request to Redis needs; cheap to clone into a future, and
+/// shared across threads: connections are admitted from the workers.
 #[derive(Clone)]
 pub(super) struct Link {
     /// This node's id in Redis, new at every start.
-    pub(super) node: Rc<str>,
-    pub(super) keys: Rc<Keys>,
-    pub(super) scripts: Rc<Scripts>,
-    pub(super) health: Rc<Health>,
+    pub(super) node: Arc<str>,
+    pub(super) keys: Arc<Keys>,
+    pub(super) scripts: Arc<Scripts>,
+    pub(super) health: Arc<Health>,
     /// Multiplexed and shared by every clone; reconnects by itself.
     pub(super) commands: ConnectionManager,
-    pub(super) claims: Rc<RefCell<Claims>>,
+    claims: Arc<Mutex<Claims>>,
     /// A write of this node's presence or counts failed: Redis may differ
     /// from `claims` until the next resync.
-    dirty: Rc<Cell<bool>>,
+    dirty: Arc<AtomicBool>,
 }
 
 impl Link {
@@ -116,21 +119,27 @@ impl Link {
             .map_err(|err| BrokerError::Unavailable(err.to_string()))?;
         let node = uuid::Uuid::new_v4().simple().to_string();
         Ok(Link {
-            node: Rc::from(node),
-            keys: Rc::new(Keys::new(prefix)),
-            scripts: Rc::new(Scripts::new()),
-            health: Rc::new(Health::default()),
+            node: Arc::from(node),
+            keys: Arc::new(Keys::new(prefix)),
+            scripts: Arc::new(Scripts::new()),
+            health: Arc::new(Health::default()),
             commands,
-            claims: Rc::new(RefCell::new(Claims::default())),
-            dirty: Rc::new(Cell::new(false)),
+            claims: Arc::new(Mutex::new(Claims::default())),
+            dirty: Arc::new(AtomicBool::new(false)),
         })
+    }
+
+    /// This node's own state; held only for a quick change, never across
+    /// an await.
+    pub(super) fn claims(&self) -> MutexGuard<'_, Claims> {
+        self.claims.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Notes the result of a write of this node's own state.
     pub(super) fn note_write<T>(&self, result: RedisResult<T>) -> Result<T, BrokerError> {
         let noted = self.health.note(result);
         if noted.is_err() {
-            self.dirty.set(true);
+            self.dirty.store(true, Ordering::Relaxed);
         }
         noted
     }
@@ -191,7 +200,7 @@ impl Link {
     /// written back. After Redis lost the node's state, or a write failed.
     async fn resync(mut self) -> Result<(), BrokerError> {
         let (presence, connections) = {
-            let claims = self.claims.borrow();
+            let claims = self.claims();
             (claims.presence.clone(), claims.connections.clone())
         };
         let held = self.members(self.keys.node_presence(&self.node)).await?;
@@ -248,14 +257,14 @@ impl Link {
         };
         // Unknown to Redis after registering: Redis restarted, or this node
         // stalled past its expiry and was swept.
-        let lost = added == 1 && self.health.registered.get();
+        let lost = added == 1 && self.health.registered.load(Ordering::Relaxed);
         if lost {
             log::warn!("redis_state_lost node_id={}", self.node);
         }
-        self.health.registered.set(true);
-        if lost || self.dirty.replace(false) {
+        self.health.registered.store(true, Ordering::Relaxed);
+        if lost || self.dirty.swap(false, Ordering::Relaxed) {
             if let Err(err) = self.clone().resync().await {
-                self.dirty.set(true);
+                self.dirty.store(true, Ordering::Relaxed);
                 log::warn!("redis_resync_failed error={err}");
                 return;
             }

@@ -30,6 +30,8 @@
 //! - `mod.rs`: the settings and `RedisBroker`, the `Broker` implementation.
 //! - `link.rs`: the command connection, health for `/readyz`, and the
 //!   writes of this node's own state: presence, counts, heartbeat, resync.
+//! - `gate.rs`: admission against the cluster-wide per-player limit, and
+//!   readiness, asked from any thread.
 //! - `relay.rs`: the pub/sub connection and the live relay to the
 //!   broadcaster, with gap filling.
 //! - `codec.rs`: a publication as Redis text, and back.
@@ -37,6 +39,7 @@
 //! - `scripts.rs`, with the Lua sources in `scripts/`: the atomic steps.
 
 mod codec;
+mod gate;
 mod keys;
 mod link;
 mod relay;
@@ -44,12 +47,13 @@ mod scripts;
 
 use std::cell::Cell;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::{Client, RedisResult};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::channels::broker::{Broker, BrokerError, BrokerFuture, BrokerSink};
+use crate::channels::broker::{Broker, BrokerError, BrokerFuture, BrokerSink, Gate};
 use crate::channels::rules::{ChannelRules, NamespaceRules};
 use crate::channels::stream::{
     Epoch, Payload, PresenceEntry, Publication, Publisher, RecoverFrom, Recovery, StreamPosition,
@@ -59,6 +63,7 @@ use crate::model::ids::PlayerId;
 use crate::model::time::Timestamp;
 
 use codec::{decode_entries, encode_body, millis};
+use gate::RedisGate;
 use link::Link;
 use relay::{run_pubsub, Control, Relay};
 
@@ -250,7 +255,7 @@ impl Broker for RedisBroker {
     ) -> BrokerFuture<()> {
         let name = name.map(str::to_string);
         {
-            let mut claims = self.link.claims.borrow_mut();
+            let mut claims = self.link.claims();
             let key = (channel.clone(), player.clone());
             if connections == 0 {
                 claims.presence.remove(&key);
@@ -294,66 +299,11 @@ impl Broker for RedisBroker {
         })
     }
 
-    fn admit(&mut self, player: &PlayerId) -> BrokerFuture<bool> {
-        let limit = self.max_connections_per_player;
-        let player = player.clone();
-        let mut link = self.link.clone();
-        Box::pin(async move {
-            let result: RedisResult<i64> = link
-                .scripts
-                .admit
-                .key(link.keys.connections(&player))
-                .key(link.keys.node_players(&link.node))
-                .arg(&*link.node)
-                .arg(limit)
-                .arg(player.as_str())
-                .arg(link.keys.node_prefix())
-                .invoke_async(&mut link.commands)
-                .await;
-            // A reply lost after Redis counted would leave one too many.
-            let admitted = link.note_write(result)? == 1;
-            if admitted {
-                *link
-                    .claims
-                    .borrow_mut()
-                    .connections
-                    .entry(player)
-                    .or_default() += 1;
-            }
-            Ok(admitted)
-        })
-    }
-
-    fn release(&mut self, player: &PlayerId) {
-        {
-            let mut claims = self.link.claims.borrow_mut();
-            if let Some(count) = claims.connections.get_mut(player) {
-                *count = count.saturating_sub(1);
-                if *count == 0 {
-                    claims.connections.remove(player);
-                }
-            }
-        }
-        let player = player.clone();
-        let mut link = self.link.clone();
-        actix_rt::spawn(async move {
-            let result: RedisResult<i64> = link
-                .scripts
-                .release
-                .key(link.keys.connections(&player))
-                .key(link.keys.node_players(&link.node))
-                .arg(&*link.node)
-                .arg(player.as_str())
-                .invoke_async(&mut link.commands)
-                .await;
-            if let Err(err) = link.note_write(result) {
-                log::warn!("redis_release_failed player_id={player} error={err}");
-            }
-        });
-    }
-
-    fn is_ready(&self) -> bool {
-        self.link.health.is_ready()
+    fn gate(&self) -> Arc<dyn Gate> {
+        Arc::new(RedisGate::new(
+            self.link.clone(),
+            self.max_connections_per_player,
+        ))
     }
 
     /// The heartbeat that keeps this node counted, a resync when Redis

@@ -36,7 +36,7 @@ fn split_event(text: &str) -> (Option<char>, &str) {
 
 /// Marks the pub/sub side down when the task ends for any reason, a panic
 /// included, so that `/readyz` tells the truth.
-struct DownOnExit(std::rc::Rc<super::link::Health>);
+struct DownOnExit(std::sync::Arc<super::link::Health>);
 
 impl Drop for DownOnExit {
     fn drop(&mut self) {
