@@ -12,6 +12,10 @@
 //! is handled while the broker answers), so no live publication can be
 //! fanned out between reading history and joining.
 
+mod frame_cache;
+
+use frame_cache::{FrameCache, FRAME_CACHE_BYTES};
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
@@ -94,6 +98,9 @@ pub struct Broadcaster {
     /// as usual and kept here too, so that the joining connections get it
     /// right after their backlog (see `finish_subscribe`).
     held: HashMap<ChannelName, Held>,
+    /// Recent publications' frames, shared by the subscribes that recover
+    /// them.
+    frames: FrameCache,
 }
 
 /// What one channel's live publications were while subscribes to it were
@@ -127,6 +134,7 @@ impl Broadcaster {
             watched: HashSet::new(),
             pending_joins: HashMap::new(),
             held: HashMap::new(),
+            frames: FrameCache::new(FRAME_CACHE_BYTES),
         }
     }
 
@@ -228,7 +236,7 @@ impl Broadcaster {
             let frames: Vec<EncodedFrame> = recovery
                 .publications
                 .drain(..)
-                .map(|p| Self::event_frame(ChannelEvent::publication(p)))
+                .map(|p| self.frames.frame_of(p))
                 .collect();
             let bytes: usize = frames.iter().map(EncodedFrame::len).sum();
             let within = backlog.len() + frames.len() <= max_publications
@@ -346,9 +354,14 @@ impl Handler<Subscribe> for Broadcaster {
             .iter()
             .map(|request| {
                 let rules = self.rules.for_channel(&request.channel).clone();
-                let recovery =
-                    self.broker
-                        .recover(&request.channel, request.recover.as_ref(), &rules);
+                // A channel that missed more than one subscribe may recover
+                // is not read at all.
+                let recovery = self.broker.recover(
+                    &request.channel,
+                    request.recover.as_ref(),
+                    self.rules.recovery_max_publications,
+                    &rules,
+                );
                 (request.clone(), recovery)
             })
             .collect();
@@ -428,7 +441,7 @@ impl Handler<FromBroker> for Broadcaster {
                 self.metrics.published();
                 (
                     publication.channel.clone(),
-                    Some(publication.offset),
+                    Some((publication.offset, publication.epoch.clone())),
                     ChannelEvent::publication(publication),
                 )
             }
@@ -451,9 +464,12 @@ impl Handler<FromBroker> for Broadcaster {
         };
         // Serialized once here; every member gets the same bytes.
         let frame = Self::event_frame(event);
-        if let (Some(offset), Some(held)) = (offset, self.held.get_mut(&channel)) {
+        if let Some((offset, epoch)) = &offset {
+            self.frames.keep(&channel, *offset, epoch, &frame);
+        }
+        if let (Some((offset, _)), Some(held)) = (&offset, self.held.get_mut(&channel)) {
             if held.frames.len() < MAX_HELD {
-                held.frames.push((offset, frame.clone()));
+                held.frames.push((*offset, frame.clone()));
             } else if !held.overflowed {
                 held.overflowed = true;
                 log::warn!("subscribe_held_overflow channel={channel}");
@@ -461,7 +477,7 @@ impl Handler<FromBroker> for Broadcaster {
         }
         self.chat_server.do_send(FanOut {
             channel,
-            offset,
+            offset: offset.map(|(offset, _)| offset),
             frame,
         });
     }

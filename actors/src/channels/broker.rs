@@ -141,12 +141,14 @@ pub trait Broker: 'static {
     ) -> BrokerFuture<Publication>;
 
     /// The channel's position, and with `since` the publications after
-    /// it: all of them (`recovered`), or none when the epoch differs or the
-    /// history no longer reaches back.
+    /// it: all of them (`recovered`), or none when the epoch differs, the
+    /// history no longer reaches back, or more than `limit` were missed (so
+    /// a long tail is never read only to be refused).
     fn recover(
         &mut self,
         channel: &ChannelName,
         since: Option<&RecoverFrom>,
+        limit: usize,
         rules: &NamespaceRules,
     ) -> BrokerFuture<Recovery>;
 

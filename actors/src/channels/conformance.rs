@@ -220,7 +220,7 @@ async fn recover(
     rules: &NamespaceRules,
 ) -> Recovery {
     broker
-        .recover(channel, since, rules)
+        .recover(channel, since, usize::MAX, rules)
         .await
         .expect("recover")
 }
@@ -327,6 +327,21 @@ async fn publications_history_and_recovery(
     let other = Epoch::from_string(format!("{epoch}-other"));
     let elsewhere = recover(broker, channel, Some(&from(4, &other)), &rules).await;
     assert_unrecovered(&elsewhere, &position, "another epoch");
+    // Past the caller's limit nothing is read: 3 missed, 2 allowed.
+    let limited = broker
+        .recover(channel, Some(&from(2, &epoch)), 2, &rules)
+        .await
+        .expect("recover");
+    assert_unrecovered(&limited, &position, "more missed than the limit");
+    let within = broker
+        .recover(channel, Some(&from(3, &epoch)), 2, &rules)
+        .await
+        .expect("recover");
+    assert_eq!(
+        offsets(&within.publications),
+        vec![4, 5],
+        "within the limit"
+    );
 }
 
 /// With `history_size` 0 offsets still grow, but only a client that is

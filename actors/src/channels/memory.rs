@@ -282,6 +282,7 @@ impl Broker for MemoryBroker {
         &mut self,
         channel: &ChannelName,
         since: Option<&RecoverFrom>,
+        limit: usize,
         rules: &NamespaceRules,
     ) -> BrokerFuture<Recovery> {
         let now = Instant::now();
@@ -292,8 +293,9 @@ impl Broker for MemoryBroker {
             offset: stream.latest,
             epoch: stream.epoch.clone(),
         };
+        let missed = since.map_or(0, |since| stream.latest.saturating_sub(since.offset));
         let after = match since {
-            Some(since) if since.epoch == stream.epoch.as_str() => stream
+            Some(since) if since.epoch == stream.epoch.as_str() && missed <= limit as u64 => stream
                 .history
                 .iter()
                 .filter(|(_, p)| p.offset > since.offset)
@@ -435,7 +437,7 @@ mod tests {
         for n in 1..=8 {
             assert_eq!(publish(&mut broker, &channel, &rules, n).offset, n);
         }
-        let position = block(broker.recover(&channel, None, &rules)).position;
+        let position = block(broker.recover(&channel, None, usize::MAX, &rules)).position;
         assert_eq!(position.offset, 8);
         let epoch = position.epoch.as_str().to_string();
 
@@ -444,21 +446,21 @@ mod tests {
             offset,
             epoch: epoch.clone(),
         };
-        let recovery = block(broker.recover(&channel, Some(&from(3)), &rules));
+        let recovery = block(broker.recover(&channel, Some(&from(3)), usize::MAX, &rules));
         assert!(recovery.recovered);
         let offsets: Vec<u64> = recovery.publications.iter().map(|p| p.offset).collect();
         assert_eq!(offsets, [4, 5, 6, 7, 8]);
-        let too_old = block(broker.recover(&channel, Some(&from(2)), &rules));
+        let too_old = block(broker.recover(&channel, Some(&from(2)), usize::MAX, &rules));
         assert!(!too_old.recovered && too_old.publications.is_empty());
-        let current = block(broker.recover(&channel, Some(&from(8)), &rules));
+        let current = block(broker.recover(&channel, Some(&from(8)), usize::MAX, &rules));
         assert!(current.recovered && current.publications.is_empty());
-        let future = block(broker.recover(&channel, Some(&from(9)), &rules));
+        let future = block(broker.recover(&channel, Some(&from(9)), usize::MAX, &rules));
         assert!(!future.recovered);
         let wrong_epoch = RecoverFrom {
             offset: 7,
             epoch: "other".into(),
         };
-        assert!(!block(broker.recover(&channel, Some(&wrong_epoch), &rules)).recovered);
+        assert!(!block(broker.recover(&channel, Some(&wrong_epoch), usize::MAX, &rules)).recovered);
     }
 
     #[test]
@@ -566,7 +568,7 @@ mod tests {
 
         let fresh = ChannelName::parse("room:fresh").unwrap();
         block(broker.watch(&fresh));
-        block(broker.recover(&fresh, None, &rules));
+        block(broker.recover(&fresh, None, usize::MAX, &rules));
         broker.maintain(&all);
         assert!(broker.streams.contains_key(&fresh), "kept while watched");
         broker.unwatch(&fresh);

@@ -207,6 +207,7 @@ impl Broker for RedisBroker {
         &mut self,
         channel: &ChannelName,
         since: Option<&RecoverFrom>,
+        limit: usize,
         rules: &NamespaceRules,
     ) -> BrokerFuture<Recovery> {
         let history_ttl = rules.history_ttl();
@@ -229,6 +230,7 @@ impl Broker for RedisBroker {
                 .arg(since_offset)
                 .arg(since_epoch)
                 .arg(millis(UNPUBLISHED_POSITION_TTL))
+                .arg(limit)
                 .invoke_async(&mut link.commands)
                 .await;
             let (epoch, offset, entries) = link.health.note(result)?;

@@ -6,6 +6,8 @@
 -- ARGV[3] the client's offset, or '' for the position only
 -- ARGV[4] the client's epoch
 -- ARGV[5] time to live, ms, of a position nobody has published to
+-- ARGV[6] the most publications to read: a client that missed more is
+--         not recovered, and its tail is not read
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
 local offset = 0
 if not epoch then
@@ -23,7 +25,8 @@ else
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 local flat = {}
-if ARGV[3] ~= '' and ARGV[4] == epoch then
+if ARGV[3] ~= '' and ARGV[4] == epoch
+    and offset - tonumber(ARGV[3]) <= tonumber(ARGV[6]) then
   local from = string.format('%d', tonumber(ARGV[3]) + 1)
   for _, entry in ipairs(redis.call('XRANGE', KEYS[2], from, '+')) do
     flat[#flat + 1] = entry[1]
