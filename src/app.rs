@@ -15,8 +15,8 @@ use hearth_actors::assistant::openai::{OpenAiAssistant, OpenAiSettings, Settings
 use hearth_actors::assistant::opinion::ModelOpinion;
 use hearth_actors::assistant::Assistant;
 use hearth_actors::broadcaster::Broadcaster;
-use hearth_actors::channels::broker::{Broker, BrokerError};
-use hearth_actors::channels::memory::{HistoryBudget, MemoryBroker};
+use hearth_actors::channels::broker::{Broker, BrokerError, HistoryBudget};
+use hearth_actors::channels::memory::MemoryBroker;
 use hearth_actors::channels::redis::{RedisBroker, RedisSettings};
 use hearth_actors::chat_processor::{
     ActiveReplies, ChatShared, ConversationSettings, Conversations, Recorder,
@@ -192,22 +192,32 @@ fn build_assistant(
 
 fn open_broker(config: &Config) -> Result<Box<dyn Broker>, StartError> {
     let idle_ttl = Duration::from_secs(config.channels.idle_stream_ttl_s);
+    let budget = HistoryBudget {
+        max_bytes: config.channels.history_max_bytes,
+        max_bytes_per_player: config.channels.history_max_bytes_per_player,
+        new_channels_per_minute: config.channels.new_channels_per_minute_per_player,
+    };
     if config.broker.kind == "redis" {
+        let rules = &config.channels;
+        let budget_window = rules
+            .namespaces
+            .values()
+            .chain([&rules.default])
+            .map(|namespace| namespace.history_ttl())
+            .max()
+            .unwrap_or_default();
         let broker = RedisBroker::new(RedisSettings {
             url: config.broker.url.clone(),
             prefix: config.broker.prefix.clone(),
             node_ttl: Duration::from_secs(config.broker.node_ttl_s),
             idle_ttl,
             max_connections_per_player: config.limits.max_connections_per_player,
+            budget,
+            budget_window,
         })?;
         return Ok(Box::new(broker));
     }
     log::info!("broker kind=memory");
-    let budget = HistoryBudget {
-        max_bytes: config.channels.history_max_bytes,
-        max_bytes_per_player: config.channels.history_max_bytes_per_player,
-        new_channels_per_minute: config.channels.new_channels_per_minute_per_player,
-    };
     Ok(Box::new(MemoryBroker::new(idle_ttl).with_budget(budget)))
 }
 

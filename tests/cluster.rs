@@ -302,6 +302,31 @@ fn presence_spans_nodes_with_one_join_and_leave_per_player() {
 
 /// A client that reconnects to another node and recovers gets exactly the
 /// publications it missed; a wrong epoch gets `recovered: false`.
+/// The history budgets hold for the whole cluster: the scenario the
+/// embedded broker passes in `hardening.rs`, counted in Redis, and a
+/// second node refuses what the first one counted.
+#[test]
+fn one_player_cannot_fill_redis() {
+    let url = require_service!(Redis);
+    let namespace = Namespace::new(&url);
+    let first = node(&namespace, common::budgets::tight);
+    common::budgets::one_player_is_held_to_them(&first);
+    let second = node(&namespace, common::budgets::tight);
+    let mut hoarder = second.connect("hoarder");
+    common::subscribe(&mut hoarder, "s", &["room:fresh0"]);
+    // Join events may come first: wait for the answer itself.
+    let pad = "x".repeat(30 * 1024);
+    let publish = json!({"type": "publish", "id": "p", "channel": "room:fresh0", "data": pad});
+    hoarder.send_json(publish.clone());
+    let answer = hoarder.answer_to("p");
+    assert_eq!(answer["code"], "limit_exceeded", "{answer}");
+    let mut other = second.connect("other");
+    common::subscribe(&mut other, "s", &["room:fresh0"]);
+    other.send_json(publish);
+    let answer = other.answer_to("p");
+    assert_eq!(answer["type"], "response", "{answer}");
+}
+
 #[test]
 fn recovery_is_exact_on_another_node() {
     let url = require_service!(Redis);

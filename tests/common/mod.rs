@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+pub mod budgets;
 pub mod fake_model;
 pub mod sessions;
 

@@ -48,6 +48,33 @@ impl BrokerError {
     }
 }
 
+/// What history may hold, in all and per player, and how fast one player
+/// may create channels by publishing to new names: without these, one
+/// token could pin memory (or fill Redis) without bound. Players'
+/// publications only: the server's own (the API's, the assistant's) are
+/// bounded by the server, so a full budget never fails a reply.
+#[derive(Debug, Clone, Copy)]
+pub struct HistoryBudget {
+    pub max_bytes: usize,
+    pub max_bytes_per_player: usize,
+    pub new_channels_per_minute: u32,
+}
+
+impl Default for HistoryBudget {
+    fn default() -> Self {
+        HistoryBudget {
+            max_bytes: 256 << 20,
+            max_bytes_per_player: 16 << 20,
+            new_channels_per_minute: 60,
+        }
+    }
+}
+
+/// What a client is told when a budget refuses its publish.
+pub const HISTORY_FULL: &str = "the server's history is full; retry later";
+pub const PLAYER_HISTORY_FULL: &str = "your publications fill your share of history; retry later";
+pub const TOO_MANY_NEW_CHANNELS: &str = "too many new channels; publish to fewer new names";
+
 /// A live event from the broker, for the broadcaster to fan out.
 #[derive(Debug, Clone)]
 pub enum BrokerEvent {

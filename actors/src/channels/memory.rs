@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::channels::broker::{
-    Broker, BrokerError, BrokerEvent, BrokerFuture, BrokerSink, Gate, OpenGate,
+    Broker, BrokerError, BrokerEvent, BrokerFuture, BrokerSink, Gate, HistoryBudget, OpenGate,
+    HISTORY_FULL, PLAYER_HISTORY_FULL, TOO_MANY_NEW_CHANNELS,
 };
 use crate::channels::rules::{ChannelRules, NamespaceRules};
 use crate::channels::stream::{
@@ -54,26 +55,6 @@ impl Stream {
             if let Some((_, publication)) = self.history.pop_front() {
                 dropped(&publication);
             }
-        }
-    }
-}
-
-/// What history may hold, in all and per player, and how fast one player
-/// may create channels by publishing to new names: without these, one
-/// token could pin memory without bound.
-#[derive(Debug, Clone, Copy)]
-pub struct HistoryBudget {
-    pub max_bytes: usize,
-    pub max_bytes_per_player: usize,
-    pub new_channels_per_minute: u32,
-}
-
-impl Default for HistoryBudget {
-    fn default() -> Self {
-        HistoryBudget {
-            max_bytes: 256 << 20,
-            max_bytes_per_player: 16 << 20,
-            new_channels_per_minute: 60,
         }
     }
 }
@@ -163,15 +144,11 @@ impl MemoryBroker {
             return Ok(());
         };
         if keeps_history && self.history_bytes.total + size > self.budget.max_bytes {
-            return Err(BrokerError::LimitExceeded(
-                "the server's history is full; retry later",
-            ));
+            return Err(BrokerError::LimitExceeded(HISTORY_FULL));
         }
         if keeps_history && self.history_bytes.of(player) + size > self.budget.max_bytes_per_player
         {
-            return Err(BrokerError::LimitExceeded(
-                "your publications fill your share of history; retry later",
-            ));
+            return Err(BrokerError::LimitExceeded(PLAYER_HISTORY_FULL));
         }
         if creates {
             let (since, count) = self.created.entry(player.clone()).or_insert((now, 0));
@@ -180,9 +157,7 @@ impl MemoryBroker {
                 *count = 0;
             }
             if *count >= self.budget.new_channels_per_minute {
-                return Err(BrokerError::LimitExceeded(
-                    "too many new channels; publish to fewer new names",
-                ));
+                return Err(BrokerError::LimitExceeded(TOO_MANY_NEW_CHANNELS));
             }
             *count += 1;
         }

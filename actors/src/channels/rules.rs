@@ -70,7 +70,7 @@ pub struct ChannelRules {
     /// answer `recovered: false` and send nothing old.
     pub recovery_max_publications: usize,
     pub recovery_max_bytes: usize,
-    /// The memory broker's budgets: bytes players' publications hold in
+    /// The brokers' budgets: bytes players' publications hold in
     /// history, in all and per player (past either, `publish` gets
     /// `limit_exceeded`; the server's own publications are not counted),
     /// and channels one player may create per minute by publishing to new

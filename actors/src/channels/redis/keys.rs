@@ -106,4 +106,20 @@ impl Keys {
     pub(super) fn connections(&self, player: &PlayerId) -> String {
         format!("{}conns:{player}", self.root)
     }
+
+    /// Bytes `player`'s publications added to history in the current
+    /// budget window.
+    pub(super) fn history_bytes_of(&self, player: &PlayerId) -> String {
+        format!("{}history_bytes:{player}", self.root)
+    }
+
+    /// Bytes all players' publications added in the current window.
+    pub(super) fn history_bytes(&self) -> String {
+        format!("{}history_bytes", self.root)
+    }
+
+    /// Channels `player` created this minute by publishing to new names.
+    pub(super) fn channels_created_by(&self, player: &PlayerId) -> String {
+        format!("{}created:{player}", self.root)
+    }
 }

@@ -53,7 +53,10 @@ use std::time::Duration;
 use redis::{Client, RedisResult};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::channels::broker::{Broker, BrokerError, BrokerFuture, BrokerSink, Gate};
+use crate::channels::broker::{
+    Broker, BrokerError, BrokerFuture, BrokerSink, Gate, HistoryBudget, HISTORY_FULL,
+    PLAYER_HISTORY_FULL, TOO_MANY_NEW_CHANNELS,
+};
 use crate::channels::rules::{ChannelRules, NamespaceRules};
 use crate::channels::stream::{
     Epoch, Payload, PresenceEntry, Publication, Publisher, RecoverFrom, Recovery, StreamPosition,
@@ -79,6 +82,13 @@ pub struct RedisSettings {
     /// How long a quiet channel keeps its epoch and offset.
     pub idle_ttl: Duration,
     pub max_connections_per_player: usize,
+    /// What players' publications may add to history, counted per
+    /// `budget_window` in Redis for the whole cluster.
+    pub budget: HistoryBudget,
+    /// The longest history time to live of any namespace: what was
+    /// counted in one window may still be held in the next, so a player's
+    /// live history stays under twice its budget.
+    pub budget_window: Duration,
 }
 
 pub struct RedisBroker {
@@ -91,6 +101,8 @@ pub struct RedisBroker {
     node_ttl: Duration,
     idle_ttl: Duration,
     max_connections_per_player: usize,
+    budget: HistoryBudget,
+    budget_window: Duration,
 }
 
 impl RedisBroker {
@@ -116,6 +128,8 @@ impl RedisBroker {
             node_ttl: settings.node_ttl,
             idle_ttl: settings.idle_ttl,
             max_connections_per_player: settings.max_connections_per_player.max(1),
+            budget: settings.budget,
+            budget_window: settings.budget_window.max(Duration::from_secs(1)),
         })
     }
 }
@@ -177,21 +191,55 @@ impl Broker for RedisBroker {
         let history_size = rules.history_size;
         let channel = channel.clone();
         let mut link = self.link.clone();
+        let budget = self.budget;
+        let budget_window = self.budget_window;
         Box::pin(async move {
-            let result: RedisResult<(u64, String)> = link
+            // The server's own publications are not held to the budgets.
+            let player = match &publisher {
+                Publisher::Player(player) => Some(player.clone()),
+                Publisher::Server => None,
+            };
+            let counted = if history_size > 0 { data.len() } else { 0 };
+            let (player_arg, player_bytes, created) = match &player {
+                Some(player) => (
+                    player.as_str(),
+                    link.keys.history_bytes_of(player),
+                    link.keys.channels_created_by(player),
+                ),
+                // Unused keys, named only so the script declares all it may
+                // touch.
+                None => ("", link.keys.history_bytes(), link.keys.history_bytes()),
+            };
+            let result: RedisResult<(i64, String)> = link
                 .scripts
                 .publish
                 .key(link.keys.position(&channel))
                 .key(link.keys.history(&channel))
+                .key(player_bytes)
+                .key(link.keys.history_bytes())
+                .key(created)
                 .arg(Epoch::generate().as_str())
                 .arg(&body)
                 .arg(history_size)
                 .arg(millis(history_ttl))
                 .arg(millis(position_ttl))
                 .arg(link.keys.pubsub(&channel))
+                .arg(player_arg)
+                .arg(counted)
+                .arg(budget.max_bytes_per_player)
+                .arg(budget.max_bytes)
+                .arg(millis(budget_window))
+                .arg(budget.new_channels_per_minute)
                 .invoke_async(&mut link.commands)
                 .await;
             let (offset, epoch) = link.health.note(result)?;
+            let Ok(offset) = u64::try_from(offset) else {
+                return Err(BrokerError::LimitExceeded(match epoch.as_str() {
+                    "channels" => TOO_MANY_NEW_CHANNELS,
+                    "total" => HISTORY_FULL,
+                    _ => PLAYER_HISTORY_FULL,
+                }));
+            };
             Ok(Publication {
                 channel,
                 offset,
@@ -403,6 +451,8 @@ mod tests {
                 node_ttl: Duration::from_secs(30),
                 idle_ttl: Duration::from_secs(60),
                 max_connections_per_player: 4,
+                budget: HistoryBudget::default(),
+                budget_window: Duration::from_secs(300),
             });
             Box::new(broker.expect("a valid Redis URL"))
         });
