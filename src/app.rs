@@ -7,8 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use actix_web::dev::Server;
-use actix_web::{web, App, HttpServer};
+use actix_http::HttpService;
+use actix_service::{fn_service, map_config, IntoServiceFactory};
+use actix_web::dev::{AppConfig, Server};
+use actix_web::{web, App};
 use hearth_actors::assistant::builtin::BuiltinAssistant;
 use hearth_actors::assistant::guarded::{CrisisReply, GuardedAssistant, ModelPermits};
 use hearth_actors::assistant::openai::{OpenAiAssistant, OpenAiSettings, SettingsError};
@@ -302,6 +304,7 @@ pub fn start(config: Config, listener: TcpListener) -> Result<Running, StartErro
         exercise_flow: exercise_flow.clone(),
         broadcaster,
         gate,
+        open_sockets: Arc::default(),
         channel_rules,
         metrics: metrics.clone(),
         auth,
@@ -342,35 +345,42 @@ pub fn start(config: Config, listener: TcpListener) -> Result<Running, StartErro
         0 => std::thread::available_parallelism().map_or(1, usize::from),
         n => n,
     };
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(state.clone())
-            .configure(http::configure)
-    })
-    // Realtime frames go out as soon as they are written; Nagle's algorithm
-    // would hold a small frame back for the previous one's ACK.
-    .on_connect(|connection, _| {
-        if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
-            if let Err(err) = tcp.set_nodelay(true) {
-                log::debug!("set_nodelay_failed error={err}");
-            }
-        }
-    })
-    .workers(workers)
-    .shutdown_timeout(config.server.shutdown_timeout_s)
-    // After a WebSocket's close handshake the server closes the TCP
-    // connection at once, as RFC 6455 asks, instead of lingering for the
-    // client to hang up first.
-    .client_disconnect_timeout(Duration::ZERO)
-    .disable_signals()
-    .listen(listener)?
-    .run();
+    let open_sockets = state.open_sockets.clone();
+    // actix-web's HttpServer, built by hand for one thing it does not
+    // offer: an upgrade service, through which the dispatcher hands a
+    // WebSocket's socket over instead of carrying its frames as a response
+    // body (`http/upgrade.rs`).
+    let server = actix_server::Server::build()
+        .listen("hearth", listener, move || {
+            let app = App::new()
+                .app_data(state.clone())
+                .configure(http::configure)
+                .into_factory();
+            let upgrade_state = state.clone();
+            let upgrade = fn_service(move |(req, framed)| {
+                http::upgrade::upgrade(upgrade_state.clone(), req, framed)
+            });
+            HttpService::build()
+                // Realtime frames go out as soon as they are written;
+                // Nagle's algorithm would hold a small frame back for the
+                // previous one's ACK.
+                .tcp_nodelay(true)
+                .client_disconnect_timeout(Duration::ZERO)
+                .upgrade(upgrade)
+                .finish(map_config(app, |_| AppConfig::default()))
+                .tcp()
+        })?
+        .workers(workers)
+        .shutdown_timeout(config.server.shutdown_timeout_s)
+        .disable_signals()
+        .run();
     let shutdown = Shutdown {
         handle: server.handle(),
         metrics,
         conversations,
         chat_server,
         exercise_flow,
+        open_sockets,
         timeout: Duration::from_secs(config.server.shutdown_timeout_s),
     };
     Ok(Running {

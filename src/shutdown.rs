@@ -14,6 +14,8 @@ use hearth_actors::protocol::Close;
 use hearth_actors::support::metered::Metered;
 use hearth_actors::support::metrics::Metrics;
 
+use crate::ws::socket::OpenSockets;
+
 /// What a graceful shutdown needs; cheap to clone into a signal handler.
 #[derive(Clone)]
 pub struct Shutdown {
@@ -22,6 +24,8 @@ pub struct Shutdown {
     pub(crate) conversations: Arc<Conversations>,
     pub(crate) chat_server: Metered<ChatServer>,
     pub(crate) exercise_flow: Metered<ExerciseFlow>,
+    /// WebSockets are not the HTTP server's to wait for once upgraded.
+    pub(crate) open_sockets: Arc<OpenSockets>,
     pub(crate) timeout: Duration,
 }
 
@@ -38,7 +42,10 @@ impl Shutdown {
         let asked = self.chat_server.send(EvictAll { evict }).await.unwrap_or(0);
         log::info!("shutdown_started connections={asked}");
         let poll = Duration::from_millis(20);
-        while self.metrics.open_connections() > 0 && Instant::now() < deadline {
+        // Every session has ended and every socket written out its close.
+        while (self.metrics.open_connections() > 0 || self.open_sockets.count() > 0)
+            && Instant::now() < deadline
+        {
             actix_rt::time::sleep(poll).await;
         }
         loop {

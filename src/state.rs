@@ -17,6 +17,7 @@ use hearth_actors::support::metered::Metered;
 use hearth_actors::support::metrics::Metrics;
 
 use crate::auth::Authenticator;
+use crate::ws::socket::OpenSockets;
 
 /// What waits in every connection's queue together, and the most it may
 /// be: past it, the connections holding the most are closed as slow
@@ -57,6 +58,8 @@ pub struct AppState {
     pub broadcaster: Metered<Broadcaster>,
     /// Admission to the cluster and readiness, off the broadcaster's path.
     pub gate: Arc<dyn Gate>,
+    /// Upgraded sockets not closed yet, for a graceful stop to wait on.
+    pub open_sockets: Arc<OpenSockets>,
     pub channel_rules: Arc<ChannelRules>,
     pub metrics: Arc<Metrics>,
     pub auth: Authenticator,

@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::io::{Read, Write};
 use std::time::Instant;
 
 use common::{Client, Frame, TestServer};
@@ -139,6 +140,50 @@ fn a_flooding_client_still_receives_its_close() {
         };
         assert_eq!(close, 1008, "round {round}");
         assert!(pongs >= 20, "round {round}: {pongs} pongs arrived");
+    }
+    assert_healthy(&server);
+}
+
+/// A close the server starts half-closes the socket: the client reads the
+/// close frame and then the end of the stream at once, before it has
+/// answered, although the server would go on reading for a minute (the
+/// linger here); before half-closing, the end came only with the linger.
+#[test]
+fn a_close_the_server_starts_half_closes_the_socket() {
+    let server = TestServer::with_config(|config| config.limits.close_linger_ms = 60_000);
+    for round in 0..5 {
+        // A refused token: upgraded, then closed 1008 at once. By hand, so
+        // that no library reads (or answers) anything in between.
+        let mut socket = std::net::TcpStream::connect(server.addr).expect("connect");
+        socket
+            .set_read_timeout(Some(common::FRAME_TIMEOUT))
+            .expect("timeout");
+        let request = format!(
+            "GET /ws/chat?token=not-a-token HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\n\
+             Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+             Sec-WebSocket-Version: 13\r\n\r\n",
+            server.addr
+        );
+        socket
+            .write_all(request.as_bytes())
+            .expect("upgrade request");
+        let mut bytes = Vec::new();
+        socket
+            .read_to_end(&mut bytes)
+            .unwrap_or_else(|err| panic!("round {round}: no end of stream: {err}"));
+        let head_end = bytes
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("a response head")
+            + 4;
+        assert!(bytes.starts_with(b"HTTP/1.1 101"), "round {round}");
+        let frame = &bytes[head_end..];
+        assert_eq!(frame.first(), Some(&0x88), "round {round}: {frame:?}");
+        assert_eq!(
+            frame.get(2..4),
+            Some(&1008u16.to_be_bytes()[..]),
+            "round {round}"
+        );
     }
     assert_healthy(&server);
 }

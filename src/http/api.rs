@@ -23,7 +23,7 @@ fn api_key_refusal(req: &HttpRequest, state: &AppState) -> Option<HttpResponse> 
             "the server API is disabled: no api.key is configured",
         )));
     };
-    match bearer(req) {
+    match bearer(req.headers()) {
         Some(given) if constant_time_eq(given.as_bytes(), expected.as_bytes()) => None,
         _ => Some(
             HttpResponse::Unauthorized().json(error_json("unauthorized", "missing or bad API key")),

@@ -1,13 +1,12 @@
 //! What the HTTP handlers share: reading a bearer token, and the shape of
 //! every error body.
 
-use actix_web::http::header;
-use actix_web::HttpRequest;
+use actix_web::http::header::{self, HeaderMap};
 use serde_json::{json, Value};
 
 /// The token of an `Authorization: Bearer` header.
-pub(super) fn bearer(req: &HttpRequest) -> Option<&str> {
-    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+pub(super) fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("bearer")

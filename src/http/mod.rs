@@ -5,12 +5,12 @@
 mod api;
 mod common;
 mod health;
-mod upgrade;
+pub mod upgrade;
 
 use actix_web::web;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/ws/chat", web::get().to(upgrade::ws_chat))
+    cfg.route(upgrade::WS_PATH, web::to(upgrade::without_upgrade))
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(health::metrics_prometheus))

@@ -1,17 +1,20 @@
-//! One WebSocket connection: [`serve`] completes the upgrade and starts its
-//! session actor; [`refuse`] completes it and closes at once. The
-//! transport (`transport.rs`) moves whole messages, the worker's hub
-//! (`worker.rs`) delivers fan-out, and the session (`session/`) holds the
-//! logic.
+//! One WebSocket connection: [`serve`] starts the session actor of an
+//! upgraded socket; [`refuse`] closes it at once. The socket
+//! (`socket.rs`) is owned here once the upgrade is answered, the transport
+//! (`transport.rs`) moves whole messages, the worker's hub (`worker.rs`)
+//! delivers fan-out, and the session (`session/`) holds the logic.
 
 pub mod session;
+pub mod socket;
 pub mod transport;
 pub mod worker;
 
 use std::sync::Arc;
 
+use std::rc::Rc;
+
 use actix::prelude::*;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::web::BytesMut;
 use hearth_actors::protocol::Close;
 
 use crate::auth::Identity;
@@ -19,38 +22,38 @@ use crate::state::{AppState, OutboundLimits};
 pub use session::ConnOptions;
 use session::WsSession;
 
-/// Completes the upgrade and starts a session actor for it. The actor runs
-/// on this worker's arbiter, apart from the socket: messages arrive as a
-/// stream, writes go through a bounded outbound queue.
+/// Starts a session actor for an upgraded socket. The actor runs on this
+/// worker's arbiter, apart from the socket: messages arrive as a stream,
+/// writes go through a bounded outbound queue. `read` is what the client
+/// sent right after its upgrade request.
 pub fn serve(
-    req: &HttpRequest,
-    body: web::Payload,
+    socket: Rc<socket::Socket>,
+    read: BytesMut,
     identity: Identity,
     options: ConnOptions,
     state: Arc<AppState>,
-) -> Result<HttpResponse, actix_web::Error> {
+) {
     let settings = &state.session;
-    let (response, messages, outbound) = transport::accept(
-        req,
-        body,
+    let (messages, outbound) = transport::accept(
+        socket,
+        read,
         settings.max_message_bytes,
         settings.outbound.clone(),
-    )?;
+    );
     WsSession::create(move |ctx| {
         ctx.add_stream(messages);
         WsSession::new(identity, options, state, outbound)
     });
-    Ok(response)
 }
 
-/// Completes the upgrade and closes at once with `close`, sending nothing
-/// else (docs/protocol.md, section 2).
+/// Closes an upgraded socket at once with `close`, sending nothing else
+/// (docs/protocol.md, section 2).
 pub fn refuse(
-    req: &HttpRequest,
-    body: web::Payload,
+    socket: Rc<socket::Socket>,
+    read: BytesMut,
     close: Close,
     close_linger: std::time::Duration,
-) -> Result<HttpResponse, actix_web::Error> {
+) {
     let limits = OutboundLimits {
         max_frames: 1,
         max_bytes: 0,
@@ -58,7 +61,6 @@ pub fn refuse(
         close_linger,
         total: Default::default(),
     };
-    let (response, _messages, outbound) = transport::accept(req, body, 0, limits)?;
+    let (_messages, outbound) = transport::accept(socket, read, 0, limits);
     outbound.close_with(close, false);
-    Ok(response)
 }

@@ -1,7 +1,7 @@
 //! The WebSocket transport of one connection, on actix-http's frame codec:
-//! [`accept`] completes the upgrade and returns the client's messages as a
-//! stream and the outgoing side as a bounded queue, which the response body
-//! drains. It moves frames and nothing else: fragments are reassembled and
+//! [`accept`] takes the upgraded socket and returns the client's messages
+//! as a stream and the outgoing side as a bounded queue, which a writer
+//! task drains into the socket. It moves frames and nothing else: fragments are reassembled and
 //! text checked for UTF-8 here, so the session receives whole messages and
 //! never touches bytes; a breach of the framing rules arrives as the
 //! [`Close`] that answers it.
@@ -14,6 +14,7 @@
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
+use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
@@ -21,9 +22,7 @@ use std::time::{Duration, Instant};
 
 use actix_codec::{Decoder, Encoder};
 use actix_http::ws::{CloseCode, CloseReason, Codec, Frame, Item, Message, ProtocolError};
-use actix_web::http::header;
 use actix_web::web::{Bytes, BytesMut};
-use actix_web::{web, HttpRequest, HttpResponse};
 use bytestring::ByteString;
 use futures_core::Stream;
 use hearth_actors::protocol::Close;
@@ -31,6 +30,7 @@ use hearth_actors::protocol::Close;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use super::socket::Socket;
 use crate::state::{OutboundLimits, QueuedTotal};
 
 /// The queue is full: the client is not reading fast enough.
@@ -39,6 +39,9 @@ pub struct Overflow;
 
 /// How much one write gathers before handing it to the socket.
 const WRITE_CHUNK: usize = 64 * 1024;
+
+/// A read buffer larger than this is given back once it is empty.
+const IDLE_READ_CAPACITY: usize = 16 * 1024;
 
 /// While every queue together is over the server's total, a connection
 /// whose queue holds this much is closed when given more: those holding
@@ -75,9 +78,14 @@ struct Queue {
     /// stream ended, or the lingering read after our close has finished.
     /// Until then, the socket stays open after our close frame is written.
     reading_done: bool,
-    /// The response body, waiting for something to write (or, after the
-    /// close, for the reading to be done).
+    /// The writer, waiting for something to write (or, after the close,
+    /// for the reading to be done).
     writer: Option<Waker>,
+    /// When our close frame reached the socket: the lingering read ends
+    /// `close_linger` after it.
+    close_sent_at: Option<Instant>,
+    /// The lingering read, waiting for the client or for our close to go.
+    reader: Option<Waker>,
     /// The server-wide count `bytes` is part of.
     total: Arc<QueuedTotal>,
 }
@@ -97,6 +105,8 @@ impl Queue {
             closing: false,
             reading_done: false,
             writer: None,
+            close_sent_at: None,
+            reader: None,
             total,
         }
     }
@@ -152,6 +162,13 @@ impl Queue {
     fn wake_writer(&mut self) {
         if let Some(writer) = self.writer.take() {
             writer.wake();
+        }
+    }
+
+    fn close_sent(&mut self) {
+        self.close_sent_at = Some(Instant::now());
+        if let Some(reader) = self.reader.take() {
+            reader.wake();
         }
     }
 
@@ -247,25 +264,16 @@ impl OutboundQueue {
     }
 }
 
-/// Completes the WebSocket upgrade: the response to return, the client's
-/// messages (none larger than `max_message_bytes`, fragments included), and
-/// the outgoing queue.
+/// Starts the transport on an upgraded socket: the client's messages (none
+/// larger than `max_message_bytes`, fragments included), and the outgoing
+/// queue, which a writer task on this thread drains. `read` holds what the
+/// client sent right after its upgrade request.
 pub fn accept(
-    req: &HttpRequest,
-    payload: web::Payload,
+    socket: Rc<Socket>,
+    read: BytesMut,
     max_message_bytes: usize,
     limits: OutboundLimits,
-) -> Result<(HttpResponse, Inbound, OutboundQueue), actix_web::Error> {
-    // actix-http checks the upgrade request and computes the accept key; the
-    // response is rebuilt as actix-web's so that its body can be ours.
-    let handshake = actix_http::ws::handshake(req.head())?.finish();
-    let mut response = HttpResponse::build(handshake.status());
-    response.upgrade("websocket");
-    for (name, value) in handshake.headers() {
-        if name != header::UPGRADE && name != header::CONNECTION {
-            response.insert_header((name.clone(), value.clone()));
-        }
-    }
+) -> (Inbound, OutboundQueue) {
     let close_linger = limits.close_linger;
     let queue = OutboundQueue {
         shared: Rc::new(RefCell::new(Queue::new(limits.total.clone()))),
@@ -278,8 +286,8 @@ pub fn accept(
         finished: false,
     };
     let inbound = Inbound {
-        payload: Some(payload),
-        buf: BytesMut::new(),
+        socket: Some(socket.clone()),
+        buf: read,
         codec: Codec::new().max_size(max_message_bytes),
         max_message_bytes,
         partial: None,
@@ -287,15 +295,62 @@ pub fn accept(
         queue: queue.shared.clone(),
         close_linger,
     };
-    let mut response = response.streaming(body);
-    // A streaming body gets a default content type; a 101 carries none.
-    response.headers_mut().remove(header::CONTENT_TYPE);
-    Ok((response, inbound, queue))
+    actix_rt::spawn(write_out(socket, body, queue.limits.max_age));
+    (inbound, queue)
 }
 
-/// The response body: whatever is queued, encoded, each time the socket can
-/// take more. After the close frame it ends only once reading is done, so
-/// that the socket is never dropped with the client's data unread.
+/// Drains the queue into the socket. After our close frame it half-closes
+/// and waits until reading is done, so the socket is never dropped with
+/// the client's data unread. A close that cannot be written within
+/// `max_age` (a client that stopped reading for good) gives up on it.
+async fn write_out(socket: Rc<Socket>, mut body: OutboundBody, max_age: Duration) {
+    let mut deadline: Option<Pin<Box<actix_rt::time::Sleep>>> = None;
+    'writing: while let Some(chunk) =
+        std::future::poll_fn(|cx| Pin::new(&mut body).poll_next(cx)).await
+    {
+        let mut rest: &[u8] = &chunk;
+        while !rest.is_empty() {
+            let written = std::future::poll_fn(|cx| {
+                let mut queue = body.queue.borrow_mut();
+                if deadline.is_none() && queue.closing {
+                    deadline = Some(Box::pin(actix_rt::time::sleep(max_age)));
+                }
+                if let Some(deadline) = deadline.as_mut() {
+                    if deadline.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Err(std::io::ErrorKind::TimedOut.into()));
+                    }
+                }
+                // A close queued while the client is not reading wakes this
+                // wait, which then starts the deadline.
+                queue.writer = Some(cx.waker().clone());
+                drop(queue);
+                socket.poll_write_ready(cx)
+            })
+            .await
+            .and_then(|()| socket.try_write(rest));
+            match written {
+                Ok(count) => rest = &rest[count..],
+                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(err) => {
+                    log::debug!("ws_write_ended error={err}");
+                    // The reading side sees the end at once and stops the
+                    // session, or the lingering read, if it has not already.
+                    socket.shut_down();
+                    break 'writing;
+                }
+            }
+        }
+        if body.close_written && body.queue.borrow().close_sent_at.is_none() {
+            socket.half_close();
+            body.queue.borrow_mut().close_sent();
+        }
+    }
+    body.queue.borrow_mut().clear();
+}
+
+/// What the writer takes from the queue: everything queued, encoded into
+/// one buffer each time the socket can take more. After the close frame it
+/// ends only once reading is done.
 struct OutboundBody {
     queue: Rc<RefCell<Queue>>,
     codec: Codec,
@@ -304,9 +359,9 @@ struct OutboundBody {
 }
 
 impl Stream for OutboundBody {
-    type Item = Result<Bytes, actix_web::Error>;
+    type Item = Bytes;
 
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
         let this = &mut *self;
         if this.finished {
             return Poll::Ready(None);
@@ -339,14 +394,15 @@ impl Stream for OutboundBody {
                 }
             };
             if let Err(err) = this.codec.encode(message, &mut out) {
-                return Poll::Ready(Some(Err(actix_web::error::ErrorInternalServerError(err))));
+                // Only an oversized control frame fails, and ours are small.
+                log::error!("ws_encode_failed error={err}");
             }
             if this.close_written {
                 queue.clear();
                 break;
             }
         }
-        Poll::Ready(Some(Ok(out.freeze())))
+        Poll::Ready(Some(out.freeze()))
     }
 }
 
@@ -387,12 +443,12 @@ struct Partial {
     bytes: BytesMut,
 }
 
-/// The client's messages, decoded from the request payload and
+/// The client's messages, decoded from what the socket reads and
 /// reassembled from their fragments.
 pub struct Inbound {
     /// Taken by the lingering read when the session drops this stream
     /// after a close of the server's.
-    payload: Option<web::Payload>,
+    socket: Option<Rc<Socket>>,
     buf: BytesMut,
     codec: Codec,
     max_message_bytes: usize,
@@ -547,17 +603,21 @@ impl Stream for Inbound {
                     })))
                 }
             }
-            let Some(payload) = this.payload.as_mut() else {
+            let Some(socket) = this.socket.as_ref() else {
                 return Poll::Ready(None);
             };
-            match Pin::new(payload).poll_next(cx) {
-                Poll::Ready(Some(Ok(chunk))) => this.buf.extend_from_slice(&chunk),
-                Poll::Ready(Some(Err(err))) => {
+            if this.buf.is_empty() && this.buf.capacity() > IDLE_READ_CAPACITY {
+                // A burst is over: an idle connection gives its buffer back.
+                this.buf = BytesMut::new();
+            }
+            match socket.poll_read_into(cx, &mut this.buf) {
+                Poll::Ready(Ok(0)) => this.ended = true,
+                Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Err(err)) => {
                     this.ended = true;
                     this.queue.borrow_mut().finish_reading();
                     return Poll::Ready(Some(Err(InboundError::Lost(err.to_string()))));
                 }
-                Poll::Ready(None) => this.ended = true,
                 Poll::Pending => return Poll::Pending,
             }
         }
@@ -572,12 +632,12 @@ impl Drop for Inbound {
     /// destroys the frames (our close among them) the client has not read.
     fn drop(&mut self) {
         let mut queue = self.queue.borrow_mut();
-        let payload = self.payload.take();
-        match payload {
-            Some(payload) if queue.closing && !queue.reading_done && !self.ended => {
+        let socket = self.socket.take();
+        match socket {
+            Some(socket) if queue.closing && !queue.reading_done && !self.ended => {
                 drop(queue);
                 let linger = Linger {
-                    payload,
+                    socket,
                     buf: std::mem::take(&mut self.buf),
                     codec: Codec::new().max_size(self.max_message_bytes),
                     queue: self.queue.clone(),
@@ -597,15 +657,18 @@ impl Drop for Inbound {
 
 /// The reading that goes on after the server's close, discarding.
 struct Linger {
-    payload: web::Payload,
+    socket: Rc<Socket>,
     buf: BytesMut,
     codec: Codec,
     queue: Rc<RefCell<Queue>>,
 }
 
 impl Linger {
+    /// Reads until the client's close frame or end of stream, or until
+    /// `limit` after our close frame was written (however long writing it
+    /// takes: until then the client may be blocked sending to us).
     async fn run(mut self, limit: std::time::Duration) {
-        let deadline = actix_rt::time::Instant::now() + limit;
+        let mut deadline: Option<Pin<Box<actix_rt::time::Sleep>>> = None;
         'reading: loop {
             loop {
                 match self.codec.decode(&mut self.buf) {
@@ -619,11 +682,28 @@ impl Linger {
             if self.buf.len() > 1 << 20 {
                 self.buf.clear();
             }
-            let left = deadline.saturating_duration_since(actix_rt::time::Instant::now());
-            let next = std::future::poll_fn(|cx| Pin::new(&mut self.payload).poll_next(cx));
-            match actix_rt::time::timeout(left, next).await {
-                Ok(Some(Ok(chunk))) => self.buf.extend_from_slice(&chunk),
-                Ok(Some(Err(_)) | None) | Err(_) => break,
+            let socket = self.socket.clone();
+            let queue = self.queue.clone();
+            let buf = &mut self.buf;
+            let read = std::future::poll_fn(|cx| {
+                let mut queue = queue.borrow_mut();
+                if let (None, Some(sent)) = (deadline.as_ref(), queue.close_sent_at) {
+                    let until = actix_rt::time::Instant::from_std(sent + limit);
+                    deadline = Some(Box::pin(actix_rt::time::sleep_until(until)));
+                }
+                if let Some(deadline) = deadline.as_mut() {
+                    if deadline.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Ok(0));
+                    }
+                }
+                queue.reader = Some(cx.waker().clone());
+                drop(queue);
+                socket.poll_read_into(cx, buf)
+            })
+            .await;
+            match read {
+                Ok(read) if read > 0 => {}
+                Ok(_) | Err(_) => break,
             }
         }
         self.queue.borrow_mut().finish_reading();
