@@ -66,5 +66,11 @@ for name in hearth node-ws; do
   done
 done
 
+# One player's worst case is Hearth's own figure: the peer has no budgets
+# to hold it to.
+start_server hearth
+bench hearth hoard
+stop_server
+
 python3 bench/table.py "$results" | tee "$out/table.md"
 echo "raw results: $results"

@@ -8,12 +8,13 @@
 //! - [`shutdown`]: the graceful stop.
 //! - [`config`], [`auth`], [`logging`], [`state`]: settings, JWT
 //!   verification, log lines, and what every handler shares.
-//! - [`http`]: the one routing table: the WebSocket upgrade, health,
-//!   metrics and the server API.
-//! - [`ws`]: one connection: the transport moves whole messages
-//!   (`ws/transport.rs`), the worker's hub delivers fan-out
-//!   (`ws/worker.rs`), and the session actor holds the logic
-//!   (`ws/session/`).
+//! - [`http`]: the one routing table (health, metrics, the server API) and
+//!   the WebSocket upgrade, which takes the socket over from the HTTP
+//!   dispatcher (`http/upgrade.rs`).
+//! - [`ws`]: one connection: the socket (`ws/socket.rs`), the transport
+//!   that moves whole messages over it (`ws/transport.rs`), the worker's
+//!   hub that delivers fan-out (`ws/worker.rs`), and the session actor
+//!   that holds the logic (`ws/session/`).
 //!
 //! Dependencies run one way: `app` -> `http` -> `ws` -> `state`, `auth`,
 //! `config` -> the actors crate.

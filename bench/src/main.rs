@@ -1,8 +1,9 @@
 //! `hearth-bench`: drives any server that speaks Hearth's wire protocol over
 //! real sockets, with bounded counts and time, and reports what a user of
 //! a realtime server compares: fan-out throughput and latency, memory per
-//! idle connection, request round trips, connection churn, and streamed
-//! assistant replies (against a fake model in this process).
+//! idle connection, request round trips, connection churn, streamed
+//! assistant replies (against a fake model in this process), and the most
+//! memory one player can make the server hold.
 //!
 //! It runs on one thread (pin it to a core of its own) and keeps its own
 //! per-frame work small: publications are recognised and their send time
@@ -21,6 +22,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 mod assistant;
+mod hoard;
 mod model;
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -93,6 +95,22 @@ enum Scenario {
         clients: usize,
         #[arg(long, default_value_t = 10)]
         seconds: u64,
+    },
+    /// One player's worst case: every connection it may open, subscribed
+    /// to the same rooms, not reading, while it publishes until refused;
+    /// the server's peak memory growth.
+    Hoard {
+        #[arg(long, default_value_t = 16)]
+        connections: usize,
+        #[arg(long, default_value_t = 128)]
+        channels: usize,
+        #[arg(long, default_value_t = 32_000)]
+        payload: usize,
+        #[arg(long, default_value_t = 5000)]
+        max_publications: usize,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
     },
     /// Connect, chat, disconnect, repeated.
     Churn {
@@ -214,6 +232,22 @@ async fn run(cli: &Cli) -> BenchResult<Value> {
             cycles,
             concurrency,
         } => churn(target, *cycles, *concurrency).await,
+        Scenario::Hoard {
+            connections,
+            channels,
+            payload,
+            max_publications,
+            timeout,
+        } => {
+            let plan = hoard::HoardPlan {
+                connections: *connections,
+                channels: *channels,
+                payload: *payload,
+                max_publications: *max_publications,
+                timeout: Duration::from_secs(*timeout),
+            };
+            hoard::hoard(target, cli.server_pid, plan).await
+        }
         Scenario::Assistant {
             sessions,
             tokens,
