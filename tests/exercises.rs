@@ -27,6 +27,16 @@ fn progress_id(reply: &Value) -> String {
     elements[0]["id"].as_str().unwrap().to_string()
 }
 
+/// Runs the grounding exercise `times` times; the markers earned, in order.
+fn complete_grounding(client: &mut common::Client, times: usize) -> Vec<String> {
+    (0..times)
+        .map(|run| {
+            client.click(&format!("s{run}"), "ex_grounding");
+            progress_id(&client.click(&format!("c{run}"), "ex_grounding_complete"))
+        })
+        .collect()
+}
+
 /// Starting an exercise: its steps and a Complete button.
 #[test]
 fn starting_an_exercise_gives_steps_and_complete() {
@@ -95,13 +105,7 @@ fn completion_records_one_marker_per_run() {
 fn progress_is_listed_in_pages() {
     let server = with_key();
     let mut client = server.connect("alice");
-    let mut earned = Vec::new();
-    for run in 0..3 {
-        client.click(&format!("s{run}"), "ex_grounding");
-        earned.push(progress_id(
-            &client.click(&format!("c{run}"), "ex_grounding_complete"),
-        ));
-    }
+    let earned = complete_grounding(&mut client, 3);
     let (status, first) = server.get("/api/players/alice/progress?limit=2", Some(KEY));
     assert_eq!(status, 200, "{first}");
     let ids = |page: &Value| -> Vec<String> {
@@ -135,13 +139,7 @@ fn markers_past_the_bound_are_refused_and_nothing_is_dropped() {
         config.limits.progress_markers_per_player = 2;
     });
     let mut client = server.connect("alice");
-    let mut earned = Vec::new();
-    for run in 0..2 {
-        client.click(&format!("s{run}"), "ex_grounding");
-        earned.push(progress_id(
-            &client.click(&format!("c{run}"), "ex_grounding_complete"),
-        ));
-    }
+    let earned = complete_grounding(&mut client, 2);
     client.click("s2", "ex_breathing");
     let refused = client.click("c2", "ex_breathing_complete");
     assert_eq!(refused["type"], "error", "{refused}");
