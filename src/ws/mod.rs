@@ -1,9 +1,13 @@
 //! One WebSocket connection: [`serve`] starts the session actor of an
 //! upgraded socket; [`refuse`] closes it at once. The socket
-//! (`socket.rs`) is owned here once the upgrade is answered, the transport
-//! (`transport.rs`) moves whole messages, the worker's hub (`worker.rs`)
-//! delivers fan-out, and the session (`session/`) holds the logic.
+//! (`socket.rs`) is owned here once the upgrade is answered; the transport
+//! (`transport.rs`) moves whole messages over it: in through `inbound.rs`,
+//! out through the bounded queue of `queue.rs` and a writer task. The
+//! worker's hub (`worker.rs`) delivers fan-out, and the session
+//! (`session/`) holds the logic.
 
+pub mod inbound;
+pub mod queue;
 pub mod session;
 pub mod socket;
 pub mod transport;

@@ -27,7 +27,7 @@ use hearth_actors::protocol::EncodedFrame;
 use hearth_actors::support::metered::Metered;
 use hearth_actors::support::metrics::{ActorKind, Metrics};
 
-use crate::ws::transport::OutboundQueue;
+use crate::ws::queue::OutboundQueue;
 
 /// Told to a session whose queue overflowed while its hub delivered to it.
 #[derive(Message, Debug)]

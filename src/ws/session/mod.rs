@@ -39,7 +39,8 @@ use hearth_actors::support::rate_limit::TokenBucket;
 
 use crate::auth::Identity;
 use crate::state::AppState;
-use crate::ws::transport::{InboundError, Incoming, OutboundQueue};
+use crate::ws::inbound::{InboundError, Incoming};
+use crate::ws::queue::OutboundQueue;
 use crate::ws::worker::{self, LocalConn, Overflowed};
 
 type Ctx = Context<WsSession>;
