@@ -181,6 +181,7 @@ impl Authenticator {
         player: &PlayerId,
         ttl_s: u64,
         name: Option<String>,
+        channels: Vec<String>,
     ) -> Result<String, AuthSetupError> {
         #[derive(Serialize)]
         struct NewClaims<'a> {
@@ -189,6 +190,8 @@ impl Authenticator {
             exp: u64,
             #[serde(skip_serializing_if = "Option::is_none")]
             name: Option<String>,
+            #[serde(skip_serializing_if = "Vec::is_empty")]
+            channels: Vec<String>,
         }
         let encoding = self.encoding.as_ref().ok_or(AuthSetupError::CannotSign)?;
         let now = jsonwebtoken::get_current_timestamp();
@@ -197,6 +200,7 @@ impl Authenticator {
             iat: now,
             exp: now + ttl_s,
             name,
+            channels,
         };
         jsonwebtoken::encode(&Header::new(self.algorithm), &claims, encoding)
             .map_err(AuthSetupError::Key)
@@ -215,10 +219,13 @@ mod tests {
     fn an_issued_token_verifies() {
         let auth = authenticator();
         let alice = PlayerId::parse("alice").unwrap();
-        let token = auth.issue(&alice, 60, Some("Alice".into())).unwrap();
+        let token = auth
+            .issue(&alice, 60, Some("Alice".into()), vec!["team:a".into()])
+            .unwrap();
         let identity = auth.verify(Some(&token)).unwrap();
         assert_eq!(identity.player, alice);
         assert_eq!(identity.name.as_deref(), Some("Alice"));
+        assert_eq!(identity.channels, ["team:a"]);
     }
 
     #[test]

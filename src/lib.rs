@@ -6,6 +6,8 @@
 //! - [`app`]: opens the stores and the broker, starts the actors and the
 //!   HTTP server ([`start`]).
 //! - [`shutdown`]: the graceful stop.
+//! - [`system`]: what the process asks of the operating system (the
+//!   open-file limit).
 //! - [`config`], [`auth`], [`logging`], [`state`]: settings, JWT
 //!   verification, log lines, and what every handler shares.
 //! - [`http`]: the one routing table (health, metrics, the server API) and
@@ -26,6 +28,7 @@ pub mod http;
 pub mod logging;
 pub mod shutdown;
 pub mod state;
+pub mod system;
 pub mod ws;
 
 pub use app::{start, Running, StartError};

@@ -1,4 +1,5 @@
-//! The `hearth` command: serve (the default) or print a token.
+//! The `hearth` command: serve (the default), check a configuration, or
+//! print a token.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -31,6 +32,12 @@ struct Cli {
 enum Command {
     /// Run the server (the default).
     Serve,
+    /// Print every environment variable Hearth reads: the setting it sets
+    /// and its default.
+    Env,
+    /// Read the configuration (the file, then the environment) and report
+    /// every problem at once, without starting anything.
+    CheckConfig,
     /// Print a JWT for PLAYER signed with the configured HS256 secret.
     Token {
         player: String,
@@ -40,6 +47,9 @@ enum Command {
         /// Display name (the `name` claim).
         #[arg(long)]
         name: Option<String>,
+        /// Channels the token grants (the `channels` claim), comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        channels: Vec<String>,
     },
 }
 
@@ -49,9 +59,22 @@ fn load_config(cli: &Cli) -> Result<Config, String> {
         None => (PathBuf::from("config.toml"), false),
     };
     let mut config = Config::load(&path, required).map_err(|e| e.to_string())?;
-    config.apply_env(|key| std::env::var(key).ok());
+    config
+        .apply_env(|key| std::env::var(key).ok())
+        .map_err(|e| e.to_string())?;
     config.server.dev |= cli.dev;
     Ok(config)
+}
+
+/// `HEARTH_*` variables that set nothing (a typo, most likely).
+fn unknown_env() -> Vec<String> {
+    let names: Vec<String> = std::env::vars_os()
+        .filter_map(|(name, _)| name.into_string().ok())
+        .collect();
+    hearth::config::unknown_env_names(names.iter().map(String::as_str))
+        .into_iter()
+        .map(str::to_string)
+        .collect()
 }
 
 fn main() -> ExitCode {
@@ -64,17 +87,55 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Some(Command::Token { player, ttl, name }) => token(&config, &player, ttl, name),
+        Some(Command::Token {
+            player,
+            ttl,
+            name,
+            channels,
+        }) => token(&config, &player, ttl, name, channels),
+        Some(Command::CheckConfig) => check_config(&config),
+        Some(Command::Env) => {
+            print!("{}", hearth::config::env_table());
+            ExitCode::SUCCESS
+        }
         None | Some(Command::Serve) => serve(config),
     }
 }
 
-fn token(config: &Config, player: &str, ttl: u64, name: Option<String>) -> ExitCode {
+fn check_config(config: &Config) -> ExitCode {
+    for name in unknown_env() {
+        eprintln!("hearth: warning: {name} sets nothing");
+    }
+    let checked = config.validate().and_then(|()| {
+        Authenticator::from_config(&config.auth)
+            .map(|_| ())
+            .map_err(|e| hearth::config::ConfigError::Invalid(e.to_string()))
+    });
+    match checked {
+        Ok(()) => {
+            println!("configuration is valid");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("hearth: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn token(
+    config: &Config,
+    player: &str,
+    ttl: u64,
+    name: Option<String>,
+    channels: Vec<String>,
+) -> ExitCode {
     let issued = PlayerId::parse(player)
         .map_err(|e| e.to_string())
         .and_then(|player| {
             let auth = Authenticator::from_config(&config.auth).map_err(|e| e.to_string())?;
-            auth.issue(&player, ttl, name).map_err(|e| e.to_string())
+            auth.issue(&player, ttl, name, channels)
+                .map_err(|e| e.to_string())
         });
     match issued {
         Ok(token) => {
@@ -90,6 +151,10 @@ fn token(config: &Config, player: &str, ttl: u64, name: Option<String>) -> ExitC
 
 fn serve(config: Config) -> ExitCode {
     hearth::logging::init(&config.log.level);
+    for name in unknown_env() {
+        log::warn!("config_env_unknown name={name}");
+    }
+    hearth::system::raise_open_files(config.limits.max_connections);
     if config.uses_dev_secret() {
         log::warn!(
             "insecure_config reason=dev_jwt_secret detail=\"auth.secret is the shipped development secret: \

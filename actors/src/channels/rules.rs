@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::model::channel_name::{ChannelName, PERSONAL_NAMESPACE, SESSION_NAMESPACE};
 use crate::model::ids::PlayerId;
@@ -16,7 +16,7 @@ use crate::model::ids::PlayerId;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Denied(pub String);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SubscribeRule {
     /// Only `<namespace>:<own player id>`.
@@ -32,7 +32,7 @@ pub enum SubscribeRule {
     Owner,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PublishRule {
     /// Subscribers of the channel.
@@ -41,7 +41,7 @@ pub enum PublishRule {
     Server,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct NamespaceRules {
     pub subscribe: SubscribeRule,
@@ -58,7 +58,7 @@ impl NamespaceRules {
 }
 
 /// Every namespace's rules, and the rules of any namespace not listed.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ChannelRules {
     pub max_subscriptions_per_connection: usize,

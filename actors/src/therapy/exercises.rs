@@ -1,11 +1,11 @@
 //! The guided-exercise catalogue. The defaults are docs/domain.md's
 //! (section 6.1); config.toml may replace them.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::model::progress::MarkerType;
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct Exercise {
     /// The id clicked to start it; completion is `<id>_complete`.
     pub id: String,

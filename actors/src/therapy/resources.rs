@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::therapy::crisis::CrisisType;
 use crate::therapy::language::Language;
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct CrisisResource {
     pub id: String,
     pub label: String,

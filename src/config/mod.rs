@@ -1,13 +1,18 @@
 //! Configuration: `config.toml` (every setting, with defaults when a key is
-//! absent) plus `HEARTH_*` environment overrides for secrets and the bind
-//! address.
+//! absent), then the environment: every key can be set as
+//! `HEARTH_<SECTION>_<KEY>` (`env.rs`); then the checks (`validate.rs`).
+
+mod env;
+mod validate;
+
+pub use env::{env_table, unknown_env_names, EnvError};
 
 use std::path::{Path, PathBuf};
 
 use hearth_actors::channels::rules::ChannelRules;
 use hearth_actors::therapy::exercises::{default_exercises, Exercise};
 use hearth_actors::therapy::resources::{default_crisis_resources, CrisisResource};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 /// The secret shipped in config.toml so that a new user can try Hearth at
@@ -19,7 +24,7 @@ pub const DEV_JWT_SECRET: &str = "hearth-dev-secret-change-me";
 pub const MIN_SECRET_BYTES: usize = 32;
 
 /// Whether `bind` listens only on this machine.
-fn is_loopback_bind(bind: &str) -> bool {
+pub(crate) fn is_loopback_bind(bind: &str) -> bool {
     if let Ok(addr) = bind.parse::<std::net::SocketAddr>() {
         return addr.ip().is_loopback();
     }
@@ -27,7 +32,7 @@ fn is_loopback_bind(bind: &str) -> bool {
         .is_some_and(|(host, _)| host.eq_ignore_ascii_case("localhost"))
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub server: ServerConfig,
@@ -45,7 +50,7 @@ pub struct Config {
     pub log: LogConfig,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
     pub bind: String,
@@ -77,7 +82,7 @@ impl Default for ServerConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
     /// HS256 (shared secret), RS256 or ES256 (public key PEM file).
@@ -103,14 +108,14 @@ impl Default for AuthConfig {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ApiConfig {
     /// Bearer key of the server API; empty turns the server API off (403).
     pub key: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LimitsConfig {
     /// Largest frame, and largest message after reassembly; over it: close 1009.
@@ -167,7 +172,7 @@ impl Default for LimitsConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ChatConfig {
     /// Players whose feedback and exercise runs are kept in memory at once.
@@ -184,7 +189,7 @@ impl Default for ChatConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ExercisesConfig {
     pub catalogue: Vec<Exercise>,
@@ -198,7 +203,7 @@ impl Default for ExercisesConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ProgressConfig {
     /// "sqlite" (embedded, one node) or "postgres" (shared by several nodes).
@@ -219,7 +224,7 @@ impl Default for ProgressConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BrokerConfig {
     /// "memory" (embedded, one node) or "redis" (several nodes as one).
@@ -244,7 +249,7 @@ impl Default for BrokerConfig {
     }
 }
 
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AssistantConfig {
     /// "builtin" (the deterministic engine, no network) or "openai" (a
@@ -311,7 +316,7 @@ impl std::fmt::Debug for AssistantConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ConversationsConfig {
     /// "sqlite" (embedded, one node) or "postgres" (shared by several nodes).
@@ -334,7 +339,7 @@ impl Default for ConversationsConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SafetyConfig {
     /// Asks the configured model (`assistant.kind = "openai"`) for a second
@@ -355,7 +360,7 @@ impl Default for SafetyConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
     /// env_logger filter syntax; `RUST_LOG` wins when set.
@@ -412,307 +417,6 @@ impl Config {
         toml::from_str(text)
     }
 
-    /// `HEARTH_BIND`, `HEARTH_JWT_SECRET`, `HEARTH_API_KEY`,
-    /// `HEARTH_PROGRESS`, `HEARTH_PROGRESS_PATH`, `HEARTH_PROGRESS_URL`,
-    /// `HEARTH_BROKER`, `HEARTH_BROKER_URL`, `HEARTH_BROKER_PREFIX`: so
-    /// secrets need not live in a file, and nodes of one cluster can share
-    /// one.
-    pub fn apply_env(&mut self, lookup: impl Fn(&str) -> Option<String>) {
-        if matches!(lookup("HEARTH_DEV").as_deref(), Some("1" | "true")) {
-            self.server.dev = true;
-        }
-        if let Some(bind) = lookup("HEARTH_BIND") {
-            self.server.bind = bind;
-        }
-        if let Some(secret) = lookup("HEARTH_JWT_SECRET") {
-            self.auth.secret = secret;
-        }
-        if let Some(key) = lookup("HEARTH_API_KEY") {
-            self.api.key = key;
-        }
-        if let Some(kind) = lookup("HEARTH_PROGRESS") {
-            self.progress.kind = kind;
-        }
-        if let Some(path) = lookup("HEARTH_PROGRESS_PATH") {
-            self.progress.path = PathBuf::from(path);
-        }
-        if let Some(url) = lookup("HEARTH_PROGRESS_URL") {
-            self.progress.url = url;
-        }
-        if let Some(kind) = lookup("HEARTH_BROKER") {
-            self.broker.kind = kind;
-        }
-        if let Some(url) = lookup("HEARTH_BROKER_URL") {
-            self.broker.url = url;
-        }
-        if let Some(prefix) = lookup("HEARTH_BROKER_PREFIX") {
-            self.broker.prefix = prefix;
-        }
-        self.apply_assistant_env(&lookup);
-    }
-
-    /// `HEARTH_ASSISTANT_API_KEY` (the only way to give the key),
-    /// `HEARTH_ASSISTANT_KIND`, `_BASE_URL`, `_MODEL`, `_COALESCE_MS`,
-    /// `_MAX_IN_FLIGHT`, `_MAX_IN_FLIGHT_PER_PLAYER`; `HEARTH_CONVERSATIONS`,
-    /// `HEARTH_CONVERSATIONS_PATH`, `HEARTH_CONVERSATIONS_URL`;
-    /// `HEARTH_SAFETY_MODEL_CHECK` (`true`/`false`),
-    /// `HEARTH_SAFETY_MODEL_CHECK_DEADLINE_MS`.
-    fn apply_assistant_env(&mut self, lookup: &impl Fn(&str) -> Option<String>) {
-        let assistant = &mut self.assistant;
-        if let Some(key) = lookup("HEARTH_ASSISTANT_API_KEY").filter(|key| !key.is_empty()) {
-            assistant.api_key = Some(key);
-        }
-        for (name, field) in [
-            ("HEARTH_ASSISTANT_KIND", &mut assistant.kind),
-            ("HEARTH_ASSISTANT_BASE_URL", &mut assistant.base_url),
-            ("HEARTH_ASSISTANT_MODEL", &mut assistant.model),
-            ("HEARTH_CONVERSATIONS", &mut self.conversations.kind),
-            ("HEARTH_CONVERSATIONS_URL", &mut self.conversations.url),
-        ] {
-            if let Some(value) = lookup(name) {
-                *field = value;
-            }
-        }
-        if let Some(path) = lookup("HEARTH_CONVERSATIONS_PATH") {
-            self.conversations.path = PathBuf::from(path);
-        }
-        let number = |name: &str| -> Option<u64> {
-            let text = lookup(name)?;
-            match text.parse() {
-                Ok(value) => Some(value),
-                Err(_) => {
-                    log::warn!("config_env_ignored name={name} reason=not_a_number");
-                    None
-                }
-            }
-        };
-        if let Some(ms) = number("HEARTH_ASSISTANT_COALESCE_MS") {
-            assistant.coalesce_ms = ms;
-        }
-        if let Some(n) = number("HEARTH_ASSISTANT_MAX_IN_FLIGHT") {
-            assistant.max_in_flight = usize::try_from(n).unwrap_or(usize::MAX);
-        }
-        if let Some(n) = number("HEARTH_ASSISTANT_MAX_IN_FLIGHT_PER_PLAYER") {
-            assistant.max_in_flight_per_player = usize::try_from(n).unwrap_or(usize::MAX);
-        }
-        match lookup("HEARTH_SAFETY_MODEL_CHECK").as_deref() {
-            None => {}
-            Some("true" | "1") => self.safety.model_check = true,
-            Some("false" | "0") => self.safety.model_check = false,
-            Some(_) => {
-                log::warn!("config_env_ignored name=HEARTH_SAFETY_MODEL_CHECK reason=not_a_bool")
-            }
-        }
-        if let Some(ms) = number("HEARTH_SAFETY_MODEL_CHECK_DEADLINE_MS") {
-            self.safety.model_check_deadline_ms = ms;
-        }
-    }
-
-    /// Checks every setting and reports every problem at once.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        let mut problems: Vec<String> = Vec::new();
-        self.validate_secrets(&mut problems);
-        self.validate_ranges(&mut problems);
-        if self.server.heartbeat_interval_s == 0 {
-            problems.push("server.heartbeat_interval_s must be at least 1".into());
-        }
-        if self.server.client_timeout_s <= self.server.heartbeat_interval_s {
-            problems.push("server.client_timeout_s must exceed server.heartbeat_interval_s".into());
-        }
-        if !self.limits.rate_per_second.is_finite()
-            || self.limits.rate_per_second <= 0.0
-            || self.limits.rate_burst == 0
-        {
-            problems.push("limits.rate_per_second and limits.rate_burst must be positive".into());
-        }
-        if self.limits.outbound_max_frames == 0 || self.limits.outbound_max_bytes < 65536 {
-            problems.push("limits.outbound_max_frames must be positive and limits.outbound_max_bytes at least 65536".into());
-        }
-        if self.limits.outbound_max_total_bytes < 1 << 20 {
-            problems.push("limits.outbound_max_total_bytes must be at least 1048576".into());
-        }
-        if self.limits.outbound_max_age_ms < 1000 {
-            problems.push("limits.outbound_max_age_ms must be at least 1000".into());
-        }
-        if self.limits.close_linger_ms > 60_000 {
-            problems.push("limits.close_linger_ms must be at most 60000".into());
-        }
-        for (key, value) in [
-            ("sessions_per_player", self.limits.sessions_per_player),
-            (
-                "progress_markers_per_player",
-                self.limits.progress_markers_per_player,
-            ),
-        ] {
-            if !(1..=100_000_000).contains(&value) {
-                problems.push(format!("limits.{key} must be between 1 and 100000000"));
-            }
-        }
-        if self.limits.max_message_bytes < 1024 {
-            problems.push("limits.max_message_bytes must be at least 1024".into());
-        }
-        match self.progress.kind.as_str() {
-            "sqlite" => {}
-            "postgres" if !self.progress.url.is_empty() => {}
-            "postgres" => problems.push("progress.kind \"postgres\" needs progress.url".into()),
-            _ => problems.push("progress.kind must be \"sqlite\" or \"postgres\"".into()),
-        }
-        match self.broker.kind.as_str() {
-            "memory" => {}
-            "redis" if !self.broker.url.is_empty()
-                && !self.broker.prefix.is_empty()
-                && self.broker.node_ttl_s > 0 => {}
-            "redis" => {
-                problems.push("broker.kind \"redis\" needs broker.url, a broker.prefix and broker.node_ttl_s of at least 1".into())
-            }
-            _ => problems.push("broker.kind must be \"memory\" or \"redis\"".into()),
-        }
-        match self.conversations.kind.as_str() {
-            "sqlite" => {}
-            "postgres" if !self.conversations.url.is_empty() => {}
-            "postgres" => {
-                problems.push("conversations.kind \"postgres\" needs conversations.url".into())
-            }
-            _ => problems.push("conversations.kind must be \"sqlite\" or \"postgres\"".into()),
-        }
-        self.validate_assistant(&mut problems);
-        if self.channels.max_subscriptions_per_connection == 0 {
-            problems.push("channels.max_subscriptions_per_connection must be at least 1".into());
-        }
-        if self
-            .exercises
-            .catalogue
-            .iter()
-            .any(|e| e.id.ends_with("_complete"))
-        {
-            problems.push("an exercise id may not end in _complete".into());
-        }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(ConfigError::Invalid(problems.join("; ")))
-        }
-    }
-
-    /// Bounds that keep durations and sizes from overflowing the clock
-    /// arithmetic they feed (a deadline far in the future, a TTL in ms).
-    fn validate_ranges(&self, problems: &mut Vec<String>) {
-        const DAY_S: u64 = 24 * 3600;
-        let bounds: [(&str, u64, u64); 10] = [
-            (
-                "server.heartbeat_interval_s",
-                self.server.heartbeat_interval_s,
-                DAY_S,
-            ),
-            (
-                "server.client_timeout_s",
-                self.server.client_timeout_s,
-                DAY_S,
-            ),
-            (
-                "server.shutdown_timeout_s",
-                self.server.shutdown_timeout_s,
-                DAY_S,
-            ),
-            ("auth.leeway_s", self.auth.leeway_s, 3600),
-            ("broker.node_ttl_s", self.broker.node_ttl_s, DAY_S),
-            (
-                "channels.idle_stream_ttl_s",
-                self.channels.idle_stream_ttl_s,
-                30 * DAY_S,
-            ),
-            ("assistant.timeout_s", self.assistant.timeout_s, 3600),
-            (
-                "limits.outbound_max_age_ms",
-                self.limits.outbound_max_age_ms,
-                DAY_S * 1000,
-            ),
-            (
-                "safety.model_check_deadline_ms",
-                self.safety.model_check_deadline_ms,
-                10_000,
-            ),
-            (
-                "channels history_ttl_s (longest)",
-                self.channels
-                    .namespaces
-                    .values()
-                    .chain(std::iter::once(&self.channels.default))
-                    .map(|rules| rules.history_ttl_s)
-                    .max()
-                    .unwrap_or(0),
-                30 * DAY_S,
-            ),
-        ];
-        for (name, value, most) in bounds {
-            if value > most {
-                problems.push(format!("{name} must be at most {most}"));
-            }
-        }
-    }
-
-    /// Fail closed: the published development secret only where nobody
-    /// else can reach the server (a loopback bind) or in development mode;
-    /// secrets and keys long enough not to be guessed; public-key tokens
-    /// only for this service (audience) from a known issuer.
-    fn validate_secrets(&self, problems: &mut Vec<String>) {
-        let algorithm = self.auth.algorithm.to_ascii_uppercase();
-        if self.uses_dev_secret() {
-            if !self.server.dev && !is_loopback_bind(&self.server.bind) {
-                problems.push("auth.secret is the shipped development secret, which anyone can sign tokens with: set HEARTH_JWT_SECRET (32 bytes or more) to serve on a non-loopback address, or run with --dev".into());
-            }
-        } else if algorithm == "HS256" && self.auth.secret.len() < MIN_SECRET_BYTES {
-            problems.push("auth.secret must be at least 32 bytes".into());
-        }
-        if !self.api.key.is_empty() && self.api.key.len() < MIN_SECRET_BYTES {
-            problems.push("api.key must be empty (the server API off) or at least 32 bytes".into());
-        }
-        if matches!(algorithm.as_str(), "RS256" | "ES256")
-            && (self.auth.audience.is_empty() || self.auth.issuer.is_empty())
-        {
-            problems.push("RS256 and ES256 tokens need auth.audience and auth.issuer, so that a token issued for another service is refused".into());
-        }
-    }
-
-    fn validate_assistant(&self, problems: &mut Vec<String>) {
-        let assistant = &self.assistant;
-        match assistant.kind.as_str() {
-            "builtin" => {}
-            "openai" if !assistant.model.trim().is_empty() && !assistant.base_url.is_empty() => {}
-            "openai" => problems.push(
-                "assistant.kind \"openai\" needs assistant.base_url and assistant.model".into(),
-            ),
-            _ => problems.push("assistant.kind must be \"builtin\" or \"openai\"".into()),
-        }
-        if !matches!(assistant.crisis_reply.as_str(), "builtin" | "model") {
-            problems.push("assistant.crisis_reply must be \"builtin\" or \"model\"".into());
-        }
-        if assistant.timeout_s == 0 {
-            problems.push("assistant.timeout_s must be at least 1".into());
-        }
-        if !(0.0..=2.0).contains(&assistant.temperature) {
-            problems.push("assistant.temperature must be between 0 and 2".into());
-        }
-        if assistant.max_in_flight == 0 || assistant.max_in_flight_per_player == 0 {
-            problems.push(
-                "assistant.max_in_flight and assistant.max_in_flight_per_player must be at least 1"
-                    .into(),
-            );
-        }
-        if assistant.coalesce_ms > 10_000 {
-            problems.push("assistant.coalesce_ms must be at most 10000".into());
-        }
-        if self.safety.model_check && assistant.kind != "openai" {
-            problems.push("safety.model_check needs a model: assistant.kind = \"openai\"".into());
-        }
-        if !(50..=10_000).contains(&self.safety.model_check_deadline_ms) {
-            problems.push("safety.model_check_deadline_ms must be between 50 and 10000".into());
-        }
-        if !self.channels.session_rules_hold() {
-            problems.push("channels.namespaces.session must keep subscribe = \"owner\" and publish = \"server\", and no other namespace may use subscribe = \"owner\"".into());
-        }
-    }
-
     /// Where the SQLite conversation store lives: as configured, or beside
     /// the progress store's file.
     pub fn conversations_path(&self) -> PathBuf {
@@ -733,7 +437,7 @@ mod tests {
 
     #[test]
     fn the_shipped_config_parses_and_equals_the_defaults() {
-        let shipped = include_str!("../config.toml");
+        let shipped = include_str!("../../config.toml");
         let config = Config::parse(shipped).expect("config.toml parses");
         config.validate().expect("config.toml is valid");
         let defaults = Config::default();
@@ -755,27 +459,6 @@ mod tests {
             config.safety.model_check_deadline_ms,
             defaults.safety.model_check_deadline_ms
         );
-    }
-
-    #[test]
-    fn the_safety_model_check_needs_a_model_and_a_sane_deadline() {
-        let mut config = Config::default();
-        config.apply_env(|key| match key {
-            "HEARTH_SAFETY_MODEL_CHECK" => Some("true".into()),
-            "HEARTH_SAFETY_MODEL_CHECK_DEADLINE_MS" => Some("300".into()),
-            _ => None,
-        });
-        assert!(config.safety.model_check);
-        assert_eq!(config.safety.model_check_deadline_ms, 300);
-        assert!(
-            config.validate().is_err(),
-            "the built-in assistant has no model"
-        );
-        config.assistant.kind = "openai".into();
-        config.assistant.model = "m".into();
-        assert!(config.validate().is_ok());
-        config.safety.model_check_deadline_ms = 0;
-        assert!(config.validate().is_err());
     }
 
     #[test]
@@ -827,18 +510,5 @@ mod tests {
     #[test]
     fn unknown_keys_are_refused() {
         assert!(Config::parse("[server]\nbnid = \"x\"").is_err());
-    }
-
-    #[test]
-    fn env_overrides_secrets_and_bind() {
-        let mut config = Config::default();
-        config.apply_env(|key| match key {
-            "HEARTH_BIND" => Some("0.0.0.0:9000".into()),
-            "HEARTH_API_KEY" => Some("k".into()),
-            _ => None,
-        });
-        assert_eq!(config.server.bind, "0.0.0.0:9000");
-        assert_eq!(config.api.key, "k");
-        assert!(config.uses_dev_secret());
     }
 }
