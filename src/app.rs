@@ -83,7 +83,7 @@ fn open_progress_store(config: &Config) -> Result<SharedProgressStore, StartErro
             .map_err(|_| {
                 StartError::Store(StoreError::Corrupt("the connect thread failed".into()))
             })??;
-        log::info!("progress_store kind=postgres");
+        log::info!(kind = "postgres"; "progress_store");
         return Ok(Arc::new(store.with_max_per_player(max_markers)));
     }
     let store = SqliteProgressStore::open(&config.progress.path)?;
@@ -107,7 +107,7 @@ fn open_conversation_store(config: &Config) -> Result<SharedConversationStore, S
                         "the connect thread failed".into(),
                     ))
                 })??;
-            log::info!("conversation_store kind=postgres");
+            log::info!(kind = "postgres"; "conversation_store");
             let store = store.with_max_per_player(max_sessions);
             (Arc::new(store), config.broker.kind != "redis")
         } else {
@@ -118,7 +118,7 @@ fn open_conversation_store(config: &Config) -> Result<SharedConversationStore, S
     if sole_node {
         let failed = store.fail_interrupted_replies()?;
         if failed > 0 {
-            log::warn!("interrupted_replies_failed count={failed}");
+            log::warn!(count:% = failed; "interrupted_replies_failed");
         }
     }
     Ok(store)
@@ -149,10 +149,7 @@ fn build_opinion(config: &Config) -> Result<Option<Arc<ModelOpinion>>, StartErro
         return Ok(None);
     }
     let deadline = Duration::from_millis(config.safety.model_check_deadline_ms);
-    log::info!(
-        "safety_model_check deadline_ms={}",
-        config.safety.model_check_deadline_ms
-    );
+    log::info!(deadline_ms:% = config.safety.model_check_deadline_ms; "safety_model_check");
     Ok(Some(Arc::new(ModelOpinion::new(
         model_settings(config),
         deadline,
@@ -177,12 +174,7 @@ fn build_assistant(
         "model" => CrisisReply::Model,
         _ => CrisisReply::Builtin,
     };
-    log::info!(
-        "assistant kind=openai base_url={} model={} crisis_reply={}",
-        settings.base_url,
-        settings.model,
-        settings.crisis_reply
-    );
+    log::info!(kind = "openai", base_url:% = settings.base_url, model:% = settings.model, crisis_reply:% = settings.crisis_reply; "assistant");
     Ok(Arc::new(GuardedAssistant::with_model(
         builtin,
         Arc::new(model),
@@ -219,7 +211,7 @@ fn open_broker(config: &Config) -> Result<Box<dyn Broker>, StartError> {
         })?;
         return Ok(Box::new(broker));
     }
-    log::info!("broker kind=memory");
+    log::info!(kind = "memory"; "broker");
     Ok(Box::new(MemoryBroker::new(idle_ttl).with_budget(budget)))
 }
 
@@ -320,6 +312,7 @@ pub fn start(config: Config, listener: TcpListener) -> Result<Running, StartErro
                 max_bytes: config.limits.outbound_max_bytes,
                 max_age: Duration::from_millis(config.limits.outbound_max_age_ms),
                 close_linger: Duration::from_millis(config.limits.close_linger_ms),
+                close_write_limit: Duration::from_secs(config.server.client_timeout_s),
                 total: Arc::new(QueuedTotal {
                     bytes: Default::default(),
                     max: config.limits.outbound_max_total_bytes,

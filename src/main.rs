@@ -150,26 +150,29 @@ fn token(
 }
 
 fn serve(config: Config) -> ExitCode {
-    hearth::logging::init(&config.log.level);
+    hearth::logging::init(&config.log);
+    hearth_actors::support::pseudonym::set_key(config.log.pseudonym_key.as_bytes());
     for name in unknown_env() {
-        log::warn!("config_env_unknown name={name}");
+        log::warn!(name:%; "config_env_unknown");
     }
     hearth::system::raise_open_files(config.limits.max_connections);
     if config.uses_dev_secret() {
         log::warn!(
-            "insecure_config reason=dev_jwt_secret detail=\"auth.secret is the shipped development secret: \
-             anyone can mint tokens. Set HEARTH_JWT_SECRET before exposing this server.\""
+            reason = "dev_jwt_secret",
+            detail = "auth.secret is the shipped development secret: anyone can mint tokens. \
+                      Set HEARTH_JWT_SECRET before exposing this server.";
+            "insecure_config"
         );
     }
     let system = actix::System::new();
     let result = system.block_on(async move {
         let listener = TcpListener::bind(&config.server.bind)?;
         let running = hearth::start(config, listener).map_err(std::io::Error::other)?;
-        log::info!("listening addr={}", running.addr);
+        log::info!(addr:% = running.addr; "listening");
         let shutdown = running.shutdown.clone();
         actix_rt::spawn(async move {
             let signal = stop_signal().await;
-            log::info!("signal_received signal={signal}");
+            log::info!(signal:%; "signal_received");
             shutdown.run().await;
         });
         running.server.await
@@ -180,7 +183,7 @@ fn serve(config: Config) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(err) => {
-            log::error!("fatal error={err}");
+            log::error!(error:% = err; "fatal");
             eprintln!("hearth: {err}");
             ExitCode::FAILURE
         }
@@ -193,7 +196,7 @@ async fn stop_signal() -> &'static str {
     let mut terminate = match signal(SignalKind::terminate()) {
         Ok(stream) => stream,
         Err(err) => {
-            log::warn!("signal_handler_failed signal=SIGTERM error={err}");
+            log::warn!(signal = "SIGTERM", error:% = err; "signal_handler_failed");
             let _ = actix_rt::signal::ctrl_c().await;
             return "SIGINT";
         }

@@ -40,7 +40,7 @@ impl Shutdown {
             close: Close::ServerShutdown,
         };
         let asked = self.chat_server.send(EvictAll { evict }).await.unwrap_or(0);
-        log::info!("shutdown_started connections={asked}");
+        log::info!(connections:% = asked; "shutdown_started");
         let poll = Duration::from_millis(20);
         // Every session has ended and every socket written out its close.
         while (self.metrics.open_connections() > 0 || self.open_sockets.count() > 0)
@@ -64,10 +64,7 @@ impl Shutdown {
             }
             actix_rt::time::sleep(poll).await;
         }
-        log::info!(
-            "shutdown_drained connections_left={}",
-            self.metrics.open_connections()
-        );
+        log::info!(connections_left:% = self.metrics.open_connections(); "shutdown_drained");
         // In a cluster, the others stop counting this node now rather than
         // when its heartbeat expires.
         let remaining = deadline.saturating_duration_since(Instant::now());

@@ -38,6 +38,9 @@ pub struct OutboundLimits {
     /// After a close the server starts, how long what the client still
     /// sends is read and discarded, waiting for its close.
     pub close_linger: Duration,
+    /// How long a close may wait to be written to a client that takes
+    /// nothing (`server.client_timeout_s`): then the socket is dropped.
+    pub close_write_limit: Duration,
     /// Shared by every connection of the server.
     pub total: std::sync::Arc<QueuedTotal>,
 }

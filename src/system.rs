@@ -13,15 +13,12 @@ pub fn raise_open_files(max_connections: usize) {
         Ok(soft) => {
             let wanted = (max_connections as u64).saturating_add(RESERVED_FILES);
             if soft < wanted {
-                log::warn!(
-                    "open_files_limit_low soft={soft} max_connections={max_connections} reachable={}",
-                    soft.saturating_sub(RESERVED_FILES)
-                );
+                log::warn!(soft:%, max_connections:%, reachable:% = soft.saturating_sub(RESERVED_FILES); "open_files_limit_low");
             } else {
-                log::info!("open_files_limit soft={soft}");
+                log::info!(soft:%; "open_files_limit");
             }
         }
-        Err(err) => log::warn!("open_files_limit_unchanged error={err}"),
+        Err(err) => log::warn!(error:% = err; "open_files_limit_unchanged"),
     }
 }
 

@@ -222,7 +222,7 @@ impl Broadcaster {
             let mut recovery = match outcome {
                 Ok(recovery) => recovery,
                 Err(err) => {
-                    log::warn!("subscribe_failed channel={} error={err}", request.channel);
+                    log::warn!(channel:% = request.channel, error:% = err; "subscribe_failed");
                     // Not joined; whether others keep the room open is for
                     // ChatServer's next report to say.
                     self.release_pending(&request.channel);
@@ -371,7 +371,7 @@ impl Handler<Subscribe> for Broadcaster {
         let recoveries = async move {
             for watched in futures_util::future::join_all(watches).await {
                 if let Err(err) = watched {
-                    log::warn!("watch_failed error={err}");
+                    log::warn!(error:% = err; "watch_failed");
                 }
             }
             let (requests, reads): (Vec<_>, Vec<_>) = pending.into_iter().unzip();
@@ -420,11 +420,7 @@ impl Handler<PresenceChanged> for Broadcaster {
         AtomicResponse::new(Box::pin(update.into_actor(self).map(
             move |result, _, _| {
                 if let Err(err) = result {
-                    log::warn!(
-                        "presence_update_failed channel={} player_id={} error={err}",
-                        msg.channel,
-                        msg.player
-                    );
+                    log::warn!(channel:% = msg.channel, player_id:% = msg.player, error:% = err; "presence_update_failed");
                 }
             },
         )))
@@ -472,7 +468,7 @@ impl Handler<FromBroker> for Broadcaster {
                 held.frames.push((*offset, frame.clone()));
             } else if !held.overflowed {
                 held.overflowed = true;
-                log::warn!("subscribe_held_overflow channel={channel}");
+                log::warn!(channel:%; "subscribe_held_overflow");
             }
         }
         self.chat_server.do_send(FanOut {
@@ -511,7 +507,7 @@ impl Handler<LeaveCluster> for Broadcaster {
         let departure = self.broker.depart();
         Box::pin(async move {
             if let Err(err) = departure.await {
-                log::warn!("leave_cluster_failed error={err}");
+                log::warn!(error:% = err; "leave_cluster_failed");
             }
         })
     }

@@ -209,26 +209,21 @@ impl ExerciseFlow {
             let stored = match written {
                 Ok(Ok(stored)) => stored,
                 Ok(Err(StoreError::LimitReached)) => {
-                    log::warn!("progress_limit_reached player_id={}", msg.player);
+                    log::warn!(player_id:% = msg.player; "progress_limit_reached");
                     return Err(FlowError::Store(StoreError::LimitReached));
                 }
                 Ok(Err(err)) => {
-                    log::error!("progress_write_failed player_id={} error={err}", msg.player);
+                    log::error!(player_id:% = msg.player, error:% = err; "progress_write_failed");
                     return Err(FlowError::Store(err));
                 }
                 Err(err) => {
-                    log::error!("progress_write_failed player_id={} error={err}", msg.player);
+                    log::error!(player_id:% = msg.player, error:% = err; "progress_write_failed");
                     return Err(FlowError::StoreTask);
                 }
             };
             let first_time = act.mark_recorded(&msg.player, &exercise.id, &stored.marker_id);
             if first_time {
-                log::info!(
-                    "progress_recorded player_id={} marker_id={} exercise={}",
-                    msg.player,
-                    stored.marker_id,
-                    exercise.id
-                );
+                log::info!(player_id:% = msg.player, marker_id:% = stored.marker_id, exercise:% = exercise.id; "progress_recorded");
                 act.tell_other_connections(&msg, &exercise, &stored.marker_id);
             }
             Ok(Self::reply(

@@ -365,12 +365,23 @@ impl Default for SafetyConfig {
 pub struct LogConfig {
     /// env_logger filter syntax; `RUST_LOG` wins when set.
     pub level: String,
+    /// "text" (logfmt) or "json" (one object per line, the same keys).
+    pub format: String,
+    /// One `ws_frame` line per client frame (who wrote when, and how much).
+    pub frames: bool,
+    /// Key of the pseudonyms that stand for players in lines holding
+    /// health data (`crisis_detected`). Empty: a new random key at every
+    /// start, so pseudonyms cannot be matched across restarts or nodes.
+    pub pseudonym_key: String,
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
         LogConfig {
             level: "info,actix_server=warn".into(),
+            format: "text".into(),
+            frames: false,
+            pseudonym_key: String::new(),
         }
     }
 }

@@ -8,6 +8,9 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut problems: Vec<String> = Vec::new();
         self.validate_secrets(&mut problems);
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            problems.push("log.format must be \"text\" or \"json\"".into());
+        }
         self.validate_ranges(&mut problems);
         if self.server.heartbeat_interval_s == 0 {
             problems.push("server.heartbeat_interval_s must be at least 1".into());

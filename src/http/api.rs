@@ -99,11 +99,11 @@ fn broker_reply<T>(
                 .json(error_json("limit_exceeded", err.client_message()))
         }
         Ok(Err(err)) => {
-            log::warn!("api_broker_failed error={err}");
+            log::warn!(error:% = err; "api_broker_failed");
             err.client_message()
         }
         Err(err) => {
-            log::warn!("api_broker_failed error={err}");
+            log::warn!(error:% = err; "api_broker_failed");
             "the server cannot answer now; retry shortly"
         }
     };
@@ -198,7 +198,7 @@ pub(super) async fn player_progress(
         Ok(Err(err)) => err.to_string(),
         Err(err) => err.to_string(),
     };
-    log::error!("progress_read_failed error={failure:?}");
+    log::error!(error:? = failure; "progress_read_failed");
     HttpResponse::InternalServerError()
         .json(error_json("internal", "the progress store is unavailable"))
 }

@@ -68,7 +68,7 @@ pub async fn upgrade(
                 .iter()
                 .any(|allowed| allowed == origin)
             {
-                log::info!("ws_refused reason=origin origin={origin:?}");
+                log::info!(reason = "origin", origin:? = origin; "ws_refused");
                 return refuse_http(
                     framed,
                     StatusCode::FORBIDDEN,
@@ -108,20 +108,20 @@ pub async fn upgrade(
     let parts = framed.into_parts();
     let socket = Socket::new(parts.io, state.open_sockets.clone());
     let read = parts.read_buf;
-    let linger = state.session.outbound.close_linger;
+    let limits = &state.session.outbound;
 
     if state.metrics.open_connections() >= i64::try_from(state.max_connections).unwrap_or(i64::MAX)
     {
-        log::warn!("ws_refused reason=server_full");
-        ws::refuse(socket, read, Close::ServerFull, linger);
+        log::warn!(reason = "server_full"; "ws_refused");
+        ws::refuse(socket, read, Close::ServerFull, limits);
         return Ok(());
     }
     match verdict {
         Ok(identity) => ws::serve(socket, read, identity, options, state.into_inner()),
         Err(err) => {
-            log::info!("ws_refused reason={:?}", err.close().reason());
-            log::debug!("ws_refused detail={err:?}");
-            ws::refuse(socket, read, err.close(), linger);
+            log::info!(reason:? = err.close().reason(); "ws_refused");
+            log::debug!(detail:? = err; "ws_refused");
+            ws::refuse(socket, read, err.close(), limits);
         }
     }
     Ok(())

@@ -52,18 +52,13 @@ pub fn serve(
 
 /// Closes an upgraded socket at once with `close`, sending nothing else
 /// (docs/protocol.md, section 2).
-pub fn refuse(
-    socket: Rc<socket::Socket>,
-    read: BytesMut,
-    close: Close,
-    close_linger: std::time::Duration,
-) {
+pub fn refuse(socket: Rc<socket::Socket>, read: BytesMut, close: Close, limits: &OutboundLimits) {
     let limits = OutboundLimits {
         max_frames: 1,
         max_bytes: 0,
         max_age: std::time::Duration::MAX,
-        close_linger,
         total: Default::default(),
+        ..limits.clone()
     };
     let (_messages, outbound) = transport::accept(socket, read, 0, limits);
     outbound.close_with(close, false);

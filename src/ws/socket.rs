@@ -48,7 +48,7 @@ impl Socket {
     /// the end of the stream, while we can still read what it sends.
     pub fn half_close(&self) {
         if let Err(err) = socket2::SockRef::from(&self.stream).shutdown(Shutdown::Write) {
-            log::debug!("ws_half_close_failed error={err}");
+            log::debug!(error:% = err; "ws_half_close_failed");
         }
     }
 

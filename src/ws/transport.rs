@@ -58,15 +58,15 @@ pub fn accept(
         queue.shared(),
         close_linger,
     );
-    actix_rt::spawn(write_out(socket, body, queue.limits().max_age));
+    actix_rt::spawn(write_out(socket, body, queue.limits().close_write_limit));
     (inbound, queue)
 }
 
 /// Drains the queue into the socket. After our close frame it half-closes
 /// and waits until reading is done, so the socket is never dropped with
 /// the client's data unread. A close that cannot be written within
-/// `max_age` (a client that stopped reading for good) gives up on it.
-async fn write_out(socket: Rc<Socket>, mut body: OutboundBody, max_age: Duration) {
+/// `limit` (a client that stopped reading for good) is given up.
+async fn write_out(socket: Rc<Socket>, mut body: OutboundBody, limit: Duration) {
     let mut deadline: Option<Pin<Box<actix_rt::time::Sleep>>> = None;
     'writing: while let Some(chunk) =
         std::future::poll_fn(|cx| Pin::new(&mut body).poll_next(cx)).await
@@ -76,7 +76,7 @@ async fn write_out(socket: Rc<Socket>, mut body: OutboundBody, max_age: Duration
             let written = std::future::poll_fn(|cx| {
                 let mut queue = body.queue.borrow_mut();
                 if deadline.is_none() && queue.closing {
-                    deadline = Some(Box::pin(actix_rt::time::sleep(max_age)));
+                    deadline = Some(Box::pin(actix_rt::time::sleep(limit)));
                 }
                 if let Some(deadline) = deadline.as_mut() {
                     if deadline.as_mut().poll(cx).is_ready() {
@@ -95,7 +95,7 @@ async fn write_out(socket: Rc<Socket>, mut body: OutboundBody, max_age: Duration
                 Ok(count) => rest = &rest[count..],
                 Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
                 Err(err) => {
-                    log::debug!("ws_write_ended error={err}");
+                    log::debug!(error:% = err; "ws_write_ended");
                     // The reading side sees the end at once and stops the
                     // session, or the lingering read, if it has not already.
                     socket.shut_down();
@@ -158,7 +158,7 @@ impl Stream for OutboundBody {
             };
             if let Err(err) = this.codec.encode(message, &mut out) {
                 // Only an oversized control frame fails, and ours are small.
-                log::error!("ws_encode_failed error={err}");
+                log::error!(error:% = err; "ws_encode_failed");
             }
             if this.close_written {
                 queue.clear();

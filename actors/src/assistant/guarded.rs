@@ -251,10 +251,10 @@ impl Stream for Guarded {
             this.metrics.assistant.model_error(kind);
             if this.yielded {
                 this.fallback = None;
-                log::warn!("assistant_model_failed kind={kind} after_first_piece=true");
+                log::warn!(kind:%, after_first_piece = "true"; "assistant_model_failed");
                 return Poll::Ready(Some(ReplyEvent::Failed(failure)));
             }
-            log::warn!("assistant_fallback reason={kind}");
+            log::warn!(reason:% = kind; "assistant_fallback");
             this.metrics.assistant.fallback(kind);
         }
         match &mut this.fallback {

@@ -607,10 +607,7 @@ impl ModelReply {
 
     fn fail(&mut self, reason: ModelError) -> ReplyEvent {
         // The reason may hold what the server said: never above debug.
-        log::debug!(
-            "model reply failed after_first_piece={}: {reason:?}",
-            self.yielded
-        );
+        log::debug!(after_first_piece = self.yielded, reason:?; "model_reply_failed");
         self.end();
         ReplyEvent::Failed(AssistantError::Model {
             reason,

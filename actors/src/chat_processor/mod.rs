@@ -41,6 +41,7 @@ use crate::store::conversations::{
 };
 use crate::support::metered::Metered;
 use crate::support::metrics::{ActorKind, Metrics};
+use crate::support::pseudonym;
 use crate::therapy::crisis::{detect_anxiety_in, detect_crisis_in, CrisisAssessment};
 use crate::therapy::exercises::Catalogue;
 use crate::therapy::language::detect_language;
@@ -160,9 +161,9 @@ impl ChatShared {
     /// Checks `raw`: a crisis is counted and logged (never the text), and
     /// the reply's elements hold the crisis resources, emergency first,
     /// then the exercise offers.
-    pub(crate) fn assess(&self, raw: &str, player: &PlayerId, session: &SessionId) -> Assessed {
+    pub(crate) fn assess(&self, raw: &str, player: &PlayerId) -> Assessed {
         let assessed = self.reassess(raw);
-        self.record_crisis(&assessed, player, session);
+        self.record_crisis(&assessed, player);
         assessed
     }
 
@@ -170,12 +171,7 @@ impl ChatShared {
     /// and could still raise the verdict (it is not already imminent). The
     /// opinion is waited for no longer than its deadline; without it, the
     /// rules' verdict stands.
-    pub(crate) async fn assess_with_opinion(
-        &self,
-        raw: &str,
-        player: &PlayerId,
-        session: &SessionId,
-    ) -> Assessed {
+    pub(crate) async fn assess_with_opinion(&self, raw: &str, player: &PlayerId) -> Assessed {
         let mut assessed = self.reassess(raw);
         if let Some(opinion) = self.opinion.as_ref().filter(|_| !assessed.crisis.imminent) {
             let meters = &self.metrics.assistant;
@@ -192,33 +188,36 @@ impl ChatShared {
                 Err(ModelError::Timeout(_)) => meters.opinion("timeout"),
                 Err(err) => {
                     meters.opinion("error");
-                    log::warn!("safety_opinion_failed player_id={player} error={err}");
+                    log::warn!(player_id:% = player, error:% = err; "safety_opinion_failed");
                 }
             }
         }
-        self.record_crisis(&assessed, player, session);
+        self.record_crisis(&assessed, player);
         assessed
     }
 
-    /// A crisis is counted by category and logged, never with the text.
-    fn record_crisis(&self, assessed: &Assessed, player: &PlayerId, session: &SessionId) {
+    /// A crisis is counted by category and logged, never with the text
+    /// or the player's id.
+    fn record_crisis(&self, assessed: &Assessed, player: &PlayerId) {
         if !assessed.crisis.is_crisis() {
             return;
         }
         let categories = assessed.crisis.categories.iter().map(|c| c.as_str());
         self.metrics.crisis_detected(categories.clone());
         let types: Vec<&str> = assessed.crisis.types.iter().map(|t| t.as_str()).collect();
+        let severity = if assessed.crisis.imminent {
+            "crisis"
+        } else {
+            "concern"
+        };
+        // Health data: the player appears only as a keyed pseudonym, and
+        // the session (which the store ties to the player) not at all.
         log::info!(
-            "crisis_detected player_id={} session_id={} types={} categories={} severity={}",
-            player,
-            session,
-            types.join(","),
-            categories.collect::<Vec<_>>().join(","),
-            if assessed.crisis.imminent {
-                "crisis"
-            } else {
-                "concern"
-            },
+            player:% = pseudonym::of(player),
+            types:% = types.join(","),
+            categories:% = categories.collect::<Vec<_>>().join(","),
+            severity;
+            "crisis_detected"
         );
     }
 
@@ -282,14 +281,12 @@ impl Handler<HandleUserMessage> for ChatProcessor {
             // The second opinion is awaited first, within its deadline.
             let shared = self.shared.clone();
             return Response::fut(async move {
-                let assessed = shared
-                    .assess_with_opinion(&msg.text, &msg.player, &msg.session_id)
-                    .await;
+                let assessed = shared.assess_with_opinion(&msg.text, &msg.player).await;
                 let started = start_v1_reply(&shared, msg, assessed);
                 started.finish().await
             });
         }
-        let assessed = self.shared.assess(&msg.text, &msg.player, &msg.session_id);
+        let assessed = self.shared.assess(&msg.text, &msg.player);
         let mut started = start_v1_reply(&self.shared, msg, assessed);
         // What the assistant has ready is taken now: a reply that is ready
         // at once (the built-in assistant's) is answered in this handler,
@@ -540,7 +537,7 @@ impl Handler<HandleFeedback> for ChatProcessor {
         let assessed = msg
             .text
             .as_deref()
-            .map(|text| self.shared.assess(text, &msg.player, &msg.session_id));
+            .map(|text| self.shared.assess(text, &msg.player));
         let mut outcome = self.shared.assistant.feedback(&FeedbackInput {
             player: &msg.player,
             rating: msg.rating,

@@ -49,7 +49,7 @@ impl Recorder {
             Err(mpsc::error::TrySendError::Full(exchange)) => exchange,
             Err(mpsc::error::TrySendError::Closed(_)) => {
                 self.pending.fetch_sub(1, Ordering::Relaxed);
-                log::warn!("conversation_record_dropped reason=writer_stopped");
+                log::warn!(reason = "writer_stopped"; "conversation_record_dropped");
                 return None;
             }
         };
@@ -57,7 +57,7 @@ impl Recorder {
         Some(async move {
             if queue.send(exchange).await.is_err() {
                 pending.fetch_sub(1, Ordering::Relaxed);
-                log::warn!("conversation_record_dropped reason=writer_stopped");
+                log::warn!(reason = "writer_stopped"; "conversation_record_dropped");
             }
         })
     }
@@ -83,15 +83,13 @@ fn write_batches(
             }
         }
         match store.record_exchanges(&batch) {
-            Ok(recorded) if recorded < batch.len() => log::debug!(
-                "conversation_record_skipped count={} reason=foreign_session",
-                batch.len() - recorded
-            ),
+            Ok(recorded) if recorded < batch.len() => {
+                log::debug!(count:% = batch.len() - recorded, reason = "foreign_session"; "conversation_record_skipped")
+            }
             Ok(_) => {}
-            Err(err) => log::warn!(
-                "conversation_record_failed count={} error={err}",
-                batch.len()
-            ),
+            Err(err) => {
+                log::warn!(count:% = batch.len(), error:% = err; "conversation_record_failed")
+            }
         }
         pending.fetch_sub(batch.len(), Ordering::Relaxed);
         batch.clear();

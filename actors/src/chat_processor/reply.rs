@@ -183,14 +183,12 @@ impl Outlet {
         };
         match self.shared.conversations.broadcaster.send(publish).await {
             Ok(Ok(_)) => {}
-            Ok(Err(err)) => log::warn!(
-                "reply_publish_failed channel={} event={name} error={err}",
-                self.channel
-            ),
-            Err(err) => log::warn!(
-                "reply_publish_failed channel={} event={name} error={err}",
-                self.channel
-            ),
+            Ok(Err(err)) => {
+                log::warn!(channel:% = self.channel, event:% = name, error:% = err; "reply_publish_failed")
+            }
+            Err(err) => {
+                log::warn!(channel:% = self.channel, event:% = name, error:% = err; "reply_publish_failed")
+            }
         }
     }
 
@@ -221,7 +219,7 @@ impl Outlet {
             );
             self.saving = Some(actix_rt::task::spawn_blocking(move || {
                 if let Err(err) = store.save_partial(&player, &session, &reply, &text) {
-                    log::warn!("reply_save_failed reply_id={reply} error={err}");
+                    log::warn!(reply_id:% = reply, error:% = err; "reply_save_failed");
                 }
             }));
         }
@@ -323,12 +321,7 @@ async fn drive(mut job: ReplyJob, mut cancelled: oneshot::Receiver<()>) {
     out.saved().await;
     let outcome = end.outcome();
     finish(&job, &out, end, started, first_token).await;
-    log::debug!(
-        "reply_ended reply_id={} outcome={outcome} deltas={} ms={}",
-        job.reply.id,
-        out.next_index,
-        started.elapsed().as_millis()
-    );
+    log::debug!(reply_id:% = job.reply.id, outcome:%, deltas:% = out.next_index, ms:% = started.elapsed().as_millis(); "reply_ended");
 }
 
 /// Ends the reply in the store, then on the channel.
@@ -387,11 +380,11 @@ async fn finish(
     let stored = match stored {
         Ok(Ok(stored)) => Some(stored),
         Ok(Err(err)) => {
-            log::warn!("reply_finish_failed reply_id={} error={err}", job.reply.id);
+            log::warn!(reply_id:% = job.reply.id, error:% = err; "reply_finish_failed");
             None
         }
         Err(err) => {
-            log::warn!("reply_finish_failed reply_id={} error={err}", job.reply.id);
+            log::warn!(reply_id:% = job.reply.id, error:% = err; "reply_finish_failed");
             None
         }
     };

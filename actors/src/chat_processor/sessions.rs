@@ -86,7 +86,7 @@ where
     match actix_rt::task::spawn_blocking(move || work(&*store)).await {
         Ok(result) => result.map_err(store_error),
         Err(err) => {
-            log::error!("conversation_task_failed error={err}");
+            log::error!(error:% = err; "conversation_task_failed");
             Err(ErrorFrame::new(
                 ErrorCode::Unavailable,
                 "the conversation store cannot answer now; retry",
@@ -138,7 +138,7 @@ pub(super) async fn answer(
             // with help in the result itself.
             let mut result = SessionResult::plain(session_view(created));
             if let Some(title) = &result.session.title {
-                let assessed = shared.assess(title, &player, &result.session.id);
+                let assessed = shared.assess(title, &player);
                 if assessed.crisis.is_crisis() {
                     result.safety = Some(assessed.safety);
                     result.elements = assessed.elements;
@@ -222,7 +222,7 @@ pub(super) async fn answer(
         } => retry(shared, player, session_id, message_id(&reply)?).await,
     };
     if let Err(error) = &outcome {
-        log::debug!("request_refused method={method} code={:?}", error.code);
+        log::debug!(method:%, code:? = error.code; "request_refused");
     }
     outcome
 }
@@ -307,9 +307,7 @@ async fn send(
             "the session is archived; start a new one",
         ));
     }
-    let assessed = shared
-        .assess_with_opinion(&text, &player, &session_id)
-        .await;
+    let assessed = shared.assess_with_opinion(&text, &player).await;
     let history = prompt_history(&recent, None, turns);
     let stream = ask_assistant(&shared, &player, &text, &assessed, &history)?;
 

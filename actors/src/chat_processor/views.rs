@@ -44,7 +44,7 @@ pub(super) fn message_view(message: StoredMessage) -> MessageView {
 /// should that ever change, rather than losing the message.
 pub(super) fn raw_json<T: Serialize>(value: &T) -> Box<RawValue> {
     serde_json::value::to_raw_value(value).unwrap_or_else(|err| {
-        log::error!("conversation_encode_failed error={err}");
+        log::error!(error:% = err; "conversation_encode_failed");
         Box::<RawValue>::default()
     })
 }
@@ -69,7 +69,7 @@ pub(super) fn store_error(err: ConversationError) -> ErrorFrame {
             "this player has as many sessions as one may keep; archive is not deletion, so none can be added",
         ),
         other => {
-            log::warn!("conversation_store_failed error={other}");
+            log::warn!(error:% = other; "conversation_store_failed");
             ErrorFrame::new(
                 ErrorCode::Unavailable,
                 "the conversation store cannot answer now; retry",

@@ -44,7 +44,7 @@ impl EncodedFrame {
             // Our types have string keys only, so this cannot happen; if it
             // ever does, the client still gets a well-formed frame.
             Err(err) => {
-                log::error!("frame_encode_failed error={err}");
+                log::error!(error:% = err; "frame_encode_failed");
                 EncodedFrame(ByteString::from_static(
                     r#"{"type":"error","code":"internal","message":"could not encode a reply"}"#,
                 ))

@@ -451,7 +451,7 @@ impl Metrics {
         let mut out = Vec::new();
         let families = self.registry.gather();
         if let Err(err) = TextEncoder::new().encode(&families, &mut out) {
-            log::error!("metrics_encode_failed error={err}");
+            log::error!(error:% = err; "metrics_encode_failed");
         }
         String::from_utf8(out).unwrap_or_default()
     }

@@ -299,7 +299,7 @@ impl WsSession {
                         let code = match err {
                             BrokerError::LimitExceeded(_) => ErrorCode::LimitExceeded,
                             BrokerError::Unavailable(_) => {
-                                log::warn!("publish_failed conn_id={} error={err}", act.conn);
+                                log::warn!(conn_id:% = act.conn, error:% = err; "publish_failed");
                                 ErrorCode::Internal
                             }
                         };

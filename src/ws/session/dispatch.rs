@@ -30,12 +30,7 @@ impl WsSession {
                 self.limited_in_a_row += 1;
                 self.state.metrics.rate_limited();
                 if self.limited_in_a_row >= self.state.session.rate.close_after {
-                    log::warn!(
-                        "ws_rate_limit_close player_id={} conn_id={} refused_in_a_row={}",
-                        self.identity.player,
-                        self.conn,
-                        self.limited_in_a_row
-                    );
+                    log::warn!(player_id:% = self.identity.player, conn_id:% = self.conn, refused_in_a_row:% = self.limited_in_a_row; "ws_rate_limit_close");
                     self.close(ctx, Close::RateLimitExceeded);
                 } else {
                     let retry_after_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
@@ -194,12 +189,7 @@ impl WsSession {
             }
             Ok(Err(why)) => why,
             Err(err) => {
-                log::error!(
-                    "actor_unavailable player_id={} conn_id={} type={} error={err}",
-                    self.identity.player,
-                    self.conn,
-                    frame.kind
-                );
+                log::error!(player_id:% = self.identity.player, conn_id:% = self.conn, type:% = frame.kind, error:% = err; "actor_unavailable");
                 ErrorFrame::new(
                     ErrorCode::Internal,
                     "the server could not handle this request",

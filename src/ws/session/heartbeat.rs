@@ -34,12 +34,7 @@ impl WsSession {
 
     pub(super) fn heartbeat(&mut self, ctx: &mut Ctx) {
         if self.last_heard.elapsed() > self.state.session.client_timeout {
-            log::info!(
-                "ws_idle_timeout player_id={} conn_id={} silent_ms={}",
-                self.identity.player,
-                self.conn,
-                self.last_heard.elapsed().as_millis()
-            );
+            log::info!(player_id:% = self.identity.player, conn_id:% = self.conn, silent_ms:% = self.last_heard.elapsed().as_millis(); "ws_idle_timeout");
             self.close(ctx, Close::IdleTimeout);
         } else if self.outbound.is_stale() || self.outbound.ping().is_err() {
             self.slow_consumer(ctx);
@@ -56,11 +51,7 @@ impl WsSession {
         let left = Duration::from_secs(self.identity.expires_at.saturating_sub(now))
             + self.state.session.auth_leeway;
         self.expiry = Some(ctx.run_later(left, |act, ctx| {
-            log::info!(
-                "ws_token_expired player_id={} conn_id={}",
-                act.identity.player,
-                act.conn
-            );
+            log::info!(player_id:% = act.identity.player, conn_id:% = act.conn; "ws_token_expired");
             act.send_error(
                 ctx,
                 ErrorFrame::new(
@@ -94,11 +85,7 @@ impl WsSession {
             return;
         }
         for channel in self.unsubscribe(&revoked) {
-            log::info!(
-                "ws_subscription_revoked player_id={} conn_id={} channel={channel}",
-                self.identity.player,
-                self.conn
-            );
+            log::info!(player_id:% = self.identity.player, conn_id:% = self.conn, channel:%; "ws_subscription_revoked");
             let event = ChannelEvent::Unsubscribe {
                 channel,
                 data: Unsubscribed {
@@ -123,11 +110,7 @@ impl WsSession {
             ErrorFrame::new(ErrorCode::BadRequest, message)
         })?;
         if identity.player != self.identity.player {
-            log::warn!(
-                "ws_refresh_refused player_id={} conn_id={} reason=other_player",
-                self.identity.player,
-                self.conn
-            );
+            log::warn!(player_id:% = self.identity.player, conn_id:% = self.conn, reason = "other_player"; "ws_refresh_refused");
             return Err(ErrorFrame::new(
                 ErrorCode::Forbidden,
                 "a refresh token must be for the same player",

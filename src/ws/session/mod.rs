@@ -146,12 +146,7 @@ impl WsSession {
         if self.ending.is_some() {
             return;
         }
-        log::warn!(
-            "ws_slow_consumer player_id={} conn_id={} backlog={}",
-            self.identity.player,
-            self.conn,
-            self.outbound.backlog()
-        );
+        log::warn!(player_id:% = self.identity.player, conn_id:% = self.conn, backlog:% = self.outbound.backlog(); "ws_slow_consumer");
         self.state.metrics.slow_consumer_closed();
         self.ending = Some(Ending::Server(Close::SlowConsumer));
         self.outbound.close_with(Close::SlowConsumer, true);
@@ -175,16 +170,7 @@ impl WsSession {
     }
 
     fn log_frame(&self, frame: FrameLog, outcome: &str) {
-        log::info!(
-            target: "hearth::frame",
-            "ws_frame player_id={} conn_id={} type={} bytes={} latency_us={} outcome={}",
-            self.identity.player,
-            self.conn,
-            frame.kind,
-            frame.bytes,
-            frame.received.elapsed().as_micros(),
-            outcome
-        );
+        log::info!(target: "hearth::frame", player_id:% = self.identity.player, conn_id:% = self.conn, type:% = frame.kind, bytes:% = frame.bytes, latency_us:% = frame.received.elapsed().as_micros(), outcome:%; "ws_frame");
     }
 
     fn send_welcome(&mut self, ctx: &mut Ctx) {
@@ -225,11 +211,7 @@ impl WsSession {
                 }
                 Ok(false) => act.close(ctx, Close::TooManyConnections),
                 Err(err) => {
-                    log::warn!(
-                        "admission_unchecked player_id={} conn_id={} error={err}",
-                        act.identity.player,
-                        act.conn
-                    );
+                    log::warn!(player_id:% = act.identity.player, conn_id:% = act.conn, error:% = err; "admission_unchecked");
                     act.register(ctx);
                 }
             })
@@ -278,13 +260,7 @@ impl Actor for WsSession {
 
     fn started(&mut self, ctx: &mut Ctx) {
         self.state.metrics.connection_opened();
-        log::info!(
-            "ws_connect player_id={} conn_id={} typing={} stream={}",
-            self.identity.player,
-            self.conn,
-            self.options.typing,
-            self.options.stream
-        );
+        log::info!(player_id:% = self.identity.player, conn_id:% = self.conn, typing:% = self.options.typing, stream:% = self.options.stream; "ws_connect");
         self.start_heartbeat(ctx);
         self.schedule_expiry(ctx);
         if self.state.cluster {
@@ -310,14 +286,7 @@ impl Actor for WsSession {
         let ending = self.ending.take().unwrap_or(Ending::Lost);
         let (code, reason) = (ending.code(), ending.reason());
         self.state.metrics.connection_closed(code);
-        log::info!(
-            "ws_disconnect player_id={} conn_id={} duration_ms={} close_code={} close_reason={:?}",
-            self.identity.player,
-            self.conn,
-            self.opened_at.elapsed().as_millis(),
-            code,
-            reason
-        );
+        log::info!(player_id:% = self.identity.player, conn_id:% = self.conn, duration_ms:% = self.opened_at.elapsed().as_millis(), close_code:% = code, close_reason:? = reason; "ws_disconnect");
     }
 }
 
@@ -350,17 +319,13 @@ impl StreamHandler<Result<Incoming, InboundError>> for WsSession {
             Ok(incoming) => incoming,
             Err(InboundError::Refused { close, detail }) => {
                 if close == Close::ProtocolError {
-                    log::info!(
-                        "ws_protocol_error player_id={} conn_id={} error={detail}",
-                        self.identity.player,
-                        self.conn
-                    );
+                    log::info!(player_id:% = self.identity.player, conn_id:% = self.conn, error:% = detail; "ws_protocol_error");
                 }
                 return self.close(ctx, close);
             }
             Err(InboundError::Lost(err)) => {
                 // The peer went away without a close frame.
-                log::debug!("ws_io_error conn_id={} error={err}", self.conn);
+                log::debug!(conn_id:% = self.conn, error:% = err; "ws_io_error");
                 self.ending.get_or_insert(Ending::Lost);
                 return ctx.stop();
             }

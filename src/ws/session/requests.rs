@@ -33,11 +33,7 @@ impl WsSession {
                 let outcome = match result {
                     Ok(outcome) => outcome,
                     Err(err) => {
-                        log::error!(
-                            "actor_unavailable player_id={} conn_id={} type=request error={err}",
-                            act.identity.player,
-                            act.conn
-                        );
+                        log::error!(player_id:% = act.identity.player, conn_id:% = act.conn, type = "request", error:% = err; "actor_unavailable");
                         Err(ErrorFrame::new(
                             ErrorCode::Internal,
                             "the server could not handle this request",
@@ -86,11 +82,7 @@ impl WsSession {
         let already = subscriptions.contains(&channel);
         drop(subscriptions);
         if !already && full {
-            log::debug!(
-                "session_channel_not_joined player_id={} conn_id={} reason=subscription_limit",
-                self.identity.player,
-                self.conn
-            );
+            log::debug!(player_id:% = self.identity.player, conn_id:% = self.conn, reason = "subscription_limit"; "session_channel_not_joined");
             return join.go();
         }
         self.join_quietly(channel, join.into_signal());

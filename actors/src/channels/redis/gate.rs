@@ -72,7 +72,7 @@ impl Gate for RedisGate {
                 .invoke_async(&mut link.commands)
                 .await;
             if let Err(err) = link.note_write(result) {
-                log::warn!("redis_release_failed player_id={player} error={err}");
+                log::warn!(player_id:% = player, error:% = err; "redis_release_failed");
             }
         });
     }

@@ -227,11 +227,7 @@ impl Link {
                 .write_connections(player.clone(), *count)
                 .await?;
         }
-        log::info!(
-            "redis_state_resynced presence_entries={} players={}",
-            presence.len(),
-            connections.len()
-        );
+        log::info!(presence_entries:% = presence.len(), players:% = connections.len(); "redis_state_resynced");
         Ok(())
     }
 
@@ -251,7 +247,7 @@ impl Link {
         let added = match self.health.note(beat) {
             Ok(added) => added,
             Err(err) => {
-                log::debug!("redis_heartbeat_failed error={err}");
+                log::debug!(error:% = err; "redis_heartbeat_failed");
                 return;
             }
         };
@@ -259,13 +255,13 @@ impl Link {
         // stalled past its expiry and was swept.
         let lost = added == 1 && self.health.registered.load(Ordering::Relaxed);
         if lost {
-            log::warn!("redis_state_lost node_id={}", self.node);
+            log::warn!(node_id:% = self.node; "redis_state_lost");
         }
         self.health.registered.store(true, Ordering::Relaxed);
         if lost || self.dirty.swap(false, Ordering::Relaxed) {
             if let Err(err) = self.clone().resync().await {
                 self.dirty.store(true, Ordering::Relaxed);
-                log::warn!("redis_resync_failed error={err}");
+                log::warn!(error:% = err; "redis_resync_failed");
                 return;
             }
         }
@@ -279,8 +275,8 @@ impl Link {
             .await;
         match swept {
             Ok(0) => {}
-            Ok(count) => log::info!("redis_nodes_swept count={count}"),
-            Err(err) => log::warn!("redis_sweep_failed error={err}"),
+            Ok(count) => log::info!(count:%; "redis_nodes_swept"),
+            Err(err) => log::warn!(error:% = err; "redis_sweep_failed"),
         }
     }
 }

@@ -114,11 +114,7 @@ impl RedisBroker {
             .map_err(|err| BrokerError::Unavailable(format!("bad broker url: {err}")))?;
         let link = Link::new(&client, &settings.prefix)?;
         let (control, control_inbox) = mpsc::channel(CONTROL_QUEUE);
-        log::info!(
-            "broker kind=redis node_id={} prefix={}",
-            link.node,
-            settings.prefix
-        );
+        log::info!(kind = "redis", node_id:% = link.node, prefix:% = settings.prefix; "broker");
         Ok(RedisBroker {
             link,
             client,
@@ -173,7 +169,7 @@ impl Broker for RedisBroker {
             .try_send(Control::Unwatch(channel.clone()))
             .is_err()
         {
-            log::warn!("redis_unwatch_dropped channel={channel}");
+            log::warn!(channel:%; "redis_unwatch_dropped");
         }
     }
 
@@ -392,7 +388,7 @@ impl Broker for RedisBroker {
                 .invoke_async(&mut link.commands)
                 .await;
             link.health.note(swept)?;
-            log::info!("redis_node_departed node_id={}", link.node);
+            log::info!(node_id:% = link.node; "redis_node_departed");
             Ok(())
         })
     }

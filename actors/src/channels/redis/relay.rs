@@ -73,7 +73,7 @@ impl Relay {
             return;
         };
         let Ok(text) = std::str::from_utf8(message.get_payload_bytes()) else {
-            log::warn!("redis_bad_event channel={channel}");
+            log::warn!(channel:%; "redis_bad_event");
             return;
         };
         let (kind, rest) = split_event(text);
@@ -81,17 +81,17 @@ impl Relay {
         match kind {
             Some('p') => match parse_publication(&channel, rest) {
                 Some(publication) => self.relay_publication(publication).await,
-                None => log::warn!("redis_bad_event channel={channel}"),
+                None => log::warn!(channel:%; "redis_bad_event"),
             },
             Some('j') => match player() {
                 Some(player) => self.sink.emit(BrokerEvent::Join { channel, player }),
-                None => log::warn!("redis_bad_event channel={channel}"),
+                None => log::warn!(channel:%; "redis_bad_event"),
             },
             Some('l') => match player() {
                 Some(player) => self.sink.emit(BrokerEvent::Leave { channel, player }),
-                None => log::warn!("redis_bad_event channel={channel}"),
+                None => log::warn!(channel:%; "redis_bad_event"),
             },
-            _ => log::warn!("redis_bad_event channel={channel}"),
+            _ => log::warn!(channel:%; "redis_bad_event"),
         }
     }
 
@@ -134,11 +134,7 @@ impl Relay {
             Err(_) => Vec::new(),
         };
         if found.len() as u64 != wanted {
-            log::warn!(
-                "redis_gap_unfilled channel={} missing={}",
-                next.channel,
-                wanted - found.len() as u64
-            );
+            log::warn!(channel:% = next.channel, missing:% = wanted - found.len() as u64; "redis_gap_unfilled");
         }
         for publication in found {
             self.sink.emit(BrokerEvent::Publication(publication));
@@ -179,7 +175,7 @@ pub(super) async fn run_pubsub(
                 );
             if resubscribed {
                 health.set_pubsub(true);
-                log::info!("redis_pubsub_up channels={}", watched.len());
+                log::info!(channels:% = watched.len(); "redis_pubsub_up");
                 loop {
                     tokio::select! {
                         message = messages.next() => match message {
@@ -234,7 +230,7 @@ pub(super) async fn run_pubsub(
                     }
                 }
                 health.set_pubsub(false);
-                log::warn!("redis_pubsub_down channels={}", watched.len());
+                log::warn!(channels:% = watched.len(); "redis_pubsub_down");
             }
         }
         let pause = tokio::time::sleep(RECONNECT_DELAY);
