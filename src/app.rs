@@ -68,6 +68,8 @@ pub enum StartError {
 /// completion, and how to stop it gracefully.
 pub struct Running {
     pub addr: SocketAddr,
+    /// The admin listener (`[metrics] bind`), when there is one.
+    pub admin_addr: Option<SocketAddr>,
     pub server: Server,
     pub shutdown: Shutdown,
 }
@@ -339,30 +341,55 @@ pub fn start(config: Config, listener: TcpListener) -> Result<Running, StartErro
         n => n,
     };
     let open_sockets = state.open_sockets.clone();
+    let metrics_routes = match (config.metrics.bind.is_empty(), config.metrics.require_key) {
+        (false, _) => http::MetricsRoutes::Elsewhere,
+        (true, true) => http::MetricsRoutes::Keyed,
+        (true, false) => http::MetricsRoutes::Open,
+    };
+    let admin_listener = match config.metrics.bind.as_str() {
+        "" => None,
+        bind => Some(TcpListener::bind(bind)?),
+    };
+    let admin_addr = admin_listener
+        .as_ref()
+        .map(TcpListener::local_addr)
+        .transpose()?;
+    let public_state = state.clone();
     // actix-web's HttpServer, built by hand for one thing it does not
     // offer: an upgrade service, through which the dispatcher hands a
     // WebSocket's socket over instead of carrying its frames as a response
     // body (`http/upgrade.rs`).
-    let server = actix_server::Server::build()
-        .listen("hearth", listener, move || {
+    let mut builder = actix_server::Server::build().listen("hearth", listener, move || {
+        let app = App::new()
+            .app_data(public_state.clone())
+            .configure(|cfg| http::configure(cfg, metrics_routes))
+            .into_factory();
+        let upgrade_state = public_state.clone();
+        let upgrade = fn_service(move |(req, framed)| {
+            http::upgrade::upgrade(upgrade_state.clone(), req, framed)
+        });
+        HttpService::build()
+            // Realtime frames go out as soon as they are written;
+            // Nagle's algorithm would hold a small frame back for the
+            // previous one's ACK.
+            .tcp_nodelay(true)
+            .client_disconnect_timeout(Duration::ZERO)
+            .upgrade(upgrade)
+            .finish(map_config(app, |_| AppConfig::default()))
+            .tcp()
+    })?;
+    if let Some(admin_listener) = admin_listener {
+        builder = builder.listen("hearth-admin", admin_listener, move || {
             let app = App::new()
                 .app_data(state.clone())
-                .configure(http::configure)
+                .configure(http::configure_admin)
                 .into_factory();
-            let upgrade_state = state.clone();
-            let upgrade = fn_service(move |(req, framed)| {
-                http::upgrade::upgrade(upgrade_state.clone(), req, framed)
-            });
             HttpService::build()
-                // Realtime frames go out as soon as they are written;
-                // Nagle's algorithm would hold a small frame back for the
-                // previous one's ACK.
-                .tcp_nodelay(true)
-                .client_disconnect_timeout(Duration::ZERO)
-                .upgrade(upgrade)
                 .finish(map_config(app, |_| AppConfig::default()))
                 .tcp()
-        })?
+        })?;
+    }
+    let server = builder
         .workers(workers)
         .shutdown_timeout(config.server.shutdown_timeout_s)
         .disable_signals()
@@ -378,6 +405,7 @@ pub fn start(config: Config, listener: TcpListener) -> Result<Running, StartErro
     };
     Ok(Running {
         addr,
+        admin_addr,
         server,
         shutdown,
     })

@@ -169,6 +169,9 @@ fn serve(config: Config) -> ExitCode {
         let listener = TcpListener::bind(&config.server.bind)?;
         let running = hearth::start(config, listener).map_err(std::io::Error::other)?;
         log::info!(addr:% = running.addr; "listening");
+        if let Some(admin) = running.admin_addr {
+            log::info!(addr:% = admin; "admin_listening");
+        }
         let shutdown = running.shutdown.clone();
         actix_rt::spawn(async move {
             let signal = stop_signal().await;

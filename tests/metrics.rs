@@ -160,3 +160,74 @@ fn figures_move_as_frames_flow() {
     );
     assert_eq!(sample(&text, "hearth_closes_total{code=\"1000\"}"), 1.0);
 }
+
+/// Refusals are counted by reason; a connection's wait for its welcome and
+/// its whole length are histograms.
+#[test]
+fn refusals_welcomes_and_durations_are_measured() {
+    let server = TestServer::start();
+    for (query, reason) in [
+        ("", "missing_token"),
+        ("?token=not-a-token", "invalid_token"),
+    ] {
+        let mut refused = common::Client::open(&server.ws_url(query), &[]);
+        assert_eq!(refused.expect_close().0, 1008, "{reason}");
+    }
+    let client = server.connect("alice");
+    client.close();
+    // Its duration is counted before the open count drops.
+    server.wait_for_metrics("the connection closed", |m| m["connections"] == 0);
+    let text = prometheus(&server);
+    assert_eq!(
+        sample(&text, "hearth_connection_duration_seconds_count"),
+        1.0
+    );
+    for reason in ["missing_token", "invalid_token"] {
+        let series = format!("hearth_connections_refused_total{{reason=\"{reason}\"}}");
+        assert_eq!(sample(&text, &series), 1.0, "{series}");
+    }
+    let never = "hearth_connections_refused_total{reason=\"server_full\"}";
+    assert_eq!(sample(&text, never), 0.0, "every reason from zero");
+    assert_eq!(sample(&text, "hearth_welcome_seconds_count"), 1.0);
+    let json = server.metrics();
+    assert_eq!(json["connections_refused"]["invalid_token"], 1, "{json}");
+    assert!(json["welcome_p99_us"].as_u64().is_some(), "{json}");
+}
+
+/// `[metrics] require_key`: the public port's metrics need the API key.
+#[test]
+fn metrics_can_require_the_api_key() {
+    const KEY: &str = "metrics-key-0123456789abcdef0123456789";
+    let server = TestServer::with_config(|config| {
+        config.api.key = KEY.into();
+        config.metrics.require_key = true;
+    });
+    for path in ["/metrics", "/api/metrics"] {
+        let (status, _) = common::http_get(&server.http_url(path), None);
+        assert_eq!(status, 401, "{path} without the key");
+        let (status, _) = common::http_get(&server.http_url(path), Some(KEY));
+        assert_eq!(status, 200, "{path} with the key");
+    }
+}
+
+/// `[metrics] bind`: metrics, health and readiness on an admin listener of
+/// their own, and no metrics (nor anything else of a client's) there or on
+/// the public port the other way round.
+#[test]
+fn metrics_can_move_to_an_admin_listener() {
+    let server = TestServer::with_config(|config| config.metrics.bind = "127.0.0.1:0".into());
+    let admin = server.admin_addr.expect("an admin listener");
+    for path in ["/metrics", "/api/metrics"] {
+        let (status, _) = common::http_get(&server.http_url(path), None);
+        assert_eq!(status, 404, "{path} on the public port");
+        let (status, _) = common::http_get(&format!("http://{admin}{path}"), None);
+        assert_eq!(status, 200, "{path} on the admin listener");
+    }
+    for path in ["/healthz", "/readyz"] {
+        let (status, _) = common::http_get(&format!("http://{admin}{path}"), None);
+        assert_eq!(status, 200, "{path} on the admin listener");
+    }
+    let (status, _) = common::http_get(&format!("http://{admin}/api/publish"), None);
+    assert_eq!(status, 404, "the server API stays on the public port");
+    server.connect("alice").close();
+}

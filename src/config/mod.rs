@@ -48,6 +48,7 @@ pub struct Config {
     pub conversations: ConversationsConfig,
     pub safety: SafetyConfig,
     pub log: LogConfig,
+    pub metrics: MetricsConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -384,6 +385,17 @@ impl Default for LogConfig {
             pseudonym_key: String::new(),
         }
     }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// An address of its own for `/metrics`, `/api/metrics`, `/healthz` and
+    /// `/readyz` (an admin port inside the private network); the public
+    /// port then has no metrics. Empty: metrics on the public port.
+    pub bind: String,
+    /// On the public port, metrics need the server API key.
+    pub require_key: bool,
 }
 
 #[derive(Debug, Error)]

@@ -16,7 +16,7 @@ use crate::state::AppState;
 
 /// The server API's key check: the refusal to send, if any. 403 when no key
 /// is configured, 401 when the request's key is missing or wrong.
-fn api_key_refusal(req: &HttpRequest, state: &AppState) -> Option<HttpResponse> {
+pub(super) fn api_key_refusal(req: &HttpRequest, state: &AppState) -> Option<HttpResponse> {
     let Some(expected) = state.api_key.as_deref() else {
         return Some(HttpResponse::Forbidden().json(error_json(
             "forbidden",

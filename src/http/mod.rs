@@ -9,13 +9,31 @@ pub mod upgrade;
 
 use actix_web::web;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
+/// Where the metrics routes are served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsRoutes {
+    /// On the public port, open to all (the protocol's default).
+    Open,
+    /// On the public port, behind the server API key.
+    Keyed,
+    /// On the admin listener only.
+    Elsewhere,
+}
+
+/// The public port's routes.
+pub fn configure(cfg: &mut web::ServiceConfig, metrics: MetricsRoutes) {
     cfg.route(upgrade::WS_PATH, web::to(upgrade::without_upgrade))
         .route("/healthz", web::get().to(health::healthz))
-        .route("/readyz", web::get().to(health::readyz))
-        .route("/metrics", web::get().to(health::metrics_prometheus))
-        .route("/api/metrics", web::get().to(health::metrics_json))
-        .route("/api/publish", web::post().to(api::publish))
+        .route("/readyz", web::get().to(health::readyz));
+    match metrics {
+        MetricsRoutes::Open => configure_metrics(cfg),
+        MetricsRoutes::Keyed => {
+            cfg.route("/metrics", web::get().to(health::keyed_metrics_prometheus))
+                .route("/api/metrics", web::get().to(health::keyed_metrics_json));
+        }
+        MetricsRoutes::Elsewhere => {}
+    }
+    cfg.route("/api/publish", web::post().to(api::publish))
         .route(
             "/api/channels/{channel}/presence",
             web::get().to(api::channel_presence),
@@ -24,4 +42,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/api/players/{player_id}/progress",
             web::get().to(api::player_progress),
         );
+}
+
+fn configure_metrics(cfg: &mut web::ServiceConfig) {
+    cfg.route("/metrics", web::get().to(health::metrics_prometheus))
+        .route("/api/metrics", web::get().to(health::metrics_json));
+}
+
+/// The admin listener's routes (`[metrics] bind`): what an orchestrator
+/// and a scraper ask, and nothing a client does.
+pub fn configure_admin(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz));
+    configure_metrics(cfg);
 }

@@ -19,6 +19,7 @@ use actix_web::{HttpRequest, HttpResponse};
 use hearth_actors::protocol::Close;
 
 use super::common::{bearer, error_json};
+use crate::auth::AuthError;
 use crate::state::AppState;
 use crate::ws::socket::Socket;
 use crate::ws::{self, ConnOptions};
@@ -46,7 +47,10 @@ pub async fn upgrade(
     req: Request,
     mut framed: Framed<TcpStream, h1::Codec>,
 ) -> Result<(), actix_web::Error> {
+    let requested_at = std::time::Instant::now();
+    let refused = |reason: &str| state.metrics.connection.refused(reason);
     if req.path() != WS_PATH {
+        refused("not_found");
         return refuse_http(
             framed,
             StatusCode::NOT_FOUND,
@@ -69,6 +73,7 @@ pub async fn upgrade(
                 .any(|allowed| allowed == origin)
             {
                 log::info!(reason = "origin", origin:? = origin; "ws_refused");
+                refused("origin");
                 return refuse_http(
                     framed,
                     StatusCode::FORBIDDEN,
@@ -82,6 +87,7 @@ pub async fn upgrade(
     let switching = match actix_http::ws::handshake(req.head()) {
         Ok(mut builder) => builder.finish().drop_body(),
         Err(err) => {
+            refused("bad_handshake");
             let response = Response::from(err);
             let status = response.status();
             return send_response(framed, response.drop_body(), Bytes::new(), status).await;
@@ -113,14 +119,28 @@ pub async fn upgrade(
     if state.metrics.open_connections() >= i64::try_from(state.max_connections).unwrap_or(i64::MAX)
     {
         log::warn!(reason = "server_full"; "ws_refused");
+        refused("server_full");
         ws::refuse(socket, read, Close::ServerFull, limits);
         return Ok(());
     }
     match verdict {
-        Ok(identity) => ws::serve(socket, read, identity, options, state.into_inner()),
+        Ok(identity) => ws::serve(
+            socket,
+            read,
+            identity,
+            options,
+            state.into_inner(),
+            requested_at,
+        ),
         Err(err) => {
-            log::info!(reason:? = err.close().reason(); "ws_refused");
+            let reason = match err {
+                AuthError::Missing => "missing_token",
+                AuthError::Expired => "token_expired",
+                AuthError::Invalid(_) => "invalid_token",
+            };
+            log::info!(reason; "ws_refused");
             log::debug!(detail:? = err; "ws_refused");
+            refused(reason);
             ws::refuse(socket, read, err.close(), limits);
         }
     }

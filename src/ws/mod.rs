@@ -36,6 +36,7 @@ pub fn serve(
     identity: Identity,
     options: ConnOptions,
     state: Arc<AppState>,
+    requested_at: std::time::Instant,
 ) {
     let settings = &state.session;
     let (messages, outbound) = transport::accept(
@@ -46,7 +47,7 @@ pub fn serve(
     );
     WsSession::create(move |ctx| {
         ctx.add_stream(messages);
-        WsSession::new(identity, options, state, outbound)
+        WsSession::new(identity, options, state, outbound, requested_at)
     });
 }
 

@@ -30,6 +30,8 @@ pub const FRAME_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The admin listener, when `metrics.bind` asked for one.
+    pub admin_addr: Option<SocketAddr>,
     pub config: Config,
     handle: ServerHandle,
     thread: Option<JoinHandle<()>>,
@@ -63,7 +65,7 @@ impl TestServer {
                 match hearth::start(server_config, listener) {
                     Ok(running) => {
                         let handle = running.shutdown.handle.clone();
-                        let _ = ready_tx.send(Ok((running.addr, handle)));
+                        let _ = ready_tx.send(Ok((running.addr, running.admin_addr, handle)));
                         let _ = running.server.await;
                     }
                     Err(err) => {
@@ -72,12 +74,13 @@ impl TestServer {
                 }
             });
         });
-        let (addr, handle) = ready_rx
+        let (addr, admin_addr, handle) = ready_rx
             .recv_timeout(FRAME_TIMEOUT)
             .expect("server thread answered")
             .expect("server started");
         TestServer {
             addr,
+            admin_addr,
             config,
             handle,
             thread: Some(thread),

@@ -24,7 +24,7 @@ use tokio::sync::oneshot;
 use crate::model::channel_name::ChannelName;
 use crate::model::ids::{ConnId, PlayerId, SessionId};
 use crate::protocol::{Close, EncodedFrame, ServerFrame};
-use crate::support::metrics::{ActorKind, Metrics, RegistrySizes};
+use crate::support::metrics::{ActorKind, Metrics};
 
 pub use registry::ConnectRefused;
 use registry::{Registry, RoomChange};
@@ -162,11 +162,6 @@ pub struct FanOut {
     pub frame: EncodedFrame,
 }
 
-/// Registry sizes, for metrics and for tests that check nothing leaked.
-#[derive(Message, Debug)]
-#[rtype(result = "RegistrySizes")]
-pub struct GetRegistryStats;
-
 /// ChatServer's outbound port: what it tells the layer above (the
 /// Broadcaster) about rooms, in the order it happened. Messages to one
 /// actor through several recipients keep their order, so a `LeaveCluster`
@@ -232,7 +227,11 @@ impl ChatServer {
         }
     }
 
-    fn check_invariants(&self) {
+    /// After every change to the registry: its sizes go to the metrics
+    /// (so a scrape asks nothing of this actor), and debug builds check
+    /// its invariants.
+    fn registry_changed(&self) {
+        self.metrics.set_registry_sizes(self.registry.sizes());
         if cfg!(debug_assertions) {
             if let Err(violation) = self.registry.check_invariants() {
                 panic!("chat server registry: {violation}");
@@ -283,7 +282,7 @@ impl Handler<Connect> for ChatServer {
         let connected = self
             .registry
             .connect(msg.conn, msg.player, msg.name, msg.hub.id, links);
-        self.check_invariants();
+        self.registry_changed();
         connected
     }
 }
@@ -296,7 +295,7 @@ impl Handler<Disconnect> for ChatServer {
         let mut changes = Vec::new();
         self.registry.disconnect(msg.conn, &mut changes);
         self.report(changes);
-        self.check_invariants();
+        self.registry_changed();
     }
 }
 
@@ -359,7 +358,7 @@ impl Handler<JoinChannels> for ChatServer {
                 done: msg.done,
             });
         }
-        self.check_invariants();
+        self.registry_changed();
         // Whatever happened, the broadcaster learns which rooms are open.
         let done = msg
             .channels
@@ -384,7 +383,7 @@ impl Handler<LeaveChannels> for ChatServer {
             self.registry.leave(msg.conn, channel, &mut changes);
         }
         self.report(changes);
-        self.check_invariants();
+        self.registry_changed();
     }
 }
 
@@ -437,14 +436,5 @@ impl Handler<LeaveCluster> for ChatServer {
         Box::pin(async move {
             let _ = reply.await;
         })
-    }
-}
-
-impl Handler<GetRegistryStats> for ChatServer {
-    type Result = MessageResult<GetRegistryStats>;
-
-    fn handle(&mut self, _: GetRegistryStats, _: &mut Context<Self>) -> Self::Result {
-        let _timer = self.metrics.handling(ActorKind::ChatServer);
-        MessageResult(self.registry.sizes())
     }
 }

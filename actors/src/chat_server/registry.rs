@@ -64,6 +64,10 @@ pub struct Registry<L> {
     active_sessions: HashMap<PlayerId, SessionId>,
     max_connections_per_player: usize,
     max_remembered_sessions: usize,
+    /// Room memberships and presence entries, counted as they change so
+    /// that reading the sizes walks nothing.
+    subscription_count: usize,
+    presence_count: usize,
 }
 
 impl<L> Registry<L> {
@@ -75,6 +79,8 @@ impl<L> Registry<L> {
             active_sessions: HashMap::new(),
             max_connections_per_player: max_connections_per_player.max(1),
             max_remembered_sessions: max_remembered_sessions.max(1),
+            subscription_count: 0,
+            presence_count: 0,
         }
     }
 
@@ -171,10 +177,15 @@ impl<L> Registry<L> {
         }
         let room = self.rooms.entry(channel.clone()).or_default();
         room.presence = presence;
-        room.members.insert(conn, connection.hub);
+        if room.members.insert(conn, connection.hub).is_none() {
+            self.subscription_count += 1;
+        }
         *room.hubs.entry(connection.hub).or_default() += 1;
         if presence {
             let count = room.players.entry(connection.player.clone()).or_default();
+            if *count == 0 {
+                self.presence_count += 1;
+            }
             *count += 1;
             changes.push(RoomChange::Presence {
                 channel: channel.clone(),
@@ -199,6 +210,7 @@ impl<L> Registry<L> {
             return;
         };
         if let Some(hub) = room.members.remove(&conn) {
+            self.subscription_count -= 1;
             if let Some(count) = room.hubs.get_mut(&hub) {
                 *count -= 1;
                 if *count == 0 {
@@ -211,8 +223,8 @@ impl<L> Registry<L> {
                 *count = count.saturating_sub(1);
                 *count
             });
-            if count == Some(0) {
-                room.players.remove(&connection.player);
+            if count == Some(0) && room.players.remove(&connection.player).is_some() {
+                self.presence_count -= 1;
             }
             changes.push(RoomChange::Presence {
                 channel: channel.clone(),
@@ -271,13 +283,21 @@ impl<L> Registry<L> {
             players: self.players.len(),
             connections: self.connections.len(),
             channels: self.rooms.len(),
-            subscriptions: self.rooms.values().map(|r| r.members.len()).sum(),
-            presence_entries: self.rooms.values().map(|r| r.players.len()).sum(),
+            subscriptions: self.subscription_count,
+            presence_entries: self.presence_count,
         }
     }
 
     /// Every index agrees with every other, and nothing empty is kept.
     pub fn check_invariants(&self) -> Result<(), String> {
+        let members: usize = self.rooms.values().map(|r| r.members.len()).sum();
+        let present: usize = self.rooms.values().map(|r| r.players.len()).sum();
+        if (members, present) != (self.subscription_count, self.presence_count) {
+            return Err(format!(
+                "counted {} subscriptions and {} presence entries, hold {members} and {present}",
+                self.subscription_count, self.presence_count
+            ));
+        }
         let listed: usize = self.players.values().map(Vec::len).sum();
         if listed != self.connections.len() {
             return Err(format!(

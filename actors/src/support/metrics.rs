@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::support::assistant_meters::AssistantMeters;
+use crate::support::connection_meters::ConnectionMeters;
 use prometheus::core::{Collector, Metric};
 use prometheus::{
     Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
@@ -105,9 +106,11 @@ pub struct Metrics {
     gauges: ScrapeGauges,
     actors: [ActorMeter; 5],
     pub assistant: AssistantMeters,
+    pub connection: ConnectionMeters,
 }
 
-/// Figures read when scraped rather than counted as they happen.
+/// The registry's sizes, set by ChatServer as they change, and the
+/// process's memory, read when scraped.
 struct ScrapeGauges {
     players: IntGauge,
     channels: IntGauge,
@@ -305,6 +308,7 @@ impl Metrics {
             },
             actors: ActorKind::ALL.map(meter),
             assistant: AssistantMeters::register(r),
+            connection: ConnectionMeters::register(r),
             backlog_family,
             registry,
         }
@@ -393,7 +397,31 @@ impl Metrics {
     }
 
     /// Everything `/api/metrics` shows; `sizes` come from the registry.
-    pub fn snapshot(&self, sizes: RegistrySizes) -> MetricsSnapshot {
+    /// ChatServer's registry changed: its sizes, for the next scrape (which
+    /// then asks no actor).
+    pub fn set_registry_sizes(&self, sizes: RegistrySizes) {
+        let as_i64 = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        self.gauges.players.set(as_i64(sizes.players));
+        self.gauges.channels.set(as_i64(sizes.channels));
+        self.gauges.subscriptions.set(as_i64(sizes.subscriptions));
+        self.gauges
+            .presence_entries
+            .set(as_i64(sizes.presence_entries));
+    }
+
+    fn registry_sizes(&self) -> RegistrySizes {
+        let as_usize = |gauge: &IntGauge| usize::try_from(gauge.get()).unwrap_or(0);
+        RegistrySizes {
+            players: as_usize(&self.gauges.players),
+            connections: as_usize(&self.connections),
+            channels: as_usize(&self.gauges.channels),
+            subscriptions: as_usize(&self.gauges.subscriptions),
+            presence_entries: as_usize(&self.gauges.presence_entries),
+        }
+    }
+
+    pub fn snapshot(&self) -> MetricsSnapshot {
+        let sizes = self.registry_sizes();
         let closes = labelled_counts(&self.closes);
         let actors = ActorKind::ALL
             .iter()
@@ -425,20 +453,16 @@ impl Metrics {
             dropped_deliveries: self.dropped_deliveries.get(),
             closes,
             registry: sizes,
+            connections_refused: self.connection.refusals(),
+            welcome_p50_us: quantile_us(self.connection.welcome_histogram(), 0.5),
+            welcome_p99_us: quantile_us(self.connection.welcome_histogram(), 0.99),
             process_rss_bytes: resident_bytes(),
             actors,
         }
     }
 
     /// The Prometheus text exposition, with scrape-time gauges refreshed.
-    pub fn prometheus_text(&self, sizes: RegistrySizes) -> String {
-        let as_i64 = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
-        self.gauges.players.set(as_i64(sizes.players));
-        self.gauges.channels.set(as_i64(sizes.channels));
-        self.gauges.subscriptions.set(as_i64(sizes.subscriptions));
-        self.gauges
-            .presence_entries
-            .set(as_i64(sizes.presence_entries));
+    pub fn prometheus_text(&self) -> String {
         self.gauges
             .rss_bytes
             .set(i64::try_from(resident_bytes()).unwrap_or(i64::MAX));
@@ -527,6 +551,11 @@ pub struct MetricsSnapshot {
     pub dropped_deliveries: u64,
     pub closes: std::collections::BTreeMap<String, u64>,
     pub registry: RegistrySizes,
+    /// Refused connections by reason, those seen at least once.
+    pub connections_refused: std::collections::BTreeMap<String, u64>,
+    /// Upgrade request to welcome, quantiles in microseconds.
+    pub welcome_p50_us: u64,
+    pub welcome_p99_us: u64,
     pub process_rss_bytes: u64,
     pub actors: std::collections::BTreeMap<&'static str, ActorSnapshot>,
 }
@@ -546,13 +575,13 @@ mod tests {
         for _ in 0..2 {
             let _timer = metrics.handling(ActorKind::ChatServer);
         }
-        let snapshot = metrics.snapshot(RegistrySizes::default());
+        let snapshot = metrics.snapshot();
         assert_eq!(snapshot.connections, 1);
         assert_eq!(snapshot.messages_in, 1);
         let chat_server = &snapshot.actors["chat_server"];
         assert_eq!((chat_server.handled, chat_server.backlog), (2, 1));
         assert!(chat_server.p99_us >= chat_server.p50_us);
-        let text = metrics.prometheus_text(RegistrySizes::default());
+        let text = metrics.prometheus_text();
         assert!(text.contains("hearth_connections 1"));
         assert!(text.contains("hearth_actor_handled_total{actor=\"chat_server\"} 2"));
         assert!(text.contains("hearth_actor_backlog{actor=\"chat_server\"} 1"));

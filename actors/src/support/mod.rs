@@ -7,6 +7,7 @@
 
 pub mod assistant_meters;
 pub mod bounded;
+pub mod connection_meters;
 pub mod metered;
 pub mod metrics;
 pub mod pseudonym;

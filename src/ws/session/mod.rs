@@ -73,6 +73,7 @@ pub struct WsSession {
     identity: Identity,
     options: ConnOptions,
     state: Arc<AppState>,
+    /// When the client's upgrade request arrived.
     opened_at: Instant,
     last_heard: Instant,
     /// The therapeutic session used when a frame names none.
@@ -109,6 +110,7 @@ impl WsSession {
         options: ConnOptions,
         state: Arc<AppState>,
         outbound: OutboundQueue,
+        requested_at: Instant,
     ) -> Self {
         let now = Instant::now();
         let limits = &state.session.rate;
@@ -121,7 +123,7 @@ impl WsSession {
             identity,
             options,
             state,
-            opened_at: now,
+            opened_at: requested_at,
             last_heard: now,
             active_session: None,
             registered: false,
@@ -193,6 +195,10 @@ impl WsSession {
             }),
         );
         self.send(ctx, &ServerFrame::Message(welcome));
+        self.state
+            .metrics
+            .connection
+            .welcomed_after(self.opened_at.elapsed());
     }
 }
 
@@ -209,7 +215,11 @@ impl WsSession {
                     act.admitted = true;
                     act.register(ctx);
                 }
-                Ok(false) => act.close(ctx, Close::TooManyConnections),
+                Ok(false) => {
+                    act.state.metrics.connection.refused("too_many_connections");
+                    act.state.metrics.connection.refused("too_many_connections");
+                    act.close(ctx, Close::TooManyConnections)
+                }
                 Err(err) => {
                     log::warn!(player_id:% = act.identity.player, conn_id:% = act.conn, error:% = err; "admission_unchecked");
                     act.register(ctx);
@@ -285,8 +295,19 @@ impl Actor for WsSession {
         }
         let ending = self.ending.take().unwrap_or(Ending::Lost);
         let (code, reason) = (ending.code(), ending.reason());
+        let lasted = self.opened_at.elapsed();
+        if self.registered {
+            self.state.metrics.connection.closed_after(lasted);
+        }
         self.state.metrics.connection_closed(code);
-        log::info!(player_id:% = self.identity.player, conn_id:% = self.conn, duration_ms:% = self.opened_at.elapsed().as_millis(), close_code:% = code, close_reason:? = reason; "ws_disconnect");
+        log::info!(
+            player_id:% = self.identity.player,
+            conn_id:% = self.conn,
+            duration_ms:% = lasted.as_millis(),
+            close_code:% = code,
+            close_reason:? = reason;
+            "ws_disconnect"
+        );
     }
 }
 
