@@ -202,8 +202,18 @@ fn open_broker(config: &Config) -> Result<Box<dyn Broker>, StartError> {
             .map(|namespace| namespace.history_ttl())
             .max()
             .unwrap_or_default();
+        let tls_ca = match config.broker.tls_ca_file.as_os_str().is_empty() {
+            true => None,
+            false => Some(std::fs::read(&config.broker.tls_ca_file).map_err(|err| {
+                StartError::Broker(BrokerError::Unavailable(format!(
+                    "cannot read broker.tls_ca_file {}: {err}",
+                    config.broker.tls_ca_file.display()
+                )))
+            })?),
+        };
         let broker = RedisBroker::new(RedisSettings {
             url: config.broker.url.clone(),
+            tls_ca,
             prefix: config.broker.prefix.clone(),
             node_ttl: Duration::from_secs(config.broker.node_ttl_s),
             idle_ttl,

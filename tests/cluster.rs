@@ -673,15 +673,21 @@ fn a_node_redis_forgot_writes_back_exactly_its_state() {
     member.expect_quiet();
 }
 
-/// A Redis server of the test's own, on a free port.
+/// A Redis server of the test's own, on a free port; with certificates,
+/// TLS only.
 struct OwnRedis {
     program: String,
     port: u16,
+    tls: Option<common::tls::TestCerts>,
     child: Option<Child>,
 }
 
 impl OwnRedis {
     fn start(program: String) -> OwnRedis {
+        OwnRedis::start_with(program, None)
+    }
+
+    fn start_with(program: String, tls: Option<common::tls::TestCerts>) -> OwnRedis {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|listener| listener.local_addr())
             .expect("a free port")
@@ -689,6 +695,7 @@ impl OwnRedis {
         let mut redis = OwnRedis {
             program,
             port,
+            tls,
             child: None,
         };
         redis.restart();
@@ -696,21 +703,47 @@ impl OwnRedis {
     }
 
     fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let scheme = if self.tls.is_some() { "rediss" } else { "redis" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
+    }
+
+    fn client(&self) -> redis::RedisResult<redis::Client> {
+        match &self.tls {
+            Some(certs) => redis::Client::build_with_tls(
+                self.url().as_str(),
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(std::fs::read(&certs.ca).expect("CA file")),
+                },
+            ),
+            None => redis::Client::open(self.url().as_str()),
+        }
     }
 
     fn restart(&mut self) {
-        let child = Command::new(&self.program)
-            .args(["--port", &self.port.to_string()])
+        let port = self.port.to_string();
+        let mut command = Command::new(&self.program);
+        match &self.tls {
+            Some(certs) => command
+                .args(["--port", "0", "--tls-port", &port])
+                .arg("--tls-cert-file")
+                .arg(&certs.cert)
+                .arg("--tls-key-file")
+                .arg(&certs.key)
+                .arg("--tls-ca-cert-file")
+                .arg(&certs.ca)
+                .args(["--tls-auth-clients", "no"]),
+            None => command.args(["--port", &port]),
+        };
+        let child = command
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("start redis-server");
         self.child = Some(child);
-        let url = self.url();
         wait_until("the test's redis answers", || {
-            redis::Client::open(url.as_str())
+            self.client()
                 .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(200)))
                 .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
                 .is_ok()
@@ -729,6 +762,40 @@ impl Drop for OwnRedis {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// A Redis that speaks only TLS (`rediss://`), its certificate signed by a
+/// private CA given as `broker.tls_ca_file`: the node is ready and
+/// publications go through it. A node trusting another CA cannot reach it:
+/// its publishes are refused as the broker being unavailable.
+#[test]
+fn a_redis_over_tls_with_a_private_ca() {
+    let program = require_service!(RedisServer);
+    let certs = common::tls::TestCerts::generate();
+    let ca = certs.ca.clone();
+    let redis = OwnRedis::start_with(program, Some(certs));
+    assert!(redis.url().starts_with("rediss://"));
+    let namespace = Namespace::new(&redis.url());
+    let server = node(&namespace, |config| config.broker.tls_ca_file = ca.clone());
+    let mut member = server.connect("member");
+    subscribe(&mut member, "s", &["news:tls"]);
+    api_publish(&server, KEY, "news:tls", json!("over tls"));
+    assert_eq!(publication(&mut member, "news:tls")["data"], "over tls");
+
+    let stranger = common::tls::TestCerts::generate();
+    let mut config = cluster_config(&namespace);
+    config.broker.tls_ca_file = stranger.ca.clone();
+    let dir = tempfile::tempdir().expect("temp dir");
+    config.progress.path = dir.path().join("progress.db");
+    let untrusting = TestServer::start_with(config);
+    let (status, body) = common::http_post(
+        &untrusting.http_url("/api/publish"),
+        &json!({"channel": "news:tls", "data": "refused"}),
+        Some(KEY),
+    );
+    assert_eq!(status, 503, "{body}");
+    let (status, _) = http_get(&untrusting.http_url("/readyz"), None);
+    assert_eq!(status, 503);
 }
 
 /// Losing Redis: readiness 503, publishes fail with a clear error, the open

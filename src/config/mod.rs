@@ -237,6 +237,11 @@ pub struct BrokerConfig {
     /// A node that stops beating (killed, cut off) still counts in
     /// presence and connection limits for at most this long.
     pub node_ttl_s: u64,
+    /// PEM file of the CA that signed a `rediss://` server's certificate,
+    /// when it is not one the system trusts.
+    pub tls_ca_file: PathBuf,
+    /// Accept `redis://` (no TLS) to a host that is not this machine.
+    pub allow_plaintext: bool,
 }
 
 impl Default for BrokerConfig {
@@ -246,8 +251,31 @@ impl Default for BrokerConfig {
             url: "redis://127.0.0.1:6379".into(),
             prefix: "hearth".into(),
             node_ttl_s: 10,
+            tls_ca_file: PathBuf::new(),
+            allow_plaintext: false,
         }
     }
+}
+
+/// Whether a service URL's host is this machine (`127.0.0.0/8`, `::1`,
+/// `localhost`, or a Unix socket path), where TLS is not required.
+pub(crate) fn url_host_is_loopback(url: &str) -> bool {
+    let Some((_, rest)) = url.split_once("://") else {
+        return false;
+    };
+    // Past any user:password@, up to the port, path or query.
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    let host = match host_port.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
+        None => host_port.rsplit_once(':').map_or(host_port, |(host, _)| host),
+    };
+    if host.is_empty() || host.eq_ignore_ascii_case("localhost") {
+        // No host: a Unix socket, or the library's own default of localhost.
+        return true;
+    }
+    host.parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback())
 }
 
 #[derive(Clone, Deserialize, Serialize)]
@@ -528,6 +556,35 @@ mod tests {
         ] {
             assert!(problems.contains(setting), "{setting} in {problems}");
         }
+    }
+
+    #[test]
+    fn services_on_another_host_need_tls() {
+        for url in [
+            "redis://127.0.0.1:6379",
+            "redis://localhost",
+            "redis://:pw@[::1]:6379/0",
+            "postgres://postgres@127.0.0.1:5432/test",
+            "postgres:///test?host=/run/postgresql",
+        ] {
+            assert!(url_host_is_loopback(url), "{url}");
+        }
+        for url in [
+            "redis://10.0.0.5:6379",
+            "redis://user:pw@cache.example.org:6379",
+            "postgres://db.example.org/hearth",
+        ] {
+            assert!(!url_host_is_loopback(url), "{url}");
+        }
+        let mut config = Config::default();
+        config.broker.kind = "redis".into();
+        config.broker.url = "redis://cache.example.org:6379".into();
+        assert!(config.validate().is_err(), "plaintext to another host");
+        config.broker.url = "rediss://cache.example.org:6380".into();
+        assert!(config.validate().is_ok());
+        config.broker.url = "redis://cache.example.org:6379".into();
+        config.broker.allow_plaintext = true;
+        assert!(config.validate().is_ok(), "allowed explicitly");
     }
 
     #[test]

@@ -1,13 +1,20 @@
 //! Every check on a loaded configuration, each problem reported, all of
 //! them at once.
 
-use super::{is_loopback_bind, Config, ConfigError, MIN_SECRET_BYTES};
+use super::{is_loopback_bind, url_host_is_loopback, Config, ConfigError, MIN_SECRET_BYTES};
 
 impl Config {
     /// Checks every setting and reports every problem at once.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut problems: Vec<String> = Vec::new();
         self.validate_secrets(&mut problems);
+        if self.broker.kind == "redis"
+            && self.broker.url.starts_with("redis://")
+            && !url_host_is_loopback(&self.broker.url)
+            && !self.broker.allow_plaintext
+        {
+            problems.push("broker.url: a Redis on another host needs TLS (rediss://), or broker.allow_plaintext = true".into());
+        }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             problems.push("log.format must be \"text\" or \"json\"".into());
         }

@@ -8,6 +8,7 @@
 pub mod budgets;
 pub mod fake_model;
 pub mod sessions;
+pub mod tls;
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -75,7 +75,11 @@ use relay::{run_pubsub, Control, Relay};
 const CONTROL_QUEUE: usize = 4096;
 
 pub struct RedisSettings {
+    /// `redis://` or, for TLS, `rediss://`.
     pub url: String,
+    /// PEM certificates to trust for a `rediss://` server instead of the
+    /// system's roots (a private CA).
+    pub tls_ca: Option<Vec<u8>>,
     pub prefix: String,
     /// How long a node that stopped beating still counts.
     pub node_ttl: Duration,
@@ -110,8 +114,17 @@ impl RedisBroker {
     /// ready when Redis answers. Must be called inside the runtime that
     /// will run the broadcaster.
     pub fn new(settings: RedisSettings) -> Result<Self, BrokerError> {
-        let client = Client::open(settings.url.as_str())
-            .map_err(|err| BrokerError::Unavailable(format!("bad broker url: {err}")))?;
+        let client = match settings.tls_ca {
+            Some(root_cert) => Client::build_with_tls(
+                settings.url.as_str(),
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(root_cert),
+                },
+            ),
+            None => Client::open(settings.url.as_str()),
+        }
+        .map_err(|err| BrokerError::Unavailable(format!("bad broker url or CA: {err}")))?;
         let link = Link::new(&client, &settings.prefix)?;
         let (control, control_inbox) = mpsc::channel(CONTROL_QUEUE);
         log::info!(kind = "redis", node_id:% = link.node, prefix:% = settings.prefix; "broker");
@@ -442,6 +455,7 @@ mod tests {
         crate::channels::conformance::run(move || {
             let broker = RedisBroker::new(RedisSettings {
                 url,
+                tls_ca: None,
                 prefix,
                 // Far beyond the suite: the node must not expire mid-run.
                 node_ttl: Duration::from_secs(30),
