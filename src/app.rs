@@ -3,6 +3,7 @@
 //! integration tests run.
 
 use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,6 +30,7 @@ use hearth_actors::protocol::RequestLimits;
 use hearth_actors::store::conversations::postgres::PostgresConversationStore;
 use hearth_actors::store::conversations::sqlite::SqliteConversationStore;
 use hearth_actors::store::conversations::{ConversationError, SharedConversationStore};
+use hearth_actors::store::postgres_link::{PgLink, SslMode};
 use hearth_actors::store::progress::postgres::PostgresProgressStore;
 use hearth_actors::store::progress::sqlite::SqliteProgressStore;
 use hearth_actors::store::progress::{SharedProgressStore, StoreError};
@@ -39,7 +41,7 @@ use hearth_actors::therapy::exercises::Catalogue;
 use thiserror::Error;
 
 use crate::auth::{AuthSetupError, Authenticator};
-use crate::config::{Config, ConfigError};
+use crate::config::{url_host_is_loopback, Config, ConfigError};
 use crate::http;
 use crate::shutdown::Shutdown;
 use crate::state::{AppState, OutboundLimits, QueuedTotal, RateSettings, SessionSettings};
@@ -79,8 +81,13 @@ fn open_progress_store(config: &Config) -> Result<SharedProgressStore, StartErro
     if config.progress.kind == "postgres" {
         // The blocking PostgreSQL client runs a runtime of its own, which
         // may not start inside this one: connect on a plain thread.
-        let url = config.progress.url.clone();
-        let store = std::thread::spawn(move || PostgresProgressStore::open(&url))
+        let link = postgres_link(
+            &config.progress.url,
+            &config.progress.sslmode,
+            &config.progress.ca_file,
+        )
+        .map_err(|err| StartError::Store(StoreError::Corrupt(err)))?;
+        let store = std::thread::spawn(move || PostgresProgressStore::open(link))
             .join()
             .map_err(|_| {
                 StartError::Store(StoreError::Corrupt("the connect thread failed".into()))
@@ -99,16 +106,13 @@ fn open_conversation_store(config: &Config) -> Result<SharedConversationStore, S
     let max_sessions = to_i64(config.limits.sessions_per_player);
     let (store, sole_node): (SharedConversationStore, bool) =
         if config.conversations.kind == "postgres" {
-            // The blocking PostgreSQL client runs a runtime of its own,
-            // which may not start inside this one: connect on a plain thread.
-            let url = config.conversations.url.clone();
-            let store = std::thread::spawn(move || PostgresConversationStore::open(&url))
-                .join()
-                .map_err(|_| {
-                    StartError::Conversations(ConversationError::Corrupt(
-                        "the connect thread failed".into(),
-                    ))
-                })??;
+            let link = postgres_link(
+                &config.conversations.url,
+                &config.conversations.sslmode,
+                &config.conversations.ca_file,
+            )
+            .map_err(|err| StartError::Conversations(ConversationError::Corrupt(err)))?;
+            let store = off_the_runtime(move || PostgresConversationStore::open(link))?;
             log::info!(kind = "postgres"; "conversation_store");
             let store = store.with_max_per_player(max_sessions);
             (Arc::new(store), config.broker.kind != "redis")
@@ -118,12 +122,42 @@ fn open_conversation_store(config: &Config) -> Result<SharedConversationStore, S
             (Arc::new(store), true)
         };
     if sole_node {
-        let failed = store.fail_interrupted_replies()?;
+        let failing = store.clone();
+        let failed = off_the_runtime(move || failing.fail_interrupted_replies())?;
         if failed > 0 {
             log::warn!(count:% = failed; "interrupted_replies_failed");
         }
     }
     Ok(store)
+}
+
+/// Runs blocking store work on a plain thread: the blocking PostgreSQL
+/// client runs a runtime of its own, which may not start inside this one.
+fn off_the_runtime<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ConversationError> + Send + 'static,
+) -> Result<T, StartError> {
+    std::thread::spawn(work)
+        .join()
+        .map_err(|_| {
+            StartError::Conversations(ConversationError::Corrupt("the store thread failed".into()))
+        })?
+        .map_err(StartError::from)
+}
+
+/// How a PostgreSQL store connects: its URL and TLS as configured.
+fn postgres_link(url: &str, sslmode: &str, ca_file: &Path) -> Result<PgLink, String> {
+    let mode = SslMode::parse(sslmode, url_host_is_loopback(url))
+        .ok_or_else(|| format!("sslmode {sslmode:?} is not one Hearth knows"))?;
+    let ca = match ca_file.as_os_str().is_empty() {
+        true => None,
+        false => Some(
+            std::fs::read(ca_file)
+                .map_err(|err| format!("cannot read {}: {err}", ca_file.display()))?,
+        ),
+    };
+    let link = PgLink::new(url, mode, ca.as_deref())?;
+    log::info!(sslmode:? = mode; "postgres_tls");
+    Ok(link)
 }
 
 /// A configured count as a database integer (config validation keeps it

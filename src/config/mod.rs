@@ -213,6 +213,12 @@ pub struct ProgressConfig {
     pub path: PathBuf,
     /// The PostgreSQL connection URL.
     pub url: String,
+    /// TLS to PostgreSQL: "auto" (none on this machine, "verify-full"
+    /// elsewhere), "disable", "require" or "verify-full".
+    pub sslmode: String,
+    /// PEM file of the CA to trust for "verify-full" instead of the
+    /// system's roots.
+    pub ca_file: PathBuf,
 }
 
 impl Default for ProgressConfig {
@@ -221,6 +227,8 @@ impl Default for ProgressConfig {
             kind: "sqlite".into(),
             path: PathBuf::from("data/progress.db"),
             url: String::new(),
+            sslmode: "auto".into(),
+            ca_file: PathBuf::new(),
         }
     }
 }
@@ -259,16 +267,20 @@ impl Default for BrokerConfig {
 
 /// Whether a service URL's host is this machine (`127.0.0.0/8`, `::1`,
 /// `localhost`, or a Unix socket path), where TLS is not required.
-pub(crate) fn url_host_is_loopback(url: &str) -> bool {
+pub fn url_host_is_loopback(url: &str) -> bool {
     let Some((_, rest)) = url.split_once("://") else {
         return false;
     };
     // Past any user:password@, up to the port, path or query.
     let authority = rest.split(['/', '?']).next().unwrap_or_default();
-    let host_port = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    let host_port = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
     let host = match host_port.strip_prefix('[') {
         Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
-        None => host_port.rsplit_once(':').map_or(host_port, |(host, _)| host),
+        None => host_port
+            .rsplit_once(':')
+            .map_or(host_port, |(host, _)| host),
     };
     if host.is_empty() || host.eq_ignore_ascii_case("localhost") {
         // No host: a Unix socket, or the library's own default of localhost.
@@ -353,6 +365,9 @@ pub struct ConversationsConfig {
     /// The SQLite file; empty: `conversations.db` beside the progress store.
     pub path: PathBuf,
     pub url: String,
+    /// As `progress.sslmode` and `progress.ca_file`.
+    pub sslmode: String,
+    pub ca_file: PathBuf,
     /// v1 `user_message`s and their replies are kept in their session.
     pub record_v1: bool,
 }
@@ -363,6 +378,8 @@ impl Default for ConversationsConfig {
             kind: "sqlite".into(),
             path: PathBuf::new(),
             url: String::new(),
+            sslmode: "auto".into(),
+            ca_file: PathBuf::new(),
             record_v1: true,
         }
     }

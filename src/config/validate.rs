@@ -15,6 +15,17 @@ impl Config {
         {
             problems.push("broker.url: a Redis on another host needs TLS (rediss://), or broker.allow_plaintext = true".into());
         }
+        for (section, sslmode) in [
+            ("progress", &self.progress.sslmode),
+            ("conversations", &self.conversations.sslmode),
+        ] {
+            if !matches!(
+                sslmode.as_str(),
+                "auto" | "disable" | "require" | "verify-full"
+            ) {
+                problems.push(format!("{section}.sslmode must be \"auto\", \"disable\", \"require\" or \"verify-full\""));
+            }
+        }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             problems.push("log.format must be \"text\" or \"json\"".into());
         }

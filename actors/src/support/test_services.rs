@@ -35,6 +35,9 @@ pub enum Service {
     /// The `redis-server` program on PATH, for tests that run a Redis of
     /// their own so that they can stop it.
     RedisServer,
+    /// PostgreSQL's `initdb` on PATH, for tests that run a server of their
+    /// own (with TLS).
+    PostgresServer,
 }
 
 impl Service {
@@ -43,6 +46,7 @@ impl Service {
             Service::Redis => "Redis",
             Service::Postgres => "PostgreSQL",
             Service::RedisServer => "redis-server",
+            Service::PostgresServer => "initdb",
         }
     }
 
@@ -51,7 +55,7 @@ impl Service {
         match self {
             Service::Redis => Some("HEARTH_TEST_REDIS_URL"),
             Service::Postgres => Some("HEARTH_TEST_POSTGRES_URL"),
-            Service::RedisServer => None,
+            Service::RedisServer | Service::PostgresServer => None,
         }
     }
 
@@ -60,13 +64,14 @@ impl Service {
             Service::Redis => "redis://127.0.0.1:6379",
             Service::Postgres => "postgres://postgres@127.0.0.1:5432/test",
             Service::RedisServer => "redis-server",
+            Service::PostgresServer => "initdb",
         }
     }
 
     fn default_port(self) -> u16 {
         match self {
             Service::Redis | Service::RedisServer => 6379,
-            Service::Postgres => 5432,
+            Service::Postgres | Service::PostgresServer => 5432,
         }
     }
 
@@ -88,7 +93,9 @@ impl Service {
 pub fn require(service: Service) -> Option<String> {
     let location = service.location();
     let (available, at) = match service {
-        Service::RedisServer => (program_runs(&location), "on PATH".to_string()),
+        Service::RedisServer | Service::PostgresServer => {
+            (program_runs(&location), "on PATH".to_string())
+        }
         Service::Redis | Service::Postgres => match address_of(&location, service.default_port()) {
             Some(address) => (reachable(&address), format!("at {address}")),
             // Not a host and port (a socket path, say): nothing to probe,

@@ -8,7 +8,9 @@
 use std::sync::{Mutex, PoisonError};
 
 use chrono::{DateTime, Utc};
-use postgres::{Client, GenericClient, NoTls, Row};
+use postgres::{Client, GenericClient, Row};
+
+use crate::store::postgres_link::PgLink;
 
 use crate::model::ids::{MessageId, PlayerId, SessionId};
 use crate::model::time::Timestamp;
@@ -21,7 +23,7 @@ use crate::store::conversations::{
 };
 
 pub struct PostgresConversationStore {
-    url: String,
+    link: PgLink,
     client: Mutex<Option<Client>>,
     max_per_player: i64,
 }
@@ -83,11 +85,11 @@ const MESSAGE_FROM: &str = "conversation_messages m JOIN conversations c ON c.id
 impl PostgresConversationStore {
     /// Connects and creates the tables if needed. Blocking: call it outside
     /// any async runtime (the server does so on a thread of its own).
-    pub fn open(url: &str) -> Result<Self, ConversationError> {
-        let mut client = Client::connect(url, NoTls)?;
+    pub fn open(link: PgLink) -> Result<Self, ConversationError> {
+        let mut client = link.connect()?;
         client.batch_execute(SCHEMA)?;
         Ok(PostgresConversationStore {
-            url: url.to_string(),
+            link,
             client: Mutex::new(Some(client)),
             max_per_player: MAX_CONVERSATIONS_PER_PLAYER,
         })
@@ -105,7 +107,7 @@ impl PostgresConversationStore {
     ) -> Result<T, ConversationError> {
         let mut slot = self.client.lock().unwrap_or_else(PoisonError::into_inner);
         if slot.as_ref().is_none_or(Client::is_closed) {
-            *slot = Some(Client::connect(&self.url, NoTls)?);
+            *slot = Some(self.link.connect()?);
         }
         let Some(client) = slot.as_mut() else {
             return Err(ConversationError::Corrupt("no database connection".into()));
@@ -653,7 +655,7 @@ mod tests {
     fn open(url: &str) -> PostgresConversationStore {
         let url = url.to_string();
         // The blocking client runs its own runtime: keep it off any other.
-        std::thread::spawn(move || PostgresConversationStore::open(&url))
+        std::thread::spawn(move || PostgresConversationStore::open(PgLink::plain(&url).unwrap()))
             .join()
             .expect("connect thread")
             .expect("open the PostgreSQL store")

@@ -7,7 +7,9 @@
 use std::sync::{Mutex, PoisonError};
 
 use chrono::{DateTime, Utc};
-use postgres::{Client, NoTls, Row};
+use postgres::{Client, Row};
+
+use crate::store::postgres_link::PgLink;
 
 use crate::model::ids::{PlayerId, SessionId};
 use crate::model::progress::{MarkerId, MarkerType, ProgressMarker};
@@ -15,7 +17,7 @@ use crate::model::time::Timestamp;
 use crate::store::progress::{MarkerPage, ProgressStore, StoreError, MAX_MARKERS_PER_PLAYER};
 
 pub struct PostgresProgressStore {
-    url: String,
+    link: PgLink,
     client: Mutex<Option<Client>>,
     max_per_player: i64,
 }
@@ -45,11 +47,11 @@ const MARKER_COLUMNS: &str = "marker_id, marker_type, description, achieved_at, 
 impl PostgresProgressStore {
     /// Connects and creates the table if needed. Blocking: call it outside
     /// any async runtime (the server does so on a thread of its own).
-    pub fn open(url: &str) -> Result<Self, StoreError> {
-        let mut client = Client::connect(url, NoTls)?;
+    pub fn open(link: PgLink) -> Result<Self, StoreError> {
+        let mut client = link.connect()?;
         client.batch_execute(SCHEMA)?;
         Ok(PostgresProgressStore {
-            url: url.to_string(),
+            link,
             client: Mutex::new(Some(client)),
             max_per_player: MAX_MARKERS_PER_PLAYER,
         })
@@ -67,7 +69,7 @@ impl PostgresProgressStore {
     ) -> Result<T, StoreError> {
         let mut slot = self.client.lock().unwrap_or_else(PoisonError::into_inner);
         if slot.as_ref().is_none_or(Client::is_closed) {
-            *slot = Some(Client::connect(&self.url, NoTls)?);
+            *slot = Some(self.link.connect()?);
         }
         let Some(client) = slot.as_mut() else {
             return Err(StoreError::Corrupt("no database connection".into()));
@@ -184,11 +186,12 @@ mod tests {
         let url = require_service!(Postgres);
         let prefix = format!("t{}_", uuid::Uuid::new_v4().simple());
         // The blocking client runs its own runtime: keep it off any other.
-        let store = std::thread::spawn(move || PostgresProgressStore::open(&url))
-            .join()
-            .expect("connect thread")
-            .expect("open the PostgreSQL store")
-            .with_max_per_player(3);
+        let store =
+            std::thread::spawn(move || PostgresProgressStore::open(PgLink::plain(&url).unwrap()))
+                .join()
+                .expect("connect thread")
+                .expect("open the PostgreSQL store")
+                .with_max_per_player(3);
         crate::store::progress::conformance::run(&store, &prefix);
         store
             .with_client(|client| {
