@@ -9,6 +9,8 @@ use prometheus::{
     HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
 };
 
+use crate::support::registered::register;
+
 /// Seconds, from a fast local model's first token to a long reply.
 const REPLY_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
@@ -26,13 +28,6 @@ pub struct AssistantMeters {
     model_errors: IntCounterVec,
     busy: IntCounter,
     opinions: IntCounterVec,
-}
-
-fn register<C: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: C) -> C {
-    registry
-        .register(Box::new(metric.clone()))
-        .expect("each metric is registered once");
-    metric
 }
 
 impl AssistantMeters {

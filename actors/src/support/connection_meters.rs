@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use prometheus::{Histogram, HistogramOpts, IntCounterVec, Opts, Registry};
 
+use crate::support::registered::register;
+
 /// Why a connection is refused, the label's whole set.
 pub const REFUSAL_REASONS: &[&str] = &[
     "origin",
@@ -39,13 +41,6 @@ pub struct ConnectionMeters {
     refused: IntCounterVec,
     duration_seconds: Histogram,
     welcome_seconds: Histogram,
-}
-
-fn register<C: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: C) -> C {
-    registry
-        .register(Box::new(metric.clone()))
-        .expect("each metric is registered once");
-    metric
 }
 
 impl ConnectionMeters {

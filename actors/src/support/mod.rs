@@ -12,4 +12,5 @@ pub mod metered;
 pub mod metrics;
 pub mod pseudonym;
 pub mod rate_limit;
+mod registered;
 pub mod test_services;
