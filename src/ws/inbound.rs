@@ -84,9 +84,16 @@ impl Inbound {
         queue: Rc<RefCell<Queue>>,
         close_linger: std::time::Duration,
     ) -> Self {
+        // What the HTTP dispatcher read ahead is usually nothing, in a
+        // buffer sized for a request: an idle connection keeps none of it.
+        let buf = if read.is_empty() {
+            BytesMut::new()
+        } else {
+            read
+        };
         Inbound {
             socket: Some(socket),
-            buf: read,
+            buf,
             codec: Codec::new().max_size(max_message_bytes),
             max_message_bytes,
             partial: None,
