@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::tls::TestCerts;
 use common::TestServer;
-use hearth_actors::store::postgres_link::{PgLink, SslMode};
+use hearth_actors::store::postgres_link::{PgPool, SslMode};
 use hearth_actors::store::progress::postgres::PostgresProgressStore;
 use hearth_actors::support::test_services::require_service;
 use serde_json::json;
@@ -119,12 +119,8 @@ impl OwnPostgres {
         let url = server.url();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let link = PgLink::new(&url, SslMode::VerifyFull, Some(&ca)).unwrap();
-            // The blocking client runs a runtime of its own: off this one.
-            let up = std::thread::spawn(move || link.connect().is_ok())
-                .join()
-                .unwrap_or(false);
-            if up {
+            let pool = PgPool::new(&url, SslMode::VerifyFull, Some(&ca)).unwrap();
+            if opens(pool) {
                 break;
             }
             assert!(
@@ -148,8 +144,9 @@ impl Drop for OwnPostgres {
     }
 }
 
-fn opens(link: PgLink) -> bool {
-    std::thread::spawn(move || PostgresProgressStore::open(link).is_ok())
+/// Whether a progress store opens (creating its table) through `pool`.
+fn opens(pool: PgPool) -> bool {
+    std::thread::spawn(move || PostgresProgressStore::open(pool).is_ok())
         .join()
         .unwrap_or(false)
 }
@@ -161,13 +158,13 @@ fn the_stores_reach_postgresql_only_over_verified_tls() {
     let postgres = OwnPostgres::start(&initdb, &certs);
     let url = postgres.url();
 
-    assert!(!opens(PgLink::plain(&url).unwrap()), "refused without TLS");
+    assert!(!opens(PgPool::plain(&url).unwrap()), "refused without TLS");
     let stranger = std::fs::read(TestCerts::generate().ca).unwrap();
     assert!(
-        !opens(PgLink::new(&url, SslMode::VerifyFull, Some(&stranger)).unwrap()),
+        !opens(PgPool::new(&url, SslMode::VerifyFull, Some(&stranger)).unwrap()),
         "a certificate from another CA is refused"
     );
-    assert!(opens(PgLink::new(&url, SslMode::Require, None).unwrap()));
+    assert!(opens(PgPool::new(&url, SslMode::Require, None).unwrap()));
 
     // End to end: progress and conversations in that PostgreSQL.
     let server = TestServer::with_config(|config| {

@@ -1,24 +1,15 @@
-//! A client that stops reading is closed 4002 without the server's memory
-//! following the flood. Its own test binary, so that the process's RSS is
-//! this test's alone.
+//! A client that stops reading is closed 4002 while a reader in the same
+//! channel keeps up. How much memory such a client can hold is a figure
+//! of `hearth-bench hoard` (BENCHMARKS.md), not of a test: the process's
+//! RSS moves with the allocator and whatever else runs.
 
 mod common;
 
 use common::TestServer;
 use serde_json::json;
 
-fn rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("procfs");
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS")
-}
-
 /// A client that stops reading while a channel floods is closed 4002; a
-/// reader in the same channel gets every publication; the server's memory
-/// does not follow the flood.
+/// reader in the same channel gets every publication.
 #[test]
 fn a_non_reading_client_is_closed_4002() {
     const KEY: &str = "slow-test-0123456789abcdef0123456789";
@@ -42,7 +33,6 @@ fn a_non_reading_client_is_closed_4002() {
         reader
     });
 
-    let before = rss_kib();
     let agent = common::http_agent();
     let payload = "x".repeat(30 * 1024);
     for n in 0..COUNT {
@@ -65,9 +55,6 @@ fn a_non_reading_client_is_closed_4002() {
         metrics["connections"], 1,
         "only the reader is left: {metrics}"
     );
-    let grown_mib = rss_kib().saturating_sub(before) / 1024;
-    // ~60 MiB were published; one client's queue is bounded at 4 MiB.
-    assert!(grown_mib < 40, "RSS grew {grown_mib} MiB");
 
     // What the slow client finally reads ends with the 4002 close.
     assert_eq!(slow.raw_close(), (4002, "slow consumer".into()));

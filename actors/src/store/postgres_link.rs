@@ -1,18 +1,23 @@
-//! How the PostgreSQL stores connect: the URL, and TLS as `sslmode` asks
+//! How the PostgreSQL stores connect: a small pool of async clients
+//! (`tokio-postgres` through `deadpool-postgres`) on a runtime of their own,
+//! and TLS as `sslmode` asks
 //! (`disable`, `require`: encrypted but the certificate unchecked, as
 //! libpq's `require`; `verify-full`: the certificate checked against the
 //! system's roots or a CA file, and the host name against it). `auto`
 //! is `disable` for a server on this machine and `verify-full` for any
 //! other, so data and passwords never cross a network in clear by default.
 
-use std::sync::Arc;
+use std::future::Future;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
-use postgres::config::SslMode as WireSslMode;
-use postgres::{Client, NoTls};
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
+use tokio_postgres::config::SslMode as WireSslMode;
+use tokio_postgres::NoTls;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,44 +42,100 @@ impl SslMode {
     }
 }
 
-/// Everything a store needs to (re)connect; cheap to clone.
-#[derive(Clone)]
-pub struct PgLink {
-    config: postgres::Config,
-    tls: Option<MakeRustlsConnect>,
+/// Connections each store keeps open at most: a few queries at once from
+/// the blocking pool, without one connection per blocking thread.
+const POOL_SIZE: usize = 4;
+
+/// How long a call waits for a free connection, or for a new one.
+const POOL_WAIT: Duration = Duration::from_secs(5);
+
+/// The runtime the pools' connections live on. The stores are called from
+/// the blocking thread pool (their traits are synchronous), which may
+/// block on this runtime; its one thread drives every connection.
+fn pg_runtime() -> Result<&'static tokio::runtime::Runtime, PoolUnavailable> {
+    static RUNTIME: OnceLock<std::io::Result<tokio::runtime::Runtime>> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("hearth-postgres")
+                .enable_all()
+                .build()
+        })
+        .as_ref()
+        .map_err(|err| PoolUnavailable(format!("cannot start the PostgreSQL runtime: {err}")))
 }
 
-impl PgLink {
+/// No connection could be had: the database is unreachable, refused us,
+/// or every connection stayed busy past the wait.
+#[derive(Debug, Clone)]
+pub struct PoolUnavailable(pub String);
+
+impl std::fmt::Display for PoolUnavailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A store's connections; cheap to clone.
+#[derive(Clone)]
+pub struct PgPool {
+    pool: Pool,
+}
+
+impl PgPool {
     /// `ca_pem`: certificates to trust instead of the system's (for
-    /// `verify-full`).
-    pub fn new(url: &str, mode: SslMode, ca_pem: Option<&[u8]>) -> Result<PgLink, String> {
-        let mut config: postgres::Config = url
+    /// `verify-full`). Connects lazily: nothing is opened until a call.
+    pub fn new(url: &str, mode: SslMode, ca_pem: Option<&[u8]>) -> Result<PgPool, String> {
+        let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|err| format!("bad PostgreSQL url: {err}"))?;
-        let tls = match mode {
+        let manager_config = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match mode {
             SslMode::Disable => {
                 config.ssl_mode(WireSslMode::Disable);
-                None
+                Manager::from_config(config, NoTls, manager_config)
             }
             SslMode::Require | SslMode::VerifyFull => {
                 config.ssl_mode(WireSslMode::Require);
-                Some(MakeRustlsConnect::new(client_config(mode, ca_pem)?))
+                let tls = MakeRustlsConnect::new(client_config(mode, ca_pem)?);
+                Manager::from_config(config, tls, manager_config)
             }
         };
-        Ok(PgLink { config, tls })
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(POOL_WAIT))
+            .create_timeout(Some(POOL_WAIT))
+            .build()
+            .map_err(|err| format!("PostgreSQL pool: {err}"))?;
+        Ok(PgPool { pool })
     }
 
     /// Without TLS: for a server on this machine, and the tests.
-    pub fn plain(url: &str) -> Result<PgLink, String> {
-        PgLink::new(url, SslMode::Disable, None)
+    pub fn plain(url: &str) -> Result<PgPool, String> {
+        PgPool::new(url, SslMode::Disable, None)
     }
 
-    /// A blocking client: call it off any async runtime's threads.
-    pub fn connect(&self) -> Result<Client, postgres::Error> {
-        match &self.tls {
-            Some(tls) => self.config.connect(tls.clone()),
-            None => self.config.connect(NoTls),
-        }
+    /// Runs `work` with a pooled connection and waits for it. Call it from
+    /// a thread that may block (the blocking pool, a plain thread), never
+    /// from an async task. A connection that broke is dropped by the pool
+    /// and replaced on a later call.
+    pub fn run<T, E, Fut>(&self, work: impl FnOnce(Object) -> Fut) -> Result<T, E>
+    where
+        Fut: Future<Output = Result<T, E>>,
+        E: From<PoolUnavailable>,
+    {
+        pg_runtime()?.block_on(async {
+            let client = self
+                .pool
+                .get()
+                .await
+                .map_err(|err| PoolUnavailable(format!("PostgreSQL: {err}")))?;
+            work(client).await
+        })
     }
 }
 
@@ -175,13 +236,13 @@ mod tests {
 
     #[test]
     fn a_ca_file_without_certificates_is_refused() {
-        let refused = PgLink::new(
+        let refused = PgPool::new(
             "postgres://u@db.example.org/x",
             SslMode::VerifyFull,
             Some(b"not a pem"),
         );
         assert!(refused.is_err());
-        assert!(PgLink::new("postgres://u@db.example.org/x", SslMode::VerifyFull, None).is_ok());
-        assert!(PgLink::new("postgres://u@db.example.org/x", SslMode::Require, None).is_ok());
+        assert!(PgPool::new("postgres://u@db.example.org/x", SslMode::VerifyFull, None).is_ok());
+        assert!(PgPool::new("postgres://u@db.example.org/x", SslMode::Require, None).is_ok());
     }
 }

@@ -112,6 +112,9 @@ pub struct Metrics {
 /// The registry's sizes, set by ChatServer as they change, and the
 /// process's memory, read when scraped.
 struct ScrapeGauges {
+    /// The registry's own count (`connections` counts sessions, which end
+    /// a moment before the registry hears of it); not a series of its own.
+    registry_connections: std::sync::atomic::AtomicUsize,
     players: IntGauge,
     channels: IntGauge,
     subscriptions: IntGauge,
@@ -284,6 +287,7 @@ impl Metrics {
             ),
             closes,
             gauges: ScrapeGauges {
+                registry_connections: Default::default(),
                 players: gauge(r, "hearth_players", "Players with at least one connection"),
                 channels: gauge(
                     r,
@@ -407,13 +411,22 @@ impl Metrics {
         self.gauges
             .presence_entries
             .set(as_i64(sizes.presence_entries));
+        // Last: a reader that sees the connections gone sees the rest too.
+        self.gauges
+            .registry_connections
+            .store(sizes.connections, std::sync::atomic::Ordering::Release);
     }
 
     fn registry_sizes(&self) -> RegistrySizes {
+        // First: what was set before it is then seen too.
+        let connections = self
+            .gauges
+            .registry_connections
+            .load(std::sync::atomic::Ordering::Acquire);
         let as_usize = |gauge: &IntGauge| usize::try_from(gauge.get()).unwrap_or(0);
         RegistrySizes {
             players: as_usize(&self.gauges.players),
-            connections: as_usize(&self.connections),
+            connections,
             channels: as_usize(&self.gauges.channels),
             subscriptions: as_usize(&self.gauges.subscriptions),
             presence_entries: as_usize(&self.gauges.presence_entries),

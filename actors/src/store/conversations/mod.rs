@@ -65,7 +65,7 @@ pub enum ConversationError {
     #[error("conversation store: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("conversation store: {0}")]
-    Postgres(#[from] ::postgres::Error),
+    Postgres(#[from] tokio_postgres::Error),
     #[error("conversation store: could not create {path}: {source}")]
     CreateDir {
         path: String,
@@ -75,6 +75,14 @@ pub enum ConversationError {
     Corrupt(String),
     #[error("conversation store: the connection lock was poisoned")]
     Poisoned,
+    #[error("conversation store: {0}")]
+    Unavailable(String),
+}
+
+impl From<crate::store::postgres_link::PoolUnavailable> for ConversationError {
+    fn from(err: crate::store::postgres_link::PoolUnavailable) -> Self {
+        ConversationError::Unavailable(err.0)
+    }
 }
 
 /// One session of a player with the assistant.

@@ -1,16 +1,17 @@
 //! Conversations in PostgreSQL: the store every node of a cluster shares.
-//! A blocking client behind a lock, as the trait is called from the
-//! blocking thread pool; a connection that broke is replaced on the next
-//! call. Adding a message locks its session's row for the transaction, so
+//! Async clients from a small pool (`store/postgres_link.rs`); the trait
+//! is called from the blocking thread pool, which waits for them. A
+//! connection that broke is replaced by the pool. Adding a message locks its session's row for the transaction, so
 //! the message and the session's counters change together and two writers
 //! to one session take turns.
 
-use std::sync::{Mutex, PoisonError};
+use std::future::Future;
 
 use chrono::{DateTime, Utc};
-use postgres::{Client, GenericClient, Row};
+use deadpool_postgres::{GenericClient, Object};
+use tokio_postgres::Row;
 
-use crate::store::postgres_link::PgLink;
+use crate::store::postgres_link::PgPool;
 
 use crate::model::ids::{MessageId, PlayerId, SessionId};
 use crate::model::time::Timestamp;
@@ -23,8 +24,7 @@ use crate::store::conversations::{
 };
 
 pub struct PostgresConversationStore {
-    link: PgLink,
-    client: Mutex<Option<Client>>,
+    pool: PgPool,
     max_per_player: i64,
 }
 
@@ -85,12 +85,13 @@ const MESSAGE_FROM: &str = "conversation_messages m JOIN conversations c ON c.id
 impl PostgresConversationStore {
     /// Connects and creates the tables if needed. Blocking: call it outside
     /// any async runtime (the server does so on a thread of its own).
-    pub fn open(link: PgLink) -> Result<Self, ConversationError> {
-        let mut client = link.connect()?;
-        client.batch_execute(SCHEMA)?;
-        Ok(PostgresConversationStore {
-            link,
-            client: Mutex::new(Some(client)),
+    pub fn open(pool: PgPool) -> Result<Self, ConversationError> {
+        pool.run(|client| async move {
+            client.batch_execute(SCHEMA).await?;
+            Ok::<_, ConversationError>(())
+        })?;
+        Ok(Self {
+            pool,
             max_per_player: MAX_CONVERSATIONS_PER_PLAYER,
         })
     }
@@ -101,22 +102,12 @@ impl PostgresConversationStore {
         self
     }
 
-    fn with_client<T>(
-        &self,
-        work: impl FnOnce(&mut Client) -> Result<T, ConversationError>,
-    ) -> Result<T, ConversationError> {
-        let mut slot = self.client.lock().unwrap_or_else(PoisonError::into_inner);
-        if slot.as_ref().is_none_or(Client::is_closed) {
-            *slot = Some(self.link.connect()?);
-        }
-        let Some(client) = slot.as_mut() else {
-            return Err(ConversationError::Corrupt("no database connection".into()));
-        };
-        let result = work(client);
-        if client.is_closed() {
-            *slot = None;
-        }
-        result
+    /// Runs `work` with a pooled connection; see [`PgPool::run`].
+    fn with_client<T, Fut>(&self, work: impl FnOnce(Object) -> Fut) -> Result<T, ConversationError>
+    where
+        Fut: Future<Output = Result<T, ConversationError>>,
+    {
+        self.pool.run(work)
     }
 }
 
@@ -175,15 +166,17 @@ fn message_from_row(row: &Row) -> Result<(i64, StoredMessage), ConversationError
     ))
 }
 
-fn find_conversation(
-    client: &mut impl GenericClient,
+async fn find_conversation(
+    client: &impl GenericClient,
     player: &PlayerId,
     id: &SessionId,
 ) -> Result<Option<Conversation>, ConversationError> {
-    let row = client.query_opt(
-        &format!("SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE id = $1"),
-        &[&id.as_str()],
-    )?;
+    let row = client
+        .query_opt(
+            &format!("SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE id = $1"),
+            &[&id.as_str()],
+        )
+        .await?;
     let Some(row) = row else {
         return Ok(None);
     };
@@ -195,8 +188,8 @@ fn find_conversation(
 
 /// Whether the player owns the session; with `lock`, the session's row
 /// stays locked until the transaction ends.
-fn owns(
-    client: &mut impl GenericClient,
+async fn owns(
+    client: &impl GenericClient,
     player: &PlayerId,
     session: &SessionId,
     lock: bool,
@@ -206,173 +199,185 @@ fn owns(
         .query_opt(
             &format!("SELECT 1 FROM conversations WHERE id = $1 AND player_id = $2{lock}"),
             &[&session.as_str(), &player.as_str()],
-        )?
+        )
+        .await?
         .is_some())
 }
 
-fn find_message(
-    client: &mut impl GenericClient,
+async fn find_message(
+    client: &impl GenericClient,
     player: &PlayerId,
     session: &SessionId,
     id: &str,
 ) -> Result<Option<StoredMessage>, ConversationError> {
-    let row = client.query_opt(
-        &format!(
-            "SELECT {MESSAGE_COLUMNS} FROM {MESSAGE_FROM}
+    let row = client
+        .query_opt(
+            &format!(
+                "SELECT {MESSAGE_COLUMNS} FROM {MESSAGE_FROM}
              WHERE m.id = $1 AND m.session_id = $2 AND c.player_id = $3"
-        ),
-        &[&id, &session.as_str(), &player.as_str()],
-    )?;
+            ),
+            &[&id, &session.as_str(), &player.as_str()],
+        )
+        .await?;
     row.map(|row| message_from_row(&row).map(|(_, message)| message))
         .transpose()
 }
 
 /// Reads back a message the current operation has just written.
-fn written_message(
-    client: &mut impl GenericClient,
+async fn written_message(
+    client: &impl GenericClient,
     player: &PlayerId,
     session: &SessionId,
     id: &str,
 ) -> Result<StoredMessage, ConversationError> {
-    find_message(client, player, session, id)?.ok_or_else(|| {
-        ConversationError::Corrupt(format!("message {id} is missing right after writing it"))
-    })
+    find_message(client, player, session, id)
+        .await?
+        .ok_or_else(|| {
+            ConversationError::Corrupt(format!("message {id} is missing right after writing it"))
+        })
 }
 
 /// Ends a streaming reply, in the caller's transaction; how many rows
 /// changed (none: not this player's streaming reply).
-fn end_reply(
-    client: &mut impl GenericClient,
+async fn end_reply(
+    client: &impl GenericClient,
     player: &PlayerId,
     session: &SessionId,
     id: &str,
     end: &ReplyEnd,
 ) -> Result<u64, ConversationError> {
-    Ok(client.execute(
-        "UPDATE conversation_messages SET status = $4, text = $5, elements = $6,
+    Ok(client
+        .execute(
+            "UPDATE conversation_messages SET status = $4, text = $5, elements = $6,
             safety = $7, usage = $8, fallback = $9, finish_reason = $10,
             completed_at = $11
          WHERE id = $1 AND session_id = $2 AND role = 'assistant'
             AND status = 'streaming'
             AND session_id IN (SELECT id FROM conversations WHERE player_id = $3)",
-        &[
-            &id,
-            &session.as_str(),
-            &player.as_str(),
-            &end.status.status().as_str(),
-            &end.text,
-            &end.elements.get(),
-            &end.safety.get(),
-            &end.usage.as_deref().map(|usage| usage.get()),
-            &end.fallback,
-            &end.finish_reason,
-            &stamp(end.completed_at).0,
-        ],
-    )?)
+            &[
+                &id,
+                &session.as_str(),
+                &player.as_str(),
+                &end.status.status().as_str(),
+                &end.text,
+                &end.elements.get(),
+                &end.safety.get(),
+                &end.usage.as_deref().map(|usage| usage.get()),
+                &end.fallback,
+                &end.finish_reason,
+                &stamp(end.completed_at).0,
+            ],
+        )
+        .await?)
 }
 
 /// A session of `player` under `id` unless there is one; another player's
 /// is left alone. Two nodes inserting the same id at once: one insert
 /// wins, the other does nothing.
-fn insert_conversation_if_new(
-    client: &mut impl GenericClient,
+async fn insert_conversation_if_new(
+    client: &impl GenericClient,
     player: &PlayerId,
     id: &SessionId,
     max_per_player: i64,
 ) -> Result<(), ConversationError> {
     // Not past the player's bound: a client cannot grow the store by
     // naming new session ids.
-    client.execute(
-        "INSERT INTO conversations (id, player_id, agent, created_at, updated_at)
+    client
+        .execute(
+            "INSERT INTO conversations (id, player_id, agent, created_at, updated_at)
          SELECT $1, $2, $3, $4, $4
          WHERE NOT EXISTS (SELECT 1 FROM conversations WHERE id = $1)
            AND (SELECT COUNT(*) FROM conversations WHERE player_id = $2) < $5
          ON CONFLICT (id) DO NOTHING",
-        &[
-            &id.as_str(),
-            &player.as_str(),
-            &DEFAULT_AGENT,
-            &now().0,
-            &max_per_player,
-        ],
-    )?;
+            &[
+                &id.as_str(),
+                &player.as_str(),
+                &DEFAULT_AGENT,
+                &now().0,
+                &max_per_player,
+            ],
+        )
+        .await?;
     Ok(())
 }
 
 /// Adds a message and counts it on its session, in the caller's
 /// transaction (which holds the session's row).
-fn insert_message(
-    client: &mut impl GenericClient,
+async fn insert_message(
+    client: &impl GenericClient,
     session: &SessionId,
     row: &MessageInsert<'_>,
 ) -> Result<(), ConversationError> {
-    client.execute(
-        "INSERT INTO conversation_messages (id, session_id, role, text, status, created_at,
+    client
+        .execute(
+            "INSERT INTO conversation_messages (id, session_id, role, text, status, created_at,
             completed_at, safety, client_message_id, reply_to, character_id, world_id)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-        &[
-            &row.id.to_string(),
-            &session.as_str(),
-            &row.role.as_str(),
-            &row.text,
-            &row.status.as_str(),
-            &row.created_at.0,
-            &row.completed_at.map(|at| at.0),
-            &row.safety,
-            &row.client_message_id,
-            &row.reply_to.map(|id| id.to_string()),
-            &row.character_id,
-            &row.world_id,
-        ],
-    )?;
+            &[
+                &row.id.to_string(),
+                &session.as_str(),
+                &row.role.as_str(),
+                &row.text,
+                &row.status.as_str(),
+                &row.created_at.0,
+                &row.completed_at.map(|at| at.0),
+                &row.safety,
+                &row.client_message_id,
+                &row.reply_to.map(|id| id.to_string()),
+                &row.character_id,
+                &row.world_id,
+            ],
+        )
+        .await?;
     // GREATEST keeps `updated_at` from going back when nodes' clocks differ.
-    client.execute(
-        "UPDATE conversations SET message_count = message_count + 1,
+    client
+        .execute(
+            "UPDATE conversations SET message_count = message_count + 1,
             updated_at = GREATEST(updated_at, $2)
          WHERE id = $1",
-        &[&session.as_str(), &row.created_at.0],
-    )?;
+            &[&session.as_str(), &row.created_at.0],
+        )
+        .await?;
     Ok(())
 }
 
 /// Why a reply could not be changed: it is not one of this player's
 /// replies in this session, or it has ended.
-fn refusal(
-    client: &mut impl GenericClient,
+async fn refusal(
+    client: &impl GenericClient,
     player: &PlayerId,
     session: &SessionId,
     reply: &MessageId,
 ) -> Result<ConversationError, ConversationError> {
-    Ok(refusal_for(find_message(
-        client,
-        player,
-        session,
-        &reply.to_string(),
-    )?))
+    Ok(refusal_for(
+        find_message(client, player, session, &reply.to_string()).await?,
+    ))
 }
 
 /// The session's last `count` messages before `before`, newest first;
 /// `NotFound` unless the player owns the session.
-fn latest_messages(
-    client: &mut Client,
+async fn latest_messages(
+    client: &impl GenericClient,
     player: &PlayerId,
     session: &SessionId,
     before: i64,
     count: usize,
 ) -> Result<Vec<(i64, StoredMessage)>, ConversationError> {
-    if !owns(client, player, session, false)? {
+    if !owns(client, player, session, false).await? {
         return Err(ConversationError::NotFound);
     }
     // LIMIT is signed; a count past it means every row.
     let limit = i64::try_from(count).unwrap_or(i64::MAX);
-    let rows = client.query(
-        &format!(
-            "SELECT {MESSAGE_COLUMNS} FROM {MESSAGE_FROM}
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {MESSAGE_COLUMNS} FROM {MESSAGE_FROM}
              WHERE m.session_id = $1 AND m.seq < $2
              ORDER BY m.seq DESC LIMIT $3"
-        ),
-        &[&session.as_str(), &before, &limit],
-    )?;
+            ),
+            &[&session.as_str(), &before, &limit],
+        )
+        .await?;
     rows.iter().map(message_from_row).collect()
 }
 
@@ -384,29 +389,33 @@ impl ConversationStore for PostgresConversationStore {
     ) -> Result<Conversation, ConversationError> {
         let at = now();
         let conversation = Conversation::begin(player, new, at);
-        self.with_client(|client| {
+        let written = &conversation;
+        self.with_client(|client| async move {
             let held: i64 = client
                 .query_one(
                     "SELECT COUNT(*) FROM conversations WHERE player_id = $1",
                     &[&player.as_str()],
-                )?
+                )
+                .await?
                 .try_get(0)?;
             if held >= self.max_per_player {
                 return Err(ConversationError::TooMany);
             }
-            client.execute(
-                "INSERT INTO conversations (id, player_id, title, agent, pillar, created_at,
+            client
+                .execute(
+                    "INSERT INTO conversations (id, player_id, title, agent, pillar, created_at,
                     updated_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $6)",
-                &[
-                    &conversation.id.as_str(),
-                    &player.as_str(),
-                    &conversation.title,
-                    &conversation.agent,
-                    &conversation.pillar,
-                    &at.0,
-                ],
-            )?;
+                    &[
+                        &written.id.as_str(),
+                        &player.as_str(),
+                        &written.title,
+                        &written.agent,
+                        &written.pillar,
+                        &at.0,
+                    ],
+                )
+                .await?;
             Ok(())
         })?;
         Ok(conversation)
@@ -417,7 +426,7 @@ impl ConversationStore for PostgresConversationStore {
         player: &PlayerId,
         id: &SessionId,
     ) -> Result<Option<Conversation>, ConversationError> {
-        self.with_client(|client| find_conversation(client, player, id))
+        self.with_client(|client| async move { find_conversation(&client, player, id).await })
     }
 
     fn ensure_conversation(
@@ -425,10 +434,10 @@ impl ConversationStore for PostgresConversationStore {
         player: &PlayerId,
         id: &SessionId,
     ) -> Result<Option<Conversation>, ConversationError> {
-        self.with_client(|client| {
+        self.with_client(|client| async move {
             // Both of two racing nodes read the winner's row.
-            insert_conversation_if_new(client, player, id, self.max_per_player)?;
-            find_conversation(client, player, id)
+            insert_conversation_if_new(&client, player, id, self.max_per_player).await?;
+            find_conversation(&client, player, id).await
         })
     }
 
@@ -440,15 +449,17 @@ impl ConversationStore for PostgresConversationStore {
         let before = before_seq(CursorKind::Conversations, query.before.as_deref())?;
         let size = page_size(query.limit);
         let limit = i64::try_from(size + 1).unwrap_or(i64::MAX);
-        let rows = self.with_client(|client| {
-            let rows = client.query(
-                &format!(
-                    "SELECT {CONVERSATION_COLUMNS} FROM conversations
+        let rows = self.with_client(|client| async move {
+            let rows = client
+                .query(
+                    &format!(
+                        "SELECT {CONVERSATION_COLUMNS} FROM conversations
                      WHERE player_id = $1 AND seq < $2 AND ($3 OR NOT archived)
                      ORDER BY seq DESC LIMIT $4"
-                ),
-                &[&player.as_str(), &before, &query.include_archived, &limit],
-            )?;
+                    ),
+                    &[&player.as_str(), &before, &query.include_archived, &limit],
+                )
+                .await?;
             rows.iter().map(conversation_from_row).collect()
         })?;
         Ok(page_newest_first(CursorKind::Conversations, rows, size))
@@ -459,12 +470,14 @@ impl ConversationStore for PostgresConversationStore {
         player: &PlayerId,
         id: &SessionId,
     ) -> Result<Option<Conversation>, ConversationError> {
-        self.with_client(|client| {
-            client.execute(
-                "UPDATE conversations SET archived = TRUE WHERE id = $1 AND player_id = $2",
-                &[&id.as_str(), &player.as_str()],
-            )?;
-            find_conversation(client, player, id)
+        self.with_client(|client| async move {
+            client
+                .execute(
+                    "UPDATE conversations SET archived = TRUE WHERE id = $1 AND player_id = $2",
+                    &[&id.as_str(), &player.as_str()],
+                )
+                .await?;
+            find_conversation(&client, player, id).await
         })
     }
 
@@ -474,22 +487,24 @@ impl ConversationStore for PostgresConversationStore {
         session: &SessionId,
         message: NewUserMessage,
     ) -> Result<Appended, ConversationError> {
-        self.with_client(|client| {
-            let mut transaction = client.transaction()?;
+        self.with_client(|mut client| async move {
+            let transaction = client.transaction().await?;
             // The lock makes the look-up of the key and the insert one step
             // against another sender to this session.
-            if !owns(&mut transaction, player, session, true)? {
+            if !owns(&transaction, player, session, true).await? {
                 return Err(ConversationError::NotFound);
             }
             if let Some(key) = &message.client_message_id {
-                let earlier = transaction.query_opt(
-                    "SELECT id FROM conversation_messages
+                let earlier = transaction
+                    .query_opt(
+                        "SELECT id FROM conversation_messages
                      WHERE session_id = $1 AND client_message_id = $2",
-                    &[&session.as_str(), key],
-                )?;
+                        &[&session.as_str(), key],
+                    )
+                    .await?;
                 if let Some(earlier) = earlier {
                     let earlier: String = earlier.try_get(0)?;
-                    let message = written_message(&mut transaction, player, session, &earlier)?;
+                    let message = written_message(&transaction, player, session, &earlier).await?;
                     return Ok(Appended {
                         message,
                         repeated: true,
@@ -497,9 +512,10 @@ impl ConversationStore for PostgresConversationStore {
                 }
             }
             let row = MessageInsert::user(&message);
-            insert_message(&mut transaction, session, &row)?;
-            let message = written_message(&mut transaction, player, session, &row.id.to_string())?;
-            transaction.commit()?;
+            insert_message(&transaction, session, &row).await?;
+            let message =
+                written_message(&transaction, player, session, &row.id.to_string()).await?;
+            transaction.commit().await?;
             Ok(Appended {
                 message,
                 repeated: false,
@@ -513,19 +529,20 @@ impl ConversationStore for PostgresConversationStore {
         session: &SessionId,
         answering: &MessageId,
     ) -> Result<StoredMessage, ConversationError> {
-        self.with_client(|client| {
-            let mut transaction = client.transaction()?;
-            if !owns(&mut transaction, player, session, true)? {
+        self.with_client(|mut client| async move {
+            let transaction = client.transaction().await?;
+            if !owns(&transaction, player, session, true).await? {
                 return Err(ConversationError::NotFound);
             }
-            match find_message(&mut transaction, player, session, &answering.to_string())? {
+            match find_message(&transaction, player, session, &answering.to_string()).await? {
                 Some(message) if message.role == Role::User => {}
                 _ => return Err(ConversationError::NotFound),
             }
             let row = MessageInsert::reply(*answering);
-            insert_message(&mut transaction, session, &row)?;
-            let message = written_message(&mut transaction, player, session, &row.id.to_string())?;
-            transaction.commit()?;
+            insert_message(&transaction, session, &row).await?;
+            let message =
+                written_message(&transaction, player, session, &row.id.to_string()).await?;
+            transaction.commit().await?;
             Ok(message)
         })
     }
@@ -537,21 +554,23 @@ impl ConversationStore for PostgresConversationStore {
         reply: &MessageId,
         text: &str,
     ) -> Result<(), ConversationError> {
-        self.with_client(|client| {
-            let changed = client.execute(
-                "UPDATE conversation_messages SET text = $4
+        self.with_client(|client| async move {
+            let changed = client
+                .execute(
+                    "UPDATE conversation_messages SET text = $4
                  WHERE id = $1 AND session_id = $2 AND role = 'assistant'
                     AND status = 'streaming'
                     AND session_id IN (SELECT id FROM conversations WHERE player_id = $3)",
-                &[
-                    &reply.to_string(),
-                    &session.as_str(),
-                    &player.as_str(),
-                    &text,
-                ],
-            )?;
+                    &[
+                        &reply.to_string(),
+                        &session.as_str(),
+                        &player.as_str(),
+                        &text,
+                    ],
+                )
+                .await?;
             if changed == 0 {
-                return Err(refusal(client, player, session, reply)?);
+                return Err(refusal(&client, player, session, reply).await?);
             }
             Ok(())
         })
@@ -564,15 +583,15 @@ impl ConversationStore for PostgresConversationStore {
         reply: &MessageId,
         end: ReplyEnd,
     ) -> Result<StoredMessage, ConversationError> {
-        self.with_client(|client| {
+        self.with_client(|client| async move {
             let id = reply.to_string();
             // One conditional update: of two racing ends (a cancel and the
             // completion) exactly one changes the row.
-            let changed = end_reply(client, player, session, &id, &end)?;
+            let changed = end_reply(&client, player, session, &id, &end).await?;
             if changed == 0 {
-                return Err(refusal(client, player, session, reply)?);
+                return Err(refusal(&client, player, session, reply).await?);
             }
-            written_message(client, player, session, &id)
+            written_message(&client, player, session, &id).await
         })
     }
 
@@ -582,7 +601,9 @@ impl ConversationStore for PostgresConversationStore {
         session: &SessionId,
         id: &MessageId,
     ) -> Result<Option<StoredMessage>, ConversationError> {
-        self.with_client(|client| find_message(client, player, session, &id.to_string()))
+        self.with_client(|client| async move {
+            find_message(&client, player, session, &id.to_string()).await
+        })
     }
 
     fn messages(
@@ -593,8 +614,9 @@ impl ConversationStore for PostgresConversationStore {
     ) -> Result<Page<StoredMessage>, ConversationError> {
         let before = before_seq(CursorKind::Messages, query.before.as_deref())?;
         let size = page_size(query.limit);
-        let rows =
-            self.with_client(|client| latest_messages(client, player, session, before, size + 1))?;
+        let rows = self.with_client(|client| async move {
+            latest_messages(&client, player, session, before, size + 1).await
+        })?;
         Ok(page_oldest_first(CursorKind::Messages, rows, size))
     }
 
@@ -604,44 +626,48 @@ impl ConversationStore for PostgresConversationStore {
         session: &SessionId,
         count: usize,
     ) -> Result<Vec<StoredMessage>, ConversationError> {
-        let mut rows =
-            self.with_client(|client| latest_messages(client, player, session, i64::MAX, count))?;
+        let mut rows = self.with_client(|client| async move {
+            latest_messages(&client, player, session, i64::MAX, count).await
+        })?;
         rows.reverse();
         Ok(rows.into_iter().map(|(_, message)| message).collect())
     }
 
     fn record_exchanges(&self, exchanges: &[Exchange]) -> Result<usize, ConversationError> {
-        self.with_client(|client| {
-            let mut transaction = client.transaction()?;
+        self.with_client(|mut client| async move {
+            let transaction = client.transaction().await?;
             let mut recorded = 0;
             for exchange in exchanges {
                 let (player, session) = (&exchange.player, &exchange.session);
-                insert_conversation_if_new(&mut transaction, player, session, self.max_per_player)?;
-                if !owns(&mut transaction, player, session, true)? {
+                insert_conversation_if_new(&transaction, player, session, self.max_per_player)
+                    .await?;
+                if !owns(&transaction, player, session, true).await? {
                     continue;
                 }
                 let asked = MessageInsert::user(&exchange.user);
                 let asked_id = asked.id;
-                insert_message(&mut transaction, session, &asked)?;
+                insert_message(&transaction, session, &asked).await?;
                 let reply = MessageInsert::reply_with_id(exchange.reply_id, asked_id);
-                insert_message(&mut transaction, session, &reply)?;
+                insert_message(&transaction, session, &reply).await?;
                 let id = exchange.reply_id.to_string();
-                end_reply(&mut transaction, player, session, &id, &exchange.reply)?;
+                end_reply(&transaction, player, session, &id, &exchange.reply).await?;
                 recorded += 1;
             }
-            transaction.commit()?;
+            transaction.commit().await?;
             Ok(recorded)
         })
     }
 
     fn fail_interrupted_replies(&self) -> Result<u64, ConversationError> {
-        self.with_client(|client| {
-            Ok(client.execute(
-                "UPDATE conversation_messages SET status = 'failed', finish_reason = $1,
+        self.with_client(|client| async move {
+            Ok(client
+                .execute(
+                    "UPDATE conversation_messages SET status = 'failed', finish_reason = $1,
                     completed_at = $2
                  WHERE status = 'streaming'",
-                &[&INTERRUPTED, &now().0],
-            )?)
+                    &[&INTERRUPTED, &now().0],
+                )
+                .await?)
         })
     }
 }
@@ -654,8 +680,8 @@ mod tests {
 
     fn open(url: &str) -> PostgresConversationStore {
         let url = url.to_string();
-        // The blocking client runs its own runtime: keep it off any other.
-        std::thread::spawn(move || PostgresConversationStore::open(PgLink::plain(&url).unwrap()))
+        // The pool blocks on its own runtime: not from inside another.
+        std::thread::spawn(move || PostgresConversationStore::open(PgPool::plain(&url).unwrap()))
             .join()
             .expect("connect thread")
             .expect("open the PostgreSQL store")
@@ -671,18 +697,22 @@ mod tests {
     impl Drop for CleanUp<'_> {
         fn drop(&mut self) {
             let pattern = format!("{}%", self.prefix);
-            let result = self.store.with_client(|client| {
-                let mut transaction = client.transaction()?;
-                transaction.execute(
-                    "DELETE FROM conversation_messages WHERE session_id IN
+            let result = self.store.with_client(|mut client| async move {
+                let transaction = client.transaction().await?;
+                transaction
+                    .execute(
+                        "DELETE FROM conversation_messages WHERE session_id IN
                         (SELECT id FROM conversations WHERE player_id LIKE $1)",
-                    &[&pattern],
-                )?;
-                transaction.execute(
-                    "DELETE FROM conversations WHERE player_id LIKE $1",
-                    &[&pattern],
-                )?;
-                Ok(transaction.commit()?)
+                        &[&pattern],
+                    )
+                    .await?;
+                transaction
+                    .execute(
+                        "DELETE FROM conversations WHERE player_id LIKE $1",
+                        &[&pattern],
+                    )
+                    .await?;
+                Ok(transaction.commit().await?)
             });
             if let Err(err) = result {
                 eprintln!("clean up: {err}");

@@ -19,7 +19,7 @@ pub enum StoreError {
     #[error("progress store: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("progress store: {0}")]
-    Postgres(#[from] ::postgres::Error),
+    Postgres(#[from] tokio_postgres::Error),
     #[error("progress store: could not create {path}: {source}")]
     CreateDir {
         path: String,
@@ -29,6 +29,8 @@ pub enum StoreError {
     Corrupt(String),
     #[error("progress store: the connection lock was poisoned")]
     Poisoned,
+    #[error("progress store: {0}")]
+    Unavailable(String),
     /// The player holds as many markers as one may keep.
     #[error("progress store: the player has reached the marker limit")]
     LimitReached,
@@ -105,6 +107,12 @@ impl MarkerPage {
 }
 
 pub type SharedProgressStore = Arc<dyn ProgressStore>;
+
+impl From<crate::store::postgres_link::PoolUnavailable> for StoreError {
+    fn from(err: crate::store::postgres_link::PoolUnavailable) -> Self {
+        StoreError::Unavailable(err.0)
+    }
+}
 
 impl From<crate::store::sqlite::OpenError> for StoreError {
     fn from(err: crate::store::sqlite::OpenError) -> Self {

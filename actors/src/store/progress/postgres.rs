@@ -1,15 +1,16 @@
 //! Progress markers in PostgreSQL: the store every node of a cluster shares.
-//! A blocking client behind a lock, as the trait is called from the
-//! blocking thread pool; a connection that broke is replaced on the next
-//! call, so a database restart costs the calls made during it, not the
-//! process.
+//! Async clients from a small pool (`store/postgres_link.rs`); the trait
+//! is called from the blocking thread pool, which waits for them. A
+//! connection that broke is replaced by the pool, so a database restart
+//! costs the calls made during it, not the process.
 
-use std::sync::{Mutex, PoisonError};
+use std::future::Future;
 
 use chrono::{DateTime, Utc};
-use postgres::{Client, Row};
+use deadpool_postgres::Object;
+use tokio_postgres::Row;
 
-use crate::store::postgres_link::PgLink;
+use crate::store::postgres_link::PgPool;
 
 use crate::model::ids::{PlayerId, SessionId};
 use crate::model::progress::{MarkerId, MarkerType, ProgressMarker};
@@ -17,8 +18,7 @@ use crate::model::time::Timestamp;
 use crate::store::progress::{MarkerPage, ProgressStore, StoreError, MAX_MARKERS_PER_PLAYER};
 
 pub struct PostgresProgressStore {
-    link: PgLink,
-    client: Mutex<Option<Client>>,
+    pool: PgPool,
     max_per_player: i64,
 }
 
@@ -47,12 +47,13 @@ const MARKER_COLUMNS: &str = "marker_id, marker_type, description, achieved_at, 
 impl PostgresProgressStore {
     /// Connects and creates the table if needed. Blocking: call it outside
     /// any async runtime (the server does so on a thread of its own).
-    pub fn open(link: PgLink) -> Result<Self, StoreError> {
-        let mut client = link.connect()?;
-        client.batch_execute(SCHEMA)?;
-        Ok(PostgresProgressStore {
-            link,
-            client: Mutex::new(Some(client)),
+    pub fn open(pool: PgPool) -> Result<Self, StoreError> {
+        pool.run(|client| async move {
+            client.batch_execute(SCHEMA).await?;
+            Ok::<_, StoreError>(())
+        })?;
+        Ok(Self {
+            pool,
             max_per_player: MAX_MARKERS_PER_PLAYER,
         })
     }
@@ -63,22 +64,13 @@ impl PostgresProgressStore {
         self
     }
 
-    fn with_client<T>(
-        &self,
-        work: impl FnOnce(&mut Client) -> Result<T, postgres::Error>,
-    ) -> Result<T, StoreError> {
-        let mut slot = self.client.lock().unwrap_or_else(PoisonError::into_inner);
-        if slot.as_ref().is_none_or(Client::is_closed) {
-            *slot = Some(self.link.connect()?);
-        }
-        let Some(client) = slot.as_mut() else {
-            return Err(StoreError::Corrupt("no database connection".into()));
-        };
-        let result = work(client);
-        if client.is_closed() {
-            *slot = None;
-        }
-        Ok(result?)
+    /// Runs `work` with a pooled connection; see [`PgPool::run`].
+    fn with_client<T, Fut>(&self, work: impl FnOnce(Object) -> Fut) -> Result<T, StoreError>
+    where
+        Fut: Future<Output = Result<T, tokio_postgres::Error>>,
+    {
+        self.pool
+            .run(|client| async move { Ok::<T, StoreError>(work(client).await?) })
     }
 }
 
@@ -112,37 +104,41 @@ impl ProgressStore for PostgresProgressStore {
         marker: ProgressMarker,
     ) -> Result<ProgressMarker, StoreError> {
         let max_per_player = self.max_per_player;
-        let row = self.with_client(|client| {
+        let row = self.with_client(|client| async move {
             // Not past the player's bound: counted in the same statement
             // (nodes recording for one player at the same instant may pass
             // it by one each).
-            client.execute(
-                "INSERT INTO progress_markers (marker_id, player_id, run_key, marker_type,
+            client
+                .execute(
+                    "INSERT INTO progress_markers (marker_id, player_id, run_key, marker_type,
                     description, achieved_at, therapeutic_value, related_goal_id, session_id)
                  SELECT $1::text, $2::text, $3::text, $4::text, $5::text, $6::timestamptz,
                     $7::float8, $8::text, $9::text
                  WHERE (SELECT COUNT(*) FROM progress_markers WHERE player_id = $2) < $10
                  ON CONFLICT (player_id, run_key) DO NOTHING",
-                &[
-                    &marker.marker_id.as_str(),
-                    &player.as_str(),
-                    &run_key,
-                    &marker.marker_type.as_str(),
-                    &marker.description,
-                    &marker.achieved_at.0,
-                    &marker.therapeutic_value,
-                    &marker.related_goal_id,
-                    &marker.session_id.as_ref().map(SessionId::as_str),
-                    &max_per_player,
-                ],
-            )?;
-            client.query_opt(
-                &format!(
-                    "SELECT {MARKER_COLUMNS} FROM progress_markers
+                    &[
+                        &marker.marker_id.as_str(),
+                        &player.as_str(),
+                        &run_key,
+                        &marker.marker_type.as_str(),
+                        &marker.description,
+                        &marker.achieved_at.0,
+                        &marker.therapeutic_value,
+                        &marker.related_goal_id,
+                        &marker.session_id.as_ref().map(SessionId::as_str),
+                        &max_per_player,
+                    ],
+                )
+                .await?;
+            client
+                .query_opt(
+                    &format!(
+                        "SELECT {MARKER_COLUMNS} FROM progress_markers
                      WHERE player_id = $1 AND run_key = $2"
-                ),
-                &[&player.as_str(), &run_key],
-            )
+                    ),
+                    &[&player.as_str(), &run_key],
+                )
+                .await
         })?;
         // Neither recorded now nor before: the bound refused it.
         match row {
@@ -159,14 +155,16 @@ impl ProgressStore for PostgresProgressStore {
     ) -> Result<MarkerPage, StoreError> {
         let fetch = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
         let after = after.unwrap_or(0);
-        let rows = self.with_client(|client| {
-            client.query(
-                &format!(
-                    "SELECT {MARKER_COLUMNS}, seq FROM progress_markers
+        let rows = self.with_client(|client| async move {
+            client
+                .query(
+                    &format!(
+                        "SELECT {MARKER_COLUMNS}, seq FROM progress_markers
                      WHERE player_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
-                ),
-                &[&player.as_str(), &after, &fetch],
-            )
+                    ),
+                    &[&player.as_str(), &after, &fetch],
+                )
+                .await
         })?;
         let found = rows
             .iter()
@@ -185,20 +183,22 @@ mod tests {
     fn the_shared_suite_passes() {
         let url = require_service!(Postgres);
         let prefix = format!("t{}_", uuid::Uuid::new_v4().simple());
-        // The blocking client runs its own runtime: keep it off any other.
+        // The pool blocks on its own runtime: not from inside another.
         let store =
-            std::thread::spawn(move || PostgresProgressStore::open(PgLink::plain(&url).unwrap()))
+            std::thread::spawn(move || PostgresProgressStore::open(PgPool::plain(&url).unwrap()))
                 .join()
                 .expect("connect thread")
                 .expect("open the PostgreSQL store")
                 .with_max_per_player(3);
         crate::store::progress::conformance::run(&store, &prefix);
         store
-            .with_client(|client| {
-                client.execute(
-                    "DELETE FROM progress_markers WHERE player_id LIKE $1",
-                    &[&format!("{prefix}%")],
-                )
+            .with_client(|client| async move {
+                client
+                    .execute(
+                        "DELETE FROM progress_markers WHERE player_id LIKE $1",
+                        &[&format!("{prefix}%")],
+                    )
+                    .await
             })
             .expect("clean up");
     }
