@@ -30,7 +30,7 @@ use hearth_actors::protocol::RequestLimits;
 use hearth_actors::store::conversations::postgres::PostgresConversationStore;
 use hearth_actors::store::conversations::sqlite::SqliteConversationStore;
 use hearth_actors::store::conversations::{ConversationError, SharedConversationStore};
-use hearth_actors::store::postgres_link::{PgLink, SslMode};
+use hearth_actors::store::postgres_link::{PgPool, SslMode};
 use hearth_actors::store::progress::postgres::PostgresProgressStore;
 use hearth_actors::store::progress::sqlite::SqliteProgressStore;
 use hearth_actors::store::progress::{SharedProgressStore, StoreError};
@@ -79,15 +79,15 @@ pub struct Running {
 fn open_progress_store(config: &Config) -> Result<SharedProgressStore, StartError> {
     let max_markers = to_i64(config.limits.progress_markers_per_player);
     if config.progress.kind == "postgres" {
-        // The blocking PostgreSQL client runs a runtime of its own, which
-        // may not start inside this one: connect on a plain thread.
-        let link = postgres_link(
+        // The store waits on its pool's runtime, which may not be done
+        // from inside this one: open it on a plain thread.
+        let pool = postgres_pool(
             &config.progress.url,
             &config.progress.sslmode,
             &config.progress.ca_file,
         )
         .map_err(|err| StartError::Store(StoreError::Corrupt(err)))?;
-        let store = std::thread::spawn(move || PostgresProgressStore::open(link))
+        let store = std::thread::spawn(move || PostgresProgressStore::open(pool))
             .join()
             .map_err(|_| {
                 StartError::Store(StoreError::Corrupt("the connect thread failed".into()))
@@ -106,13 +106,13 @@ fn open_conversation_store(config: &Config) -> Result<SharedConversationStore, S
     let max_sessions = to_i64(config.limits.sessions_per_player);
     let (store, sole_node): (SharedConversationStore, bool) =
         if config.conversations.kind == "postgres" {
-            let link = postgres_link(
+            let pool = postgres_pool(
                 &config.conversations.url,
                 &config.conversations.sslmode,
                 &config.conversations.ca_file,
             )
             .map_err(|err| StartError::Conversations(ConversationError::Corrupt(err)))?;
-            let store = off_the_runtime(move || PostgresConversationStore::open(link))?;
+            let store = off_the_runtime(move || PostgresConversationStore::open(pool))?;
             log::info!(kind = "postgres"; "conversation_store");
             let store = store.with_max_per_player(max_sessions);
             (Arc::new(store), config.broker.kind != "redis")
@@ -131,8 +131,8 @@ fn open_conversation_store(config: &Config) -> Result<SharedConversationStore, S
     Ok(store)
 }
 
-/// Runs blocking store work on a plain thread: the blocking PostgreSQL
-/// client runs a runtime of its own, which may not start inside this one.
+/// Runs blocking store work on a plain thread: a PostgreSQL store waits
+/// on its pool's runtime, which may not be done from inside this one.
 fn off_the_runtime<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, ConversationError> + Send + 'static,
 ) -> Result<T, StartError> {
@@ -144,8 +144,8 @@ fn off_the_runtime<T: Send + 'static>(
         .map_err(StartError::from)
 }
 
-/// How a PostgreSQL store connects: its URL and TLS as configured.
-fn postgres_link(url: &str, sslmode: &str, ca_file: &Path) -> Result<PgLink, String> {
+/// A PostgreSQL store's pool: its URL and TLS as configured.
+fn postgres_pool(url: &str, sslmode: &str, ca_file: &Path) -> Result<PgPool, String> {
     let mode = SslMode::parse(sslmode, url_host_is_loopback(url))
         .ok_or_else(|| format!("sslmode {sslmode:?} is not one Hearth knows"))?;
     let ca = match ca_file.as_os_str().is_empty() {
@@ -155,9 +155,9 @@ fn postgres_link(url: &str, sslmode: &str, ca_file: &Path) -> Result<PgLink, Str
                 .map_err(|err| format!("cannot read {}: {err}", ca_file.display()))?,
         ),
     };
-    let link = PgLink::new(url, mode, ca.as_deref())?;
+    let pool = PgPool::new(url, mode, ca.as_deref())?;
     log::info!(sslmode:? = mode; "postgres_tls");
-    Ok(link)
+    Ok(pool)
 }
 
 /// A configured count as a database integer (config validation keeps it
@@ -343,6 +343,7 @@ pub fn start(config: Config, listener: TcpListener) -> Result<Running, StartErro
         broadcaster,
         gate,
         open_sockets: Arc::default(),
+        dev_sign_in: config.uses_dev_secret(),
         channel_rules,
         metrics: metrics.clone(),
         auth,

@@ -61,6 +61,9 @@ pub struct AppState {
     pub broadcaster: Metered<Broadcaster>,
     /// Admission to the cluster and readiness, off the broadcaster's path.
     pub gate: Arc<dyn Gate>,
+    /// The development sign-in (`POST /dev/token`) exists: the shipped
+    /// development secret is in use.
+    pub dev_sign_in: bool,
     /// Upgraded sockets not closed yet, for a graceful stop to wait on.
     pub open_sockets: Arc<OpenSockets>,
     pub channel_rules: Arc<ChannelRules>,

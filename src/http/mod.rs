@@ -1,8 +1,9 @@
 //! HTTP: one routing table for the WebSocket upgrade, health and
-//! readiness, metrics and the server API (docs/protocol.md, sections 1, 2,
-//! 7 and 8).
+//! readiness, metrics, the server API (docs/protocol.md, sections 1, 2, 7
+//! and 8) and the built-in chat app.
 
 mod api;
+mod assets;
 mod common;
 mod health;
 pub mod upgrade;
@@ -25,6 +26,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, metrics: MetricsRoutes) {
     cfg.route(upgrade::WS_PATH, web::to(upgrade::without_upgrade))
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz));
+    assets::configure(cfg);
     match metrics {
         MetricsRoutes::Open => configure_metrics(cfg),
         MetricsRoutes::Keyed => {

@@ -38,6 +38,8 @@ pub enum Service {
     /// PostgreSQL's `initdb` on PATH, for tests that run a server of their
     /// own (with TLS).
     PostgresServer,
+    /// Node.js on PATH, for the JavaScript client's tests.
+    Node,
 }
 
 impl Service {
@@ -47,6 +49,7 @@ impl Service {
             Service::Postgres => "PostgreSQL",
             Service::RedisServer => "redis-server",
             Service::PostgresServer => "initdb",
+            Service::Node => "Node.js",
         }
     }
 
@@ -55,7 +58,7 @@ impl Service {
         match self {
             Service::Redis => Some("HEARTH_TEST_REDIS_URL"),
             Service::Postgres => Some("HEARTH_TEST_POSTGRES_URL"),
-            Service::RedisServer | Service::PostgresServer => None,
+            Service::RedisServer | Service::PostgresServer | Service::Node => None,
         }
     }
 
@@ -65,13 +68,14 @@ impl Service {
             Service::Postgres => "postgres://postgres@127.0.0.1:5432/test",
             Service::RedisServer => "redis-server",
             Service::PostgresServer => "initdb",
+            Service::Node => "node",
         }
     }
 
     fn default_port(self) -> u16 {
         match self {
             Service::Redis | Service::RedisServer => 6379,
-            Service::Postgres | Service::PostgresServer => 5432,
+            Service::Postgres | Service::PostgresServer | Service::Node => 5432,
         }
     }
 
@@ -93,7 +97,7 @@ impl Service {
 pub fn require(service: Service) -> Option<String> {
     let location = service.location();
     let (available, at) = match service {
-        Service::RedisServer | Service::PostgresServer => {
+        Service::RedisServer | Service::PostgresServer | Service::Node => {
             (program_runs(&location), "on PATH".to_string())
         }
         Service::Redis | Service::Postgres => match address_of(&location, service.default_port()) {

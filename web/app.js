@@ -1,0 +1,221 @@
+// Hearth's built-in chat app: sign in with a token (or, on a server using
+// the development secret, with a name), then assistant sessions with
+// streamed replies over the JavaScript client (/sdk/).
+
+import { HearthClient } from "/sdk/index.js";
+
+const $ = (id) => document.getElementById(id);
+const wsUrl = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws/chat`;
+
+let client = null;
+let sessionId = null;
+let streaming = null;
+
+function showState({ state, queued }) {
+  const words = {
+    connecting: "Connecting…",
+    connected: "Connected",
+    reconnecting: queued ? `Reconnecting… (${queued} waiting to send)` : "Reconnecting…",
+    offline: "Offline",
+    closed: "Signed out",
+    idle: "Not connected",
+  };
+  $("state").textContent = words[state] ?? state;
+  $("state").dataset.state = state;
+}
+
+function element(tag, props = {}, children = []) {
+  const node = document.createElement(tag);
+  Object.assign(node, props);
+  for (const child of children) node.append(child);
+  return node;
+}
+
+/** Crisis resources first and prominent, emergency ones marked. */
+function showResources(elements) {
+  const resources = elements.filter((e) => e.type === "resource");
+  const box = $("resources");
+  if (resources.length === 0) return;
+  box.replaceChildren(
+    element("h2", { textContent: "You don't have to face this alone. Help is available now:" }),
+    element(
+      "ul",
+      {},
+      resources.map((r) =>
+        element("li", { className: r.emergency ? "emergency" : "" }, [`${r.label}: ${r.info}`]),
+      ),
+    ),
+  );
+  box.hidden = false;
+}
+
+function addMessage(role, text, elements = []) {
+  const item = element("li", { className: role });
+  item.append(element("span", { className: "visually-hidden", textContent: role === "user" ? "You: " : "Assistant: " }));
+  const body = element("span", { className: "text", textContent: text });
+  if (text || role !== "interactive") item.append(body);
+  const actions = elements.filter((e) => e.type === "button" || e.type === "instruction" || e.type === "progress");
+  if (actions.length > 0) {
+    const row = element("div", { className: "elements" });
+    for (const e of actions) {
+      if (e.type === "button") {
+        row.append(element("button", { type: "button", textContent: e.label, onclick: () => press(e.id) }));
+      } else if (e.type === "progress") {
+        row.append(element("span", { className: "marker", textContent: `✓ ${e.label}` }));
+      } else {
+        row.append(element("p", { textContent: e.label }));
+      }
+    }
+    item.append(row);
+  }
+  $("messages").append(item);
+  item.scrollIntoView({ block: "end" });
+  return body;
+}
+
+/** An exercise button: the v1 interaction, answered with steps or progress. */
+async function press(buttonId) {
+  try {
+    const frame = { type: "interaction", content: { action: "button_click", id: buttonId } };
+    if (sessionId) frame.session_id = sessionId;
+    const reply = await client.ask(frame);
+    addMessage(reply.role, reply.content.text, reply.content.elements ?? []);
+  } catch (error) {
+    addMessage("assistant", `That did not go through (${error.code ?? error.message}).`);
+  }
+}
+
+async function refreshSessions() {
+  const { sessions } = await client.sessions.list({});
+  const list = $("session-list");
+  list.replaceChildren(
+    ...sessions.map((s) =>
+      element("li", {}, [
+        element("button", {
+          type: "button",
+          textContent: s.title || "Untitled session",
+          ariaCurrent: s.id === sessionId ? "true" : "false",
+          onclick: () => open(s.id),
+        }),
+      ]),
+    ),
+  );
+}
+
+async function open(id) {
+  sessionId = id;
+  $("messages").replaceChildren();
+  $("resources").hidden = true;
+  const { messages } = await client.sessions.get(id, { messages: 50 });
+  for (const m of messages) {
+    showResources(m.elements ?? []);
+    addMessage(m.role, m.text, m.elements ?? []);
+  }
+  await refreshSessions();
+  $("text").focus();
+}
+
+async function newSession() {
+  const { session } = await client.sessions.create({ title: new Date().toLocaleString() });
+  await open(session.id);
+}
+
+async function send(text) {
+  if (!sessionId) await newSession();
+  addMessage("user", text);
+  const reply = await client.messages.send(sessionId, text);
+  streaming = reply;
+  $("stop").hidden = false;
+  $("typing").hidden = false;
+  const body = addMessage("assistant", "");
+  for await (const piece of reply.deltas) body.textContent += piece;
+  try {
+    const done = await reply.done;
+    body.parentElement.remove();
+    showResources(done.elements ?? []);
+    addMessage("assistant", done.text, done.elements ?? []);
+  } catch (error) {
+    body.textContent = `${error.textSoFar ?? ""} (${error.code === "cancelled" ? "stopped" : "the reply failed"})`;
+  } finally {
+    streaming = null;
+    $("stop").hidden = true;
+    $("typing").hidden = true;
+  }
+}
+
+function start(token) {
+  client = new HearthClient({ url: wsUrl, token });
+  client.addEventListener("state", (event) => showState(event.detail));
+  client.addEventListener("stopped", (event) => {
+    $("signin-error").textContent = `Signed out: ${event.detail.reason || event.detail.code}`;
+    $("chat").hidden = true;
+    $("signin").hidden = false;
+  });
+  client.addEventListener("welcome", () => {
+    $("signin").hidden = true;
+    $("chat").hidden = false;
+    refreshSessions().catch(() => {});
+  });
+  client.connect();
+}
+
+$("token-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  start($("token").value.trim());
+});
+
+$("dev-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const response = await fetch("/dev/token", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ player: $("dev-player").value }),
+  });
+  const body = await response.json();
+  if (!response.ok) {
+    $("signin-error").textContent = body.message ?? "Sign-in failed";
+    return;
+  }
+  start(body.token);
+});
+
+$("composer").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const text = $("text").value.trim();
+  if (!text || streaming) return;
+  $("text").value = "";
+  send(text).catch((error) => addMessage("assistant", `Not sent: ${error.code ?? error.message}`));
+});
+
+$("text").addEventListener("keydown", (event) => {
+  if (event.key === "Enter" && !event.shiftKey) {
+    event.preventDefault();
+    $("composer").requestSubmit();
+  }
+});
+
+$("stop").addEventListener("click", () => streaming?.cancel());
+$("new-session").addEventListener("click", () => newSession());
+
+for (let rating = 1; rating <= 5; rating++) {
+  $("rating").append(
+    element("button", {
+      type: "button",
+      className: "secondary",
+      textContent: String(rating),
+      ariaLabel: `Rate ${rating} of 5`,
+      onclick: async () => {
+        const frame = { type: "feedback", content: { rating } };
+        if (sessionId) frame.session_id = sessionId;
+        await client.ask(frame).catch(() => {});
+        $("rating").dataset.rated = String(rating);
+      },
+    }),
+  );
+}
+
+fetch("/dev/token")
+  .then((response) => {
+    if (response.ok) $("dev-form").hidden = false;
+  })
+  .catch(() => {});
