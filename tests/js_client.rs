@@ -17,6 +17,18 @@ use serde_json::json;
 fn the_javascript_client_passes_its_tests() {
     let node = require_service!(Node);
     let server = TestServer::start();
+    // A server of the test's own, which the restart test stops and starts.
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let config_path = dir.path().join("config.toml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "[server]\nworkers = 1\nshutdown_timeout_s = 2\n\n[progress]\npath = {:?}\n\n[conversations]\npath = {:?}\n",
+            dir.path().join("progress.db").display().to_string(),
+            dir.path().join("conversations.db").display().to_string(),
+        ),
+    )
+    .expect("write the config");
     let tokens: serde_json::Map<String, serde_json::Value> =
         ["alice", "bob", "carol", "dana", "erin"]
             .iter()
@@ -29,6 +41,9 @@ fn the_javascript_client_passes_its_tests() {
         // by default); the client takes any implementation.
         .args(["--experimental-websocket", "--test", "test/"])
         .env("HEARTH_URL", server.ws_url(""))
+        .env("HEARTH_SECRET", common::SECRET)
+        .env("HEARTH_BIN", env!("CARGO_BIN_EXE_hearth"))
+        .env("HEARTH_CONFIG", &config_path)
         .env(
             "HEARTH_TOKENS",
             serde_json::Value::Object(tokens).to_string(),
@@ -49,7 +64,7 @@ fn the_javascript_client_passes_its_tests() {
     };
     let passed = count("# pass ").unwrap_or(0);
     assert!(
-        passed >= 13,
+        passed >= 16,
         "only {passed} JavaScript tests passed:\n{report}"
     );
     assert_eq!(

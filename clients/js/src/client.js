@@ -22,6 +22,7 @@ export { HearthError };
  * @property {number} [initialBackoffMs] First reconnect ceiling (500).
  * @property {number} [maxBackoffMs] Largest reconnect ceiling (30000).
  * @property {number} [refreshBeforeMs] Refresh this long before the token's `exp` (60000).
+ * @property {number} [connectTimeoutMs] Give up a connection that has not been welcomed after this long, and retry (10000).
  * @property {boolean} [typing] Ask for typing indicators.
  * @property {boolean} [stream] Ask for streamed chunks of v1 replies.
  */
@@ -50,6 +51,7 @@ export class HearthClient extends EventTarget {
       initialBackoffMs: 500,
       maxBackoffMs: 30000,
       refreshBeforeMs: 60000,
+      connectTimeoutMs: 10000,
       ...options,
     };
     this.WebSocket = options.WebSocket ?? globalThis.WebSocket;
@@ -66,7 +68,7 @@ export class HearthClient extends EventTarget {
     this.pending = new Map();
     /** channel -> {offset, epoch, handlers} @type {Map<string, any>} */
     this.subscriptions = new Map();
-    this.timers = { reconnect: null, refresh: null };
+    this.timers = { reconnect: null, refresh: null, connect: null };
     this.welcome = null;
     const assistant = new Assistant(this);
     /** Assistant sessions: `create`, `list`, `get`, `archive`. */
@@ -91,6 +93,7 @@ export class HearthClient extends EventTarget {
     this.#setState("closed");
     clearTimeout(this.timers.reconnect);
     clearTimeout(this.timers.refresh);
+    clearTimeout(this.timers.connect);
     if (this.socket) this.socket.close(1000, "bye");
     this.#failPending(new HearthError("closed", "the client was closed"));
   }
@@ -218,15 +221,38 @@ export class HearthClient extends EventTarget {
     url.searchParams.set("token", token);
     if (this.options.typing) url.searchParams.set("typing", "1");
     if (this.options.stream) url.searchParams.set("stream", "1");
-    const socket = new this.WebSocket(url.toString());
+    let socket;
+    try {
+      socket = new this.WebSocket(url.toString());
+    } catch (error) {
+      this.#emit("error", { error });
+      this.#scheduleReconnect();
+      return;
+    }
     this.socket = socket;
     socket.onmessage = (event) => this.#onText(event.data);
-    socket.onclose = (event) => {
-      if (this.socket !== socket) return;
-      this.socket = null;
-      this.#onClose(event.code ?? 1006, event.reason ?? "");
+    socket.onclose = (event) => this.#lost(socket, event.code ?? 1006, event.reason ?? "");
+    // Browsers follow an error with a close; some implementations (Node.js
+    // 20's) leave a refused connection without one.
+    socket.onerror = () => {
+      if (socket.readyState !== 1) this.#lost(socket, 1006, "");
     };
-    socket.onerror = () => {};
+    // A handshake or a welcome that never comes (a server stopping, a
+    // proxy holding the connection) is given up and tried again.
+    clearTimeout(this.timers.connect);
+    this.timers.connect = setTimeout(() => {
+      if (this.socket !== socket || this.welcome) return;
+      socket.close(4000, "no welcome");
+      this.#lost(socket, 1006, "no welcome");
+    }, this.options.connectTimeoutMs);
+  }
+
+  /** The socket is gone (once per socket, whichever event says it first). */
+  #lost(socket, code, reason) {
+    if (this.socket !== socket) return;
+    this.socket = null;
+    clearTimeout(this.timers.connect);
+    this.#onClose(code, reason);
   }
 
   #onText(text) {

@@ -8,6 +8,7 @@ export class FakeSocket {
     this.url = url;
     this.sent = [];
     this.closed = null;
+    this.readyState = 0;
     FakeSocket.all.push(this);
   }
 
@@ -33,7 +34,13 @@ export class FakeSocket {
   }
 
   welcome() {
+    this.readyState = 1;
     this.receive({ type: "message", role: "system", metadata: { event: "connected" } });
+  }
+
+  /** The connection fails with an error event and no close (as Node.js 20's does when refused). */
+  refuse() {
+    this.onerror?.({});
   }
 
   /** The server (or the network) ends the connection. */

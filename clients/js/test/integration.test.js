@@ -1,9 +1,14 @@
 // The client against a real Hearth, started by `tests/js_client.rs`, which
-// passes its address and tokens in HEARTH_URL and HEARTH_TOKENS. Skipped
-// when run without them (`npm test` alone runs the unit tests).
+// passes its address and tokens in HEARTH_URL and HEARTH_TOKENS, the
+// signing secret in HEARTH_SECRET (for tokens that expire soon), and the
+// binary and a config in HEARTH_BIN and HEARTH_CONFIG (for a server this
+// file stops and starts again). Skipped when run without them (`npm test`
+// alone runs the unit tests).
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { createHmac } from "node:crypto";
 
 import { HearthClient } from "../src/index.js";
 
@@ -110,6 +115,123 @@ test("a refused token stops the client instead of retrying", { skip }, async () 
   assert.equal(detail.reason, "invalid token");
   assert.equal(client.state, "offline");
   client.close();
+});
+
+/** An HS256 token for `player`, valid `seconds` from now. */
+function mint(player, seconds) {
+  const encode = (value) => Buffer.from(JSON.stringify(value)).toString("base64url");
+  const body = `${encode({ alg: "HS256", typ: "JWT" })}.${encode({ sub: player, exp: Math.floor(Date.now() / 1000) + seconds })}`;
+  const signature = createHmac("sha256", process.env.HEARTH_SECRET).update(body).digest("base64url");
+  return `${body}.${signature}`;
+}
+
+test("an expired token closes 4001; the client gets a new one and is back", { skip }, async () => {
+  const issued = [];
+  const client = open("frank", {
+    getToken: () => {
+      // The first token expires in a second; the next ones last an hour.
+      const token = mint("frank", issued.length === 0 ? 1 : 3600);
+      issued.push(token);
+      return token;
+    },
+    // Refresh only after the expiry, that is never: the server closes first.
+    refreshBeforeMs: -60000,
+  });
+  client.connect();
+  await once(client, "state", (d) => d.state === "connected");
+  const closed = await once(client, "disconnect");
+  assert.equal(closed.code, 4001);
+  await once(client, "state", (d) => d.state === "connected");
+  assert.equal(issued.length, 2, "a new token before reconnecting");
+  assert.equal((await client.say("still here")).role, "assistant");
+  client.close();
+});
+
+test("the token is refreshed on the live connection before it expires", { skip }, async () => {
+  let issued = 0;
+  const client = open("gina", {
+    getToken: () => mint("gina", issued++ === 0 ? 2 : 3600),
+    refreshBeforeMs: 1500,
+  });
+  const disconnects = [];
+  client.addEventListener("disconnect", (event) => disconnects.push(event.detail.code));
+  client.connect();
+  await once(client, "state", (d) => d.state === "connected");
+  const firstExpiry = Date.now() + 2000;
+  await waitFor(() => issued === 2, "the refresh");
+  // The first token's expiry passes with the connection still open.
+  await waitFor(() => Date.now() > firstExpiry + 500, "the first token's expiry", 4000);
+  assert.equal((await client.say("after the expiry")).role, "assistant");
+  assert.deepEqual(disconnects, []);
+  client.close();
+});
+
+/** Starts the hearth binary on `bind`; resolves once it listens. */
+function startHearth(bind) {
+  const child = spawn(process.env.HEARTH_BIN, ["--config", process.env.HEARTH_CONFIG], {
+    env: { ...process.env, HEARTH_BIND: bind, RUST_LOG: "info" },
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  let log = "";
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`hearth did not start:\n${log}`)), 10000);
+    child.stderr.on("data", (chunk) => {
+      log += chunk;
+      const listening = log.match(/listening addr=(\S+)/);
+      if (listening) {
+        clearTimeout(timer);
+        resolve({ child, addr: listening[1] });
+      }
+    });
+    child.on("exit", (code) => reject(new Error(`hearth exited (${code}):\n${log}`)));
+  });
+}
+
+function stopHearth(child) {
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  child.kill("SIGTERM");
+  return exited;
+}
+
+test("the client comes back after the server restarts", { skip: skip || (!process.env.HEARTH_BIN && "no HEARTH_BIN") }, async () => {
+  const first = await startHearth("127.0.0.1:0");
+  const client = new HearthClient({
+    url: `ws://${first.addr}/ws/chat`,
+    getToken: () => mint("hank", 3600),
+    initialBackoffMs: 10,
+    maxBackoffMs: 100,
+  });
+  const seen = [];
+  const recovered = [];
+  const disconnects = [];
+  client.addEventListener("disconnect", (event) => disconnects.push(event.detail.code));
+  client.connect();
+  await once(client, "state", (d) => d.state === "connected");
+  await client.subscribe("room:js-restart", {
+    onPublication: (frame) => seen.push(frame.data.n),
+    onRecovered: (ok) => recovered.push(ok),
+  });
+  await client.publish("room:js-restart", { n: 1 });
+  await waitFor(() => seen.length === 1, "the first publication");
+
+  await stopHearth(first.child);
+  assert.equal(disconnects[0], 1001, "the server said it was going away");
+  // Sent while the server is down: queued, then sent to the new one.
+  const published = client.publish("room:js-restart", { n: 2 });
+  assert.equal(client.state, "reconnecting");
+  assert.ok(client.queued >= 1);
+
+  const second = await startHearth(first.addr);
+  try {
+    await published;
+    await waitFor(() => seen.length === 2, "the publication sent while down");
+    assert.deepEqual(seen, [1, 2]);
+    // The new server has none of the old history: the application is told.
+    assert.deepEqual(recovered, [false]);
+    client.close();
+  } finally {
+    await stopHearth(second.child);
+  }
 });
 
 async function waitFor(check, what, limitMs = 5000) {

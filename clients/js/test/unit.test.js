@@ -109,6 +109,20 @@ test("an abnormal end reconnects; a refused token stops", async () => {
   c.close();
 });
 
+test("a refused connection, or one never welcomed, is tried again", async () => {
+  const c = client({ connectTimeoutMs: 20 });
+  c.connect();
+  await until(() => FakeSocket.all.length === 1, "a socket");
+  FakeSocket.last().refuse();
+  await until(() => FakeSocket.all.length === 2, "a retry after an error without a close");
+  // The second one opens but no welcome comes: given up, then tried again.
+  await until(() => FakeSocket.all.length === 3, "a retry after no welcome");
+  assert.deepEqual(FakeSocket.all[1].closed, { code: 4000, reason: "no welcome" });
+  FakeSocket.last().welcome();
+  await until(() => c.state === "connected", "connected");
+  c.close();
+});
+
 test("4001 asks for a new token before reconnecting", async () => {
   let issued = 0;
   const c = client({ token: undefined, getToken: () => `token-${++issued}` });
