@@ -231,3 +231,22 @@ fn metrics_can_move_to_an_admin_listener() {
     assert_eq!(status, 404, "the server API stays on the public port");
     server.connect("alice").close();
 }
+
+/// The assistant's figures are in the JSON too (the dashboard shows them):
+/// a completed reply counts once, with its deltas.
+#[test]
+fn the_json_counts_assistant_replies() {
+    let server = TestServer::start();
+    let mut client = server.connect("metrics-assistant");
+    let session = common::sessions::new_session(&mut client);
+    let (_, reply) = common::sessions::send(&mut client, &session, "I had a long day at work");
+    let log = common::sessions::read_reply(&mut client, &session, &reply);
+    assert_eq!(log.end_event, "message.completed");
+    let metrics = server.wait_for_metrics("the reply counted", |m| {
+        m["assistant"]["replies"]["completed"] == 1
+    });
+    let assistant = &metrics["assistant"];
+    assert_eq!(assistant["deltas"], log.deltas.len() as u64, "{assistant}");
+    assert_eq!(assistant["replies_active"], 0, "{assistant}");
+    assert_eq!(assistant["cancels"], 0, "{assistant}");
+}

@@ -5,7 +5,6 @@
 mod common;
 
 use std::process::{Child, Command};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::{spawn_hearth, test_config, Client, TestServer};
@@ -16,21 +15,9 @@ const SHUTDOWN_TIMEOUT_S: u64 = 5;
 
 /// Waits for the process to exit, at most `within`.
 fn wait_for_exit(mut child: Child, within: Duration) -> std::process::ExitStatus {
-    let (done_tx, done_rx) = mpsc::channel();
-    let pid = child.id();
-    std::thread::spawn(move || {
-        let _ = done_tx.send(child.wait());
-    });
-    match done_rx.recv_timeout(within) {
-        Ok(status) => status.expect("wait for hearth"),
-        Err(_) => {
-            let _ = Command::new("kill")
-                .arg("-KILL")
-                .arg(pid.to_string())
-                .status();
-            panic!("hearth did not exit within {within:?}");
-        }
-    }
+    common::wait_killing_after(child.id(), within, move || {
+        child.wait().expect("wait for hearth")
+    })
 }
 
 /// SIGTERM with 100 open connections: each sees 1001, the process exits in

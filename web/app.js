@@ -7,9 +7,27 @@ import { HearthClient } from "/sdk/index.js";
 const $ = (id) => document.getElementById(id);
 const wsUrl = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws/chat`;
 
+/** The shipped guided exercises (DOMAIN.md); a click starts one. */
+const EXERCISES = [
+  { id: "ex_breathing", label: "Try 4-7-8 breathing" },
+  { id: "ex_grounding", label: "5-4-3-2-1 grounding" },
+];
+
 let client = null;
 let sessionId = null;
 let streaming = null;
+let unwatch = null;
+/** client_message_ids this page sent: the session's other events are another device's. */
+const mine = new Set();
+/** Replies to another device's messages, shown when they complete. */
+const othersReplies = new Set();
+let lastUserWasOthers = false;
+
+function newClientMessageId() {
+  // crypto.randomUUID needs a secure context; getRandomValues does not.
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
 
 function showState({ state, queued }) {
   const words = {
@@ -53,8 +71,10 @@ function addMessage(role, text, elements = []) {
   const item = element("li", { className: role });
   item.append(element("span", { className: "visually-hidden", textContent: role === "user" ? "You: " : "Assistant: " }));
   const body = element("span", { className: "text", textContent: text });
-  if (text || role !== "interactive") item.append(body);
+  for (const marker of elements.filter((e) => e.type === "progress")) showMarker(marker);
   const actions = elements.filter((e) => e.type === "button" || e.type === "instruction" || e.type === "progress");
+  // A streaming reply starts empty; steps or a marker alone need no empty line.
+  if (text || actions.length === 0) item.append(body);
   if (actions.length > 0) {
     const row = element("div", { className: "elements" });
     for (const e of actions) {
@@ -73,13 +93,28 @@ function addMessage(role, text, elements = []) {
   return body;
 }
 
+/** A progress marker earned here, once in the list however often it is shown. */
+function showMarker(marker) {
+  const list = $("progress");
+  if ([...list.children].some((item) => item.dataset.marker === marker.id)) return;
+  list.append(element("li", { textContent: `✓ ${marker.label}` }));
+  list.lastElementChild.dataset.marker = marker.id;
+  $("no-progress").hidden = true;
+}
+
 /** An exercise button: the v1 interaction, answered with steps or progress. */
 async function press(buttonId) {
   try {
     const frame = { type: "interaction", content: { action: "button_click", id: buttonId } };
     if (sessionId) frame.session_id = sessionId;
     const reply = await client.ask(frame);
-    addMessage(reply.role, reply.content.text, reply.content.elements ?? []);
+    const elements = reply.content.elements ?? [];
+    // A completion's marker is listed under the exercise's name.
+    const exercise = EXERCISES.find((e) => `${e.id}_complete` === buttonId);
+    for (const marker of elements.filter((e) => e.type === "progress")) {
+      showMarker(exercise ? { ...marker, label: `${exercise.label}: completed` } : marker);
+    }
+    addMessage(reply.role, reply.content.text, elements);
   } catch (error) {
     addMessage("assistant", `That did not go through (${error.code ?? error.message}).`);
   }
@@ -102,15 +137,45 @@ async function refreshSessions() {
   );
 }
 
-async function open(id) {
-  sessionId = id;
+/** Shows the session as the server has it. */
+async function render(id) {
+  const { messages } = await client.sessions.get(id, { messages: 50 });
+  if (sessionId !== id) return;
   $("messages").replaceChildren();
   $("resources").hidden = true;
-  const { messages } = await client.sessions.get(id, { messages: 50 });
   for (const m of messages) {
     showResources(m.elements ?? []);
     addMessage(m.role, m.text, m.elements ?? []);
   }
+}
+
+/**
+ * The session's events from the player's other devices: their messages
+ * and, once complete, the replies to them. This page's own replies stream
+ * through `send`.
+ */
+function onSessionEvent(event, data) {
+  if (event === "message.created" && data.role === "user") {
+    lastUserWasOthers = !mine.has(data.client_message_id);
+    if (lastUserWasOthers) addMessage("user", data.text);
+  } else if (event === "message.created" && data.role === "assistant") {
+    if (lastUserWasOthers) othersReplies.add(data.id);
+  } else if (event === "message.completed" && othersReplies.delete(data.id)) {
+    showResources(data.elements ?? []);
+    addMessage("assistant", data.text, data.elements ?? []);
+  }
+}
+
+async function open(id) {
+  sessionId = id;
+  $("chat").dataset.sessionId = id;
+  unwatch?.();
+  unwatch = await client.sessions.watch(id, {
+    onEvent: onSessionEvent,
+    // What was missed could not be replayed: read the session afresh.
+    onRecovered: (recovered) => recovered || render(id).catch(() => {}),
+  });
+  await render(id);
   await refreshSessions();
   $("text").focus();
 }
@@ -123,7 +188,9 @@ async function newSession() {
 async function send(text) {
   if (!sessionId) await newSession();
   addMessage("user", text);
-  const reply = await client.messages.send(sessionId, text);
+  const clientMessageId = newClientMessageId();
+  mine.add(clientMessageId);
+  const reply = await client.messages.send(sessionId, text, { clientMessageId });
   streaming = reply;
   $("stop").hidden = false;
   $("typing").hidden = false;
@@ -193,6 +260,12 @@ $("text").addEventListener("keydown", (event) => {
     $("composer").requestSubmit();
   }
 });
+
+for (const exercise of EXERCISES) {
+  $("exercises").append(
+    element("button", { type: "button", className: "secondary", textContent: exercise.label, onclick: () => press(exercise.id) }),
+  );
+}
 
 $("stop").addEventListener("click", () => streaming?.cancel());
 $("new-session").addEventListener("click", () => newSession());

@@ -17,8 +17,10 @@ function remember(name, value) {
 function draw(svg, values) {
   if (!svg || values.length < 2) return;
   const max = Math.max(1, ...values);
+  // The newest value at the right edge, a minute back at the left.
+  const offset = HISTORY - values.length;
   const points = values
-    .map((v, i) => `${(i * 120) / (HISTORY - 1)},${30 - (v / max) * 28 - 1}`)
+    .map((v, i) => `${((offset + i) * 120) / (HISTORY - 1)},${30 - (v / max) * 28 - 1}`)
     .join(" ");
   svg.innerHTML = `<polyline fill="none" stroke="currentColor" stroke-width="1.5" points="${points}"/>`;
 }
@@ -49,7 +51,16 @@ async function tick() {
   $("crises").textContent = metrics.crisis_detected;
   $("channels").textContent = metrics.registry.channels;
   $("presence").textContent = `${metrics.registry.subscriptions} subscriptions, ${metrics.registry.presence_entries} present`;
-  $("welcome").textContent = `${(metrics.welcome_p50_us / 1000).toFixed(1)} / ${(metrics.welcome_p99_us / 1000).toFixed(1)} ms`;
+  $("welcome").textContent = `${(metrics.welcome_p50_us / 1000).toFixed(1)} / ${(metrics.welcome_p99_us / 1000).toFixed(1)}`;
+  const assistant = metrics.assistant ?? {};
+  const ended = (figures) => Object.values(figures ?? {}).reduce((sum, n) => sum + n, 0);
+  const replies = { replies: ended(assistant.replies) };
+  const repliesRate = rate(replies, previous?.replies, "replies", seconds);
+  $("replies-rate").textContent = repliesRate.toFixed(1);
+  $("assistant").textContent =
+    `${assistant.replies_active ?? 0} streaming, ${assistant.replies?.completed ?? 0} completed, ` +
+    `${assistant.cancels ?? 0} stopped, ${ended(assistant.fallbacks)} fallbacks, ${ended(assistant.model_errors)} model errors`;
+  draw($("chart-replies"), remember("replies", repliesRate));
   draw($("chart-connections"), remember("connections", metrics.connections));
   draw($("chart-in"), remember("in", inRate));
   draw($("chart-out"), remember("out", outRate));
@@ -63,7 +74,7 @@ async function tick() {
   });
   $("actors").replaceChildren(...rows);
   $("updated").textContent = `Updated ${new Date(at).toLocaleTimeString()}`;
-  previous = { at, metrics };
+  previous = { at, metrics, replies };
 }
 
 tick();

@@ -119,6 +119,15 @@ export interface Sessions {
   list(params?: { include_archived?: boolean; limit?: number; before?: string }): Promise<{ sessions: Session[]; next?: string }>;
   get(sessionId: string, params?: { messages?: number }): Promise<{ session: Session; messages: StoredMessage[] }>;
   archive(sessionId: string): Promise<{ session: Session }>;
+  /**
+   * Every event of the session's channel, from any of the player's devices;
+   * `onRecovered(false)` when a reconnect could not recover what was missed.
+   * Resolves with a function that stops the reports.
+   */
+  watch(
+    sessionId: string,
+    handlers: { onEvent?: (event: string, data: any) => void; onRecovered?: (recovered: boolean) => void },
+  ): Promise<() => void>;
 }
 
 export interface Messages {

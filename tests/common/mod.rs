@@ -510,6 +510,28 @@ pub fn spawn_hearth(config_path: &Path, env: &[(&str, &str)]) -> (Child, String)
     (child, addr)
 }
 
+/// What `wait` returns, run on a thread of its own while it waits for the
+/// process `pid`; past `limit` the process is killed and the test fails.
+pub fn wait_killing_after<T: Send + 'static>(
+    pid: u32,
+    limit: Duration,
+    wait: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (done_tx, done_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done_tx.send(wait());
+    });
+    match done_rx.recv_timeout(limit) {
+        Ok(done) => done,
+        Err(_) => {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            panic!("process {pid} ran past {limit:?}");
+        }
+    }
+}
+
 /// `GET /metrics`: the Prometheus text.
 pub fn prometheus(server: &TestServer) -> String {
     let response = http_agent()

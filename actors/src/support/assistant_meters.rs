@@ -3,18 +3,36 @@
 //! completing (cancels, fallbacks, model errors by kind, refusals when the
 //! model is at its limit). Registered in the server's one registry.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use prometheus::{
     HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
 };
 
+use serde::Serialize;
+
+use crate::support::metrics::labelled_counts;
 use crate::support::registered::register;
 
 /// Seconds, from a fast local model's first token to a long reply.
 const REPLY_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
 ];
+
+/// The assistant's figures in `/api/metrics`: every agent together.
+#[derive(Debug, Clone, Serialize)]
+pub struct AssistantSnapshot {
+    pub replies_active: i64,
+    /// Replies ended, by outcome (completed, cancelled, failed).
+    pub replies: BTreeMap<String, u64>,
+    pub deltas: u64,
+    pub cancels: u64,
+    /// Replies the built-in assistant gave because the model could not, by reason.
+    pub fallbacks: BTreeMap<String, u64>,
+    /// Failed model requests, by kind.
+    pub model_errors: BTreeMap<String, u64>,
+}
 
 pub struct AssistantMeters {
     first_token_seconds: HistogramVec,
@@ -160,5 +178,16 @@ impl AssistantMeters {
 
     pub fn active(&self) -> i64 {
         self.active.get()
+    }
+
+    pub fn snapshot(&self) -> AssistantSnapshot {
+        AssistantSnapshot {
+            replies_active: self.active.get(),
+            replies: labelled_counts(&self.replies, "outcome"),
+            deltas: self.deltas.get(),
+            cancels: self.cancels.get(),
+            fallbacks: labelled_counts(&self.fallbacks, "reason"),
+            model_errors: labelled_counts(&self.model_errors, "kind"),
+        }
     }
 }

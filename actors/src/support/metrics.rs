@@ -133,7 +133,11 @@ pub struct RegistrySizes {
 }
 
 /// The non-zero counts of a one-label counter family, by label value.
-fn labelled_counts(family: &IntCounterVec) -> std::collections::BTreeMap<String, u64> {
+/// A family's counts summed by one of its labels, those seen at least once.
+pub(crate) fn labelled_counts(
+    family: &IntCounterVec,
+    label: &str,
+) -> std::collections::BTreeMap<String, u64> {
     let mut counts = std::collections::BTreeMap::new();
     for metric in family
         .collect()
@@ -141,9 +145,13 @@ fn labelled_counts(family: &IntCounterVec) -> std::collections::BTreeMap<String,
         .flat_map(|family| family.get_metric())
     {
         let count = metric.get_counter().get_value() as u64;
-        let label = metric.get_label().first().map(|pair| pair.value());
-        if let (Some(label), true) = (label, count > 0) {
-            counts.insert(label.to_owned(), count);
+        let value = metric
+            .get_label()
+            .iter()
+            .find(|pair| pair.name() == label)
+            .map(|pair| pair.value());
+        if let (Some(value), true) = (value, count > 0) {
+            *counts.entry(value.to_owned()).or_insert(0) += count;
         }
     }
     counts
@@ -435,7 +443,7 @@ impl Metrics {
 
     pub fn snapshot(&self) -> MetricsSnapshot {
         let sizes = self.registry_sizes();
-        let closes = labelled_counts(&self.closes);
+        let closes = labelled_counts(&self.closes, "code");
         let actors = ActorKind::ALL
             .iter()
             .map(|&kind| {
@@ -458,7 +466,7 @@ impl Metrics {
             messages_in: self.messages_in.get(),
             messages_out: self.messages_out.get(),
             crisis_detected: self.crisis_detected.get(),
-            crisis_categories: labelled_counts(&self.crisis_categories),
+            crisis_categories: labelled_counts(&self.crisis_categories, "category"),
             rate_limited: self.rate_limited.get(),
             slow_consumer_closes: self.slow_consumer_closes.get(),
             publications: self.publications.get(),
@@ -470,6 +478,7 @@ impl Metrics {
             welcome_p50_us: quantile_us(self.connection.welcome_histogram(), 0.5),
             welcome_p99_us: quantile_us(self.connection.welcome_histogram(), 0.99),
             process_rss_bytes: resident_bytes(),
+            assistant: self.assistant.snapshot(),
             actors,
         }
     }
@@ -570,6 +579,7 @@ pub struct MetricsSnapshot {
     pub welcome_p50_us: u64,
     pub welcome_p99_us: u64,
     pub process_rss_bytes: u64,
+    pub assistant: crate::support::assistant_meters::AssistantSnapshot,
     pub actors: std::collections::BTreeMap<&'static str, ActorSnapshot>,
 }
 

@@ -40,6 +40,9 @@ pub enum Service {
     PostgresServer,
     /// Node.js on PATH, for the JavaScript client's tests.
     Node,
+    /// Debian's Chromium on PATH, for the browser tests (whose set-up
+    /// installs it when it can).
+    Chromium,
 }
 
 impl Service {
@@ -50,6 +53,7 @@ impl Service {
             Service::RedisServer => "redis-server",
             Service::PostgresServer => "initdb",
             Service::Node => "Node.js",
+            Service::Chromium => "Chromium",
         }
     }
 
@@ -58,7 +62,9 @@ impl Service {
         match self {
             Service::Redis => Some("HEARTH_TEST_REDIS_URL"),
             Service::Postgres => Some("HEARTH_TEST_POSTGRES_URL"),
-            Service::RedisServer | Service::PostgresServer | Service::Node => None,
+            Service::RedisServer | Service::PostgresServer | Service::Node | Service::Chromium => {
+                None
+            }
         }
     }
 
@@ -69,13 +75,14 @@ impl Service {
             Service::RedisServer => "redis-server",
             Service::PostgresServer => "initdb",
             Service::Node => "node",
+            Service::Chromium => "chromium",
         }
     }
 
     fn default_port(self) -> u16 {
         match self {
             Service::Redis | Service::RedisServer => 6379,
-            Service::Postgres | Service::PostgresServer | Service::Node => 5432,
+            Service::Postgres | Service::PostgresServer | Service::Node | Service::Chromium => 5432,
         }
     }
 
@@ -97,7 +104,7 @@ impl Service {
 pub fn require(service: Service) -> Option<String> {
     let location = service.location();
     let (available, at) = match service {
-        Service::RedisServer | Service::PostgresServer | Service::Node => {
+        Service::RedisServer | Service::PostgresServer | Service::Node | Service::Chromium => {
             (program_runs(&location), "on PATH".to_string())
         }
         Service::Redis | Service::Postgres => match address_of(&location, service.default_port()) {

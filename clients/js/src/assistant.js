@@ -103,6 +103,7 @@ export class Assistant {
       list: (params = {}) => request("sessions.list")(params),
       get: (sessionId, params = {}) => request("sessions.get")({ session_id: sessionId, ...params }),
       archive: (sessionId) => request("sessions.archive")({ session_id: sessionId }),
+      watch: (sessionId, handlers) => this.#addWatcher(sessionId, handlers),
     };
     this.messages = {
       send: (sessionId, text, options = {}) => this.#send(sessionId, text, options),
@@ -115,11 +116,14 @@ export class Assistant {
   /** Subscribes to the session's channel once, before the first send. */
   async #watch(sessionId) {
     if (this.channels.has(sessionId)) return this.channels.get(sessionId);
-    const watched = { replies: new Map(), early: new Map() };
+    const watched = { replies: new Map(), early: new Map(), watchers: new Set() };
     this.channels.set(sessionId, watched);
     try {
       await this.client.subscribe(`session:${sessionId}`, {
         onPublication: (frame) => this.#onPublication(watched, frame),
+        onRecovered: (recovered) => {
+          for (const watcher of watched.watchers) watcher.onRecovered?.(recovered);
+        },
       });
     } catch (error) {
       this.channels.delete(sessionId);
@@ -128,9 +132,22 @@ export class Assistant {
     return watched;
   }
 
+  /**
+   * Every event of the session, from any of the player's devices, to
+   * `onEvent(event, data)`; `onRecovered(false)` after a reconnect that
+   * could not recover what was missed. Resolves with a function that stops
+   * the reports (the channel stays subscribed for the session's replies).
+   */
+  async #addWatcher(sessionId, handlers) {
+    const watched = await this.#watch(sessionId);
+    watched.watchers.add(handlers);
+    return () => watched.watchers.delete(handlers);
+  }
+
   #onPublication(watched, frame) {
     const event = frame.data?.event;
     const data = frame.data?.data ?? {};
+    for (const watcher of watched.watchers) watcher.onEvent?.(event, data);
     const replyId = data.message_id ?? (data.role === "assistant" ? data.id : undefined);
     if (!replyId) return;
     const reply = watched.replies.get(replyId);

@@ -106,6 +106,33 @@ test("an assistant reply streams in as deltas and completes", { skip }, async ()
   client.close();
 });
 
+test("another device of the player watches the session's events", { skip }, async () => {
+  const phone = open("ivy", { token: mint("ivy", 3600) });
+  const laptop = open("ivy", { token: mint("ivy", 3600) });
+  phone.connect();
+  laptop.connect();
+  await Promise.all([
+    once(phone, "state", (d) => d.state === "connected"),
+    once(laptop, "state", (d) => d.state === "connected"),
+  ]);
+  const { session } = await phone.sessions.create({ title: "two devices" });
+  const events = [];
+  const unwatch = await laptop.sessions.watch(session.id, { onEvent: (event, data) => events.push([event, data]) });
+  const reply = await phone.messages.send(session.id, "I had a calm walk today");
+  const completed = await reply.done;
+  await waitFor(() => events.some(([event]) => event === "message.completed"), "the completed reply on the laptop");
+  const laptopText = events
+    .filter(([event, data]) => event === "message.delta" && data.message_id === completed.id)
+    .map(([, data]) => data.text)
+    .join("");
+  assert.equal(laptopText, completed.text, "the laptop saw every delta once");
+  assert.equal(events[0][0], "message.created");
+  assert.equal(events[0][1].role, "user");
+  unwatch();
+  phone.close();
+  laptop.close();
+});
+
 test("a refused token stops the client instead of retrying", { skip }, async () => {
   const client = new HearthClient({ url, token: "not-a-token", initialBackoffMs: 10, maxBackoffMs: 50 });
   const stopped = once(client, "stopped");

@@ -21,6 +21,11 @@ export async function example(): Promise<string> {
   });
   await subscription.unsubscribe();
   const { session } = await client.sessions.create({ title: "Evening" });
+  const unwatch: () => void = await client.sessions.watch(session.id, {
+    onEvent: (event, data) => console.log(event, data.message_id),
+    onRecovered: (recovered) => console.log(recovered),
+  });
+  unwatch();
   const reply: Reply = await client.messages.send(session.id, "I can't sleep");
   let text = "";
   for await (const piece of reply.deltas) text += piece;
