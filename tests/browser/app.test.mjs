@@ -209,6 +209,23 @@ test("the chat app: sign in, a streamed reply, an exercise, crisis resources, a 
   await shot(page, "6-recovered");
   phone.close();
 
+  // Accessible: every control visible has a name, and the composer keeps
+  // the keyboard focus; with reduced motion asked for, nothing pulses.
+  const unnamed = await page.evaluate(() =>
+    [...document.querySelectorAll("button, input, textarea")]
+      .filter((control) => control.offsetParent !== null)
+      .filter((control) => {
+        const name = control.labels?.[0]?.textContent || control.getAttribute("aria-label") || control.textContent;
+        return !name.trim();
+      })
+      .map((control) => control.outerHTML),
+  );
+  assert.deepEqual(unnamed, []);
+  assert.equal(await page.evaluate(() => document.activeElement?.id), "text");
+  await page.emulateMedia({ reducedMotion: "reduce" });
+  const pulse = await page.evaluate(() => getComputedStyle(document.getElementById("typing"), "::after").animationName);
+  assert.equal(pulse, "none");
+
   // A rating.
   await page.click('#rating button[aria-label="Rate 4 of 5"]');
   await page.waitForSelector('#rating[data-rated="4"]', WAIT);
