@@ -12,6 +12,7 @@ use actix_http::HttpService;
 use actix_service::{fn_service, map_config, IntoServiceFactory};
 use actix_web::dev::{AppConfig, Server};
 use actix_web::{web, App};
+use hearth_actors::assistant::agents::Agents;
 use hearth_actors::assistant::builtin::BuiltinAssistant;
 use hearth_actors::assistant::guarded::{CrisisReply, GuardedAssistant, ModelPermits};
 use hearth_actors::assistant::openai::{OpenAiAssistant, OpenAiSettings, SettingsError};
@@ -318,6 +319,10 @@ pub fn start(config: Config, listener: TcpListener) -> Result<Running, StartErro
     let chat = ChatShared {
         assistant: build_assistant(&config, builtin, &metrics)?,
         resources: Arc::new(config.chat.crisis_resources.clone()),
+        agents: Arc::new(
+            Agents::new(config.assistant.agents.clone())
+                .map_err(|problems| ConfigError::Invalid(problems.join("; ")))?,
+        ),
         exercises: catalogue.clone(),
         metrics: metrics.clone(),
         conversations: conversations.clone(),

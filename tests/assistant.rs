@@ -14,19 +14,7 @@ use common::sessions::{
     wait_for_messages,
 };
 use common::{prometheus, sample, subscribe, test_config, TestServer, FRAME_TIMEOUT};
-use hearth::config::Config;
 use serde_json::json;
-
-fn model_server(fake: &FakeModel, adjust: impl FnOnce(&mut Config)) -> TestServer {
-    let base_url = fake.base_url();
-    TestServer::with_config(move |config| {
-        config.assistant.kind = "openai".into();
-        config.assistant.base_url = base_url;
-        config.assistant.model = "fake".into();
-        config.assistant.timeout_s = 2;
-        adjust(config);
-    })
-}
 
 #[test]
 fn sessions_are_created_listed_read_and_archived_by_their_owner_only() {
@@ -206,7 +194,7 @@ fn a_repeated_client_message_id_answers_the_same_ids_and_starts_nothing() {
 #[test]
 fn a_model_reply_streams_its_tokens_with_usage_and_the_session_history() {
     let fake = FakeModel::start();
-    let server = model_server(&fake, |_| {});
+    let server = fake.server(|_| {});
     let mut client = server.connect("ana-model");
     let session = new_session(&mut client);
     let (_, first) = send(&mut client, &session, "hello");
@@ -267,7 +255,7 @@ fn a_model_reply_streams_its_tokens_with_usage_and_the_session_history() {
 #[test]
 fn a_model_that_fails_before_its_first_token_is_replaced_by_the_builtin_reply() {
     let fake = FakeModel::start();
-    let server = model_server(&fake, |config| config.assistant.timeout_s = 1);
+    let server = fake.server(|config| config.assistant.timeout_s = 1);
     let mut client = server.connect("ana-fallback");
     let session = new_session(&mut client);
     for (i, directive) in ["[status:500]", "[status:401]", "[status:429]", "[stall]"]
@@ -301,7 +289,7 @@ fn a_model_that_fails_before_its_first_token_is_replaced_by_the_builtin_reply() 
 #[test]
 fn a_model_that_fails_after_its_first_token_ends_the_reply_failed_with_its_text() {
     let fake = FakeModel::start();
-    let server = model_server(&fake, |config| config.assistant.timeout_s = 1);
+    let server = fake.server(|config| config.assistant.timeout_s = 1);
     let mut client = server.connect("ana-midway");
     let session = new_session(&mut client);
     for (directive, kept) in [
@@ -327,7 +315,7 @@ fn a_model_that_fails_after_its_first_token_ends_the_reply_failed_with_its_text(
 #[test]
 fn cancel_stops_the_model_and_ends_the_reply_then_retry_answers_again() {
     let fake = FakeModel::start();
-    let server = model_server(&fake, |_| {});
+    let server = fake.server(|_| {});
     let mut client = server.connect("ana-cancel");
     let session = new_session(&mut client);
     let (_, reply) = send(&mut client, &session, "tell me more [hold:2]");
@@ -423,7 +411,7 @@ fn cancel_stops_the_model_and_ends_the_reply_then_retry_answers_again() {
 #[test]
 fn a_reply_goes_on_after_its_sender_leaves_and_another_device_recovers_it_exactly_once() {
     let fake = FakeModel::start();
-    let server = model_server(&fake, |_| {});
+    let server = fake.server(|_| {});
     let mut phone = server.connect("ana-devices");
     let session = new_session(&mut phone);
     let channel = format!("session:{session}");
@@ -486,7 +474,7 @@ fn a_reply_goes_on_after_its_sender_leaves_and_another_device_recovers_it_exactl
 #[test]
 fn a_crisis_is_answered_by_hearth_and_never_reaches_the_model() {
     let fake = FakeModel::start();
-    let server = model_server(&fake, |_| {});
+    let server = fake.server(|_| {});
     let mut client = server.connect("ana-crisis");
     let session = new_session(&mut client);
     let (message, reply) = send(&mut client, &session, "I want to end my life");
@@ -508,7 +496,7 @@ fn a_crisis_is_answered_by_hearth_and_never_reaches_the_model() {
 #[test]
 fn the_models_second_opinion_raises_a_verdict_and_never_lowers_it() {
     let fake = FakeModel::start();
-    let server = model_server(&fake, |config| {
+    let server = fake.server(|config| {
         config.safety.model_check = true;
         config.safety.model_check_deadline_ms = 5000;
     });
@@ -579,7 +567,7 @@ fn the_models_second_opinion_raises_a_verdict_and_never_lowers_it() {
 #[test]
 fn a_second_opinion_that_misses_its_deadline_leaves_the_rules_verdict() {
     let fake = FakeModel::start();
-    let server = model_server(&fake, |config| {
+    let server = fake.server(|config| {
         config.safety.model_check = true;
         config.safety.model_check_deadline_ms = 200;
     });
@@ -650,7 +638,7 @@ fn a_crisis_in_a_session_title_is_answered_with_help() {
 #[test]
 fn too_many_model_requests_in_flight_are_refused_with_a_retry_time() {
     let fake = FakeModel::start();
-    let server = model_server(&fake, |config| {
+    let server = fake.server(|config| {
         config.assistant.max_in_flight_per_player = 1;
     });
     let mut client = server.connect("ana-busy");
@@ -677,7 +665,7 @@ fn too_many_model_requests_in_flight_are_refused_with_a_retry_time() {
 #[test]
 fn v1_chat_streams_the_models_pieces_and_marks_a_fallback() {
     let fake = FakeModel::start();
-    let server = model_server(&fake, |_| {});
+    let server = fake.server(|_| {});
     let mut client = server.connect_query("ana-v1-model", "&stream=1");
     client.send_json(json!({"type": "user_message", "id": "m1", "content": {"text": "hi"}}));
     let mut chunks = Vec::new();
@@ -828,7 +816,7 @@ fn v1_chat_is_recorded_in_its_session_with_the_ids_the_client_saw() {
 #[test]
 fn a_device_that_stops_reading_does_not_hold_the_reply_up() {
     let fake = FakeModel::start();
-    let server = model_server(&fake, |config| {
+    let server = fake.server(|config| {
         config.assistant.coalesce_ms = 0;
         config.limits.outbound_max_frames = 32;
     });

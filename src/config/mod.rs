@@ -9,6 +9,7 @@ pub use env::{env_table, unknown_env_names, EnvError};
 
 use std::path::{Path, PathBuf};
 
+use hearth_actors::assistant::agents::{Agent, Agents};
 use hearth_actors::channels::rules::ChannelRules;
 use hearth_actors::therapy::exercises::{default_exercises, Exercise};
 use hearth_actors::therapy::resources::{default_crisis_resources, CrisisResource};
@@ -320,6 +321,10 @@ pub struct AssistantConfig {
     /// request is answered `unavailable` with `retry_after_ms`.
     pub max_in_flight: usize,
     pub max_in_flight_per_player: usize,
+    /// The personas a session is bound to (file only: an array of
+    /// tables); naming any replaces the shipped ones, and `guide` must be
+    /// among them.
+    pub agents: Vec<Agent>,
 }
 
 impl Default for AssistantConfig {
@@ -337,6 +342,7 @@ impl Default for AssistantConfig {
             coalesce_ms: 40,
             max_in_flight: 256,
             max_in_flight_per_player: 2,
+            agents: Agents::defaults(),
         }
     }
 }
@@ -522,11 +528,26 @@ mod tests {
         );
         assert_eq!(config.progress.path, defaults.progress.path);
         assert_eq!(config.channels, defaults.channels);
+        assert_eq!(config.assistant.agents, defaults.assistant.agents);
         assert_eq!(config.safety.model_check, defaults.safety.model_check);
         assert_eq!(
             config.safety.model_check_deadline_ms,
             defaults.safety.model_check_deadline_ms
         );
+    }
+
+    #[test]
+    fn agents_are_checked_with_the_rest() {
+        let mut config = Config::default();
+        config.assistant.agents.retain(|agent| agent.id != "guide");
+        config.assistant.agents[0]
+            .tools
+            .push("launch_rockets".into());
+        let Err(ConfigError::Invalid(problems)) = config.validate() else {
+            panic!("agents without a guide and with an unknown tool are refused");
+        };
+        assert!(problems.contains("\"guide\""), "{problems}");
+        assert!(problems.contains("launch_rockets"), "{problems}");
     }
 
     #[test]

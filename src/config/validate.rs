@@ -2,6 +2,7 @@
 //! them at once.
 
 use super::{is_loopback_bind, url_host_is_loopback, Config, ConfigError, MIN_SECRET_BYTES};
+use hearth_actors::assistant::agents::Agents;
 
 impl Config {
     /// Checks every setting and reports every problem at once.
@@ -215,6 +216,9 @@ impl Config {
                 "assistant.max_in_flight and assistant.max_in_flight_per_player must be at least 1"
                     .into(),
             );
+        }
+        if let Err(agent_problems) = Agents::new(assistant.agents.clone()) {
+            problems.extend(agent_problems);
         }
         if assistant.coalesce_ms > 10_000 {
             problems.push("assistant.coalesce_ms must be at most 10000".into());

@@ -24,6 +24,11 @@ pub enum MetricsRoutes {
 /// The public port's routes.
 pub fn configure(cfg: &mut web::ServiceConfig, metrics: MetricsRoutes) {
     cfg.route(upgrade::WS_PATH, web::to(upgrade::without_upgrade))
+        .route(upgrade::GUIDE_PATH, web::to(upgrade::without_upgrade))
+        .route(
+            &format!("{}{{pillar}}", upgrade::LIAISON_PREFIX),
+            web::to(upgrade::without_upgrade),
+        )
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz));
     assets::configure(cfg);

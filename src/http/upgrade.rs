@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use actix_codec::Framed;
 use actix_http::body::{BodySize, MessageBody};
@@ -16,6 +17,7 @@ use actix_web::http::header;
 use actix_web::rt::net::TcpStream;
 use actix_web::web::{self, Bytes};
 use actix_web::{HttpRequest, HttpResponse};
+use hearth_actors::assistant::agents::{Agents, DEFAULT_AGENT};
 use hearth_actors::protocol::Close;
 
 use super::common::{bearer, error_json};
@@ -24,8 +26,27 @@ use crate::state::AppState;
 use crate::ws::socket::Socket;
 use crate::ws::{self, ConnOptions};
 
-/// The one path a WebSocket is served on.
+/// The WebSocket's own path; the agents' paths below serve the same
+/// protocol with a default agent for new sessions.
 pub const WS_PATH: &str = "/ws/chat";
+pub const GUIDE_PATH: &str = "/api/ws/guide";
+pub const LIAISON_PREFIX: &str = "/api/ws/liaison/";
+
+/// Which agent a WebSocket path sets, if the path serves a WebSocket at
+/// all: `/ws/chat` none, `/api/ws/guide` the guide, and
+/// `/api/ws/liaison/{pillar}` that pillar's liaison (a pillar without one
+/// is not served).
+fn path_agent(path: &str, agents: &Agents) -> Option<Option<Arc<str>>> {
+    if path == WS_PATH {
+        return Some(None);
+    }
+    let agent = if path == GUIDE_PATH {
+        agents.get(DEFAULT_AGENT)
+    } else {
+        agents.liaison(path.strip_prefix(LIAISON_PREFIX)?)
+    };
+    agent.map(|agent| Some(Arc::from(agent.id.as_str())))
+}
 
 fn flag(value: Option<&String>) -> bool {
     value.is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes"))
@@ -49,7 +70,7 @@ pub async fn upgrade(
 ) -> Result<(), actix_web::Error> {
     let requested_at = std::time::Instant::now();
     let refused = |reason: &str| state.metrics.connection.refused(reason);
-    if req.path() != WS_PATH {
+    let Some(agent) = path_agent(req.path(), &state.chat.agents) else {
         refused("not_found");
         return refuse_http(
             framed,
@@ -58,7 +79,7 @@ pub async fn upgrade(
             "no WebSocket is served here",
         )
         .await;
-    }
+    };
     if !state.allowed_origins.is_empty() {
         // Browsers always send Origin; a client without one is not a page
         // on some other site, which is what the allowlist guards against.
@@ -102,6 +123,7 @@ pub async fn upgrade(
     let options = ConnOptions {
         typing: flag(query.get("typing")),
         stream: flag(query.get("stream")),
+        agent,
     };
     let token = query
         .get("token")

@@ -137,6 +137,18 @@ impl FakeModel {
         self.addr
     }
 
+    /// A Hearth whose assistant is this model (`adjust` changes the rest).
+    pub fn server(&self, adjust: impl FnOnce(&mut hearth::config::Config)) -> super::TestServer {
+        let base_url = self.base_url();
+        super::TestServer::with_config(move |config| {
+            config.assistant.kind = "openai".into();
+            config.assistant.base_url = base_url;
+            config.assistant.model = "fake".into();
+            config.assistant.timeout_s = 2;
+            adjust(config);
+        })
+    }
+
     pub fn base_url(&self) -> String {
         format!("http://{}/v1", self.addr)
     }

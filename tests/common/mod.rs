@@ -123,7 +123,16 @@ impl TestServer {
 
     /// As `connect`, with extra query options such as `&typing=1`.
     pub fn connect_query(&self, player: &str, options: &str) -> Client {
-        let url = self.ws_url(&format!("?token={}{options}", self.token(player)));
+        self.connect_at("/ws/chat", player, options)
+    }
+
+    /// As `connect_query`, on another WebSocket path (an agent's).
+    pub fn connect_at(&self, path: &str, player: &str, options: &str) -> Client {
+        let url = format!(
+            "ws://{}{path}?token={}{options}",
+            self.addr,
+            self.token(player)
+        );
         let mut client = Client::open(&url, &[]);
         let welcome = client.recv();
         assert_eq!(welcome["metadata"]["event"], "connected", "{welcome}");

@@ -453,6 +453,7 @@ mod tests {
             crisis: &crisis,
             anxious,
             history: &[],
+            instructions: "",
         });
         Reply {
             text,
@@ -474,6 +475,7 @@ mod tests {
             crisis: &crisis,
             anxious: true,
             history: &[],
+            instructions: "",
         };
         let stream = assistant.reply(&turn);
         let events: Vec<ReplyEvent> = actix_rt::System::new().block_on(stream.collect());

@@ -21,6 +21,7 @@ fn events_of(assistant: &dyn Assistant, player: &PlayerId, raw: &str) -> Vec<Rep
         crisis: &crisis,
         anxious: detect_anxiety_in(&text),
         history: &[],
+        instructions: "",
     });
     // The stream must not borrow the turn: it is polled after `reply` returns.
     actix_rt::System::new().block_on(stream.collect())

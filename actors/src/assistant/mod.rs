@@ -16,6 +16,7 @@
 //! on requests in flight; `opinion` asks the same model, when configured,
 //! for a second opinion on whether a text shows a crisis.
 
+pub mod agents;
 pub mod builtin;
 #[cfg(test)]
 pub(crate) mod conformance;
@@ -24,6 +25,7 @@ pub mod openai;
 pub mod opinion;
 pub mod prompt;
 pub mod sse;
+pub mod tools;
 
 use std::pin::Pin;
 use std::time::Duration;
@@ -49,6 +51,9 @@ pub struct Turn<'a> {
     /// The conversation's earlier turns, oldest first, already cut to the
     /// budget a model may read; empty for a v1 chat message.
     pub history: &'a [(Speaker, String)],
+    /// The session's agent's instructions, for a model's system prompt
+    /// (the built-in assistant does not read them).
+    pub instructions: &'a str,
 }
 
 /// What a reply stream yields: text pieces in order, then exactly one of

@@ -254,7 +254,7 @@ impl Assistant for OpenAiAssistant {
             .iter()
             .map(|(speaker, text)| (*speaker, text.as_str()))
             .collect();
-        let messages = prompt::messages(&history, turn.raw, situation);
+        let messages = prompt::messages(&history, turn.raw, situation, turn.instructions);
         let request = request_body(&self.endpoint, &messages);
         let reply = ModelReply {
             assistant: self.id,

@@ -63,15 +63,23 @@ const ANXIOUS_NOTE: &str = "\
 This person seems anxious. Under your reply, Hearth offers short breathing and grounding \
 exercises; you may invite them to try one.";
 
-/// The messages for one reply: the system prompt (with a note on the
-/// situation when there is one), then `history` (the conversation's
+/// The messages for one reply: the system prompt (with the agent's
+/// instructions and a note on the situation when there is one), then `history` (the conversation's
 /// earlier turns, oldest first), then `text`, the player's message.
 pub fn messages<'a>(
     history: &[(Speaker, &'a str)],
     text: &'a str,
     situation: Situation,
+    agent_instructions: &str,
 ) -> Vec<PromptMessage<'a>> {
     let mut system = Cow::Borrowed(SYSTEM_PROMPT);
+    // The agent's role comes after Hearth's own rules, which it cannot
+    // loosen, and before the notes on this message.
+    if !agent_instructions.trim().is_empty() {
+        let system = system.to_mut();
+        system.push_str("\n\nYour role in this conversation: ");
+        system.push_str(agent_instructions.trim());
+    }
     for (applies, note) in [
         (situation.crisis, CRISIS_NOTE),
         (situation.anxious, ANXIOUS_NOTE),
@@ -108,7 +116,7 @@ mod tests {
             (Speaker::User, "I had a rough week"),
             (Speaker::Assistant, "I'm sorry it was rough. What happened?"),
         ];
-        let messages = messages(&history, "Work, mostly", Situation::default());
+        let messages = messages(&history, "Work, mostly", Situation::default(), "");
         let roles: Vec<Speaker> = messages.iter().map(|m| m.role).collect();
         assert_eq!(
             roles,
@@ -138,7 +146,7 @@ mod tests {
 
     #[test]
     fn the_situation_adds_its_notes() {
-        let calm = messages(&[], "hi", Situation::default());
+        let calm = messages(&[], "hi", Situation::default(), "");
         assert!(!calm[0].content.contains("crisis resources"));
         let both = messages(
             &[],
@@ -147,6 +155,7 @@ mod tests {
                 crisis: true,
                 anxious: true,
             },
+            "",
         );
         assert!(both[0].content.starts_with(SYSTEM_PROMPT));
         assert!(both[0].content.contains(CRISIS_NOTE));
@@ -154,8 +163,21 @@ mod tests {
     }
 
     #[test]
+    fn the_agents_instructions_follow_the_rules() {
+        let sleep = messages(
+            &[],
+            "I can't sleep",
+            Situation::default(),
+            "You are the sleep liaison.",
+        );
+        let system = &sleep[0].content;
+        assert!(system.starts_with(SYSTEM_PROMPT));
+        assert!(system.ends_with("Your role in this conversation: You are the sleep liaison."));
+    }
+
+    #[test]
     fn messages_serialise_as_the_api_expects() {
-        let json = serde_json::to_value(messages(&[], "hi", Situation::default())).unwrap();
+        let json = serde_json::to_value(messages(&[], "hi", Situation::default(), "")).unwrap();
         assert_eq!(json[0]["role"], "system");
         assert_eq!(
             json[1],

@@ -25,6 +25,7 @@ use tokio::sync::mpsc;
 pub use self::record::Recorder;
 pub use self::reply::ActiveReplies;
 pub use self::sessions::{CallOutcome, JoinSession};
+use crate::assistant::agents::{Agents, DEFAULT_AGENT};
 use crate::assistant::opinion::ModelOpinion;
 use crate::assistant::{
     Assistant, AssistantError, FeedbackInput, ModelError, ReplyEvent, ReplyStream, Turn,
@@ -92,6 +93,10 @@ pub struct HandleFeedback {
 pub struct HandleCall {
     pub player: PlayerId,
     pub call: Call,
+    /// The agent of the connection's path (`/api/ws/guide`,
+    /// `/api/ws/liaison/{pillar}`): a session created without naming an
+    /// agent or pillar gets it.
+    pub default_agent: Option<Arc<str>>,
 }
 
 /// Which of `sessions` the player owns: a connection may subscribe to the
@@ -118,6 +123,8 @@ pub struct AssistantReply {
 pub struct ChatShared {
     pub assistant: Arc<dyn Assistant>,
     pub resources: Arc<Vec<CrisisResource>>,
+    /// The configured agents a session is bound to.
+    pub agents: Arc<Agents>,
     pub exercises: Arc<Catalogue>,
     pub metrics: Arc<Metrics>,
     pub conversations: Arc<Conversations>,
@@ -326,6 +333,11 @@ fn start_v1_reply(shared: &ChatShared, msg: HandleUserMessage, assessed: Assesse
         crisis: &assessed.crisis,
         anxious: assessed.anxious,
         history: &[],
+        // A v1 chat is recorded in a session of the default agent.
+        instructions: shared
+            .agents
+            .get(DEFAULT_AGENT)
+            .map_or("", |agent| agent.instructions.as_str()),
     });
     let recorder = shared.conversations.recorder.clone();
     let draft = Draft {
@@ -587,7 +599,12 @@ impl Handler<HandleCall> for ChatProcessor {
 
     fn handle(&mut self, msg: HandleCall, _: &mut Context<Self>) -> Self::Result {
         let _timer = self.shared.metrics.handling(ActorKind::ChatProcessor);
-        Box::pin(sessions::answer(self.shared.clone(), msg.player, msg.call))
+        Box::pin(sessions::answer(
+            self.shared.clone(),
+            msg.player,
+            msg.call,
+            msg.default_agent,
+        ))
     }
 }
 
@@ -668,6 +685,7 @@ mod tests {
         ChatShared {
             assistant,
             resources: Arc::new(Vec::new()),
+            agents: Arc::new(Agents::new(Agents::defaults()).unwrap()),
             exercises: Arc::new(Catalogue::default()),
             metrics: metrics.clone(),
             conversations: Arc::new(Conversations {

@@ -12,9 +12,10 @@ use tokio::sync::oneshot;
 use super::reply::{self, ReplyJob};
 use super::views::{message_view, raw_json, session_view, store_error};
 use super::ChatShared;
-use crate::assistant::{Busy, ReplyStream, Speaker, Turn};
+use crate::assistant::{tools, Busy, ReplyStream, Speaker, Turn};
 use crate::model::channel_name::ChannelName;
 use crate::model::ids::{MessageId, PlayerId, SessionId};
+use crate::protocol::agents::{AgentResult, AgentsResult, ToolsResult};
 use crate::protocol::calls::Call;
 use crate::protocol::sessions::{
     CancelResult, MessagesPage, RetryResult, SentResult, SessionDetail, SessionsPage,
@@ -118,6 +119,7 @@ pub(super) async fn answer(
     shared: ChatShared,
     player: PlayerId,
     call: Call,
+    default_agent: Option<std::sync::Arc<str>>,
 ) -> Result<CallOutcome, ErrorFrame> {
     let method = call.method();
     let outcome = match call {
@@ -127,9 +129,17 @@ pub(super) async fn answer(
             pillar,
         } => {
             let asker = player.clone();
+            let (agent, pillar) = shared
+                .agents
+                .bind(
+                    agent.as_deref(),
+                    pillar.as_deref(),
+                    default_agent.as_deref(),
+                )
+                .map_err(|problem| ErrorFrame::new(ErrorCode::BadRequest, problem))?;
             let new = NewConversation {
                 title,
-                agent,
+                agent: Some(agent.id.clone()),
                 pillar,
             };
             let created = blocking(&shared, move |s| s.create_conversation(&asker, new)).await?;
@@ -146,6 +156,18 @@ pub(super) async fn answer(
             }
             Ok(CallOutcome::answer(ResponseResult::Session(result)))
         }
+        Call::AgentsList => Ok(CallOutcome::answer(ResponseResult::Agents(AgentsResult {
+            agents: shared.agents.all().to_vec(),
+        }))),
+        Call::AgentsGet { agent_id } => match shared.agents.get(&agent_id) {
+            Some(agent) => Ok(CallOutcome::answer(ResponseResult::Agent(AgentResult {
+                agent: agent.clone(),
+            }))),
+            None => Err(ErrorFrame::new(ErrorCode::NotFound, "no such agent")),
+        },
+        Call::ToolsList => Ok(CallOutcome::answer(ResponseResult::Tools(ToolsResult {
+            tools: tools::TOOLS.to_vec(),
+        }))),
         Call::SessionsList {
             include_archived,
             limit,
@@ -268,6 +290,7 @@ fn ask_assistant(
     raw: &str,
     assessed: &super::Assessed,
     history: &[(Speaker, String)],
+    agent: &str,
 ) -> Result<ReplyStream, ErrorFrame> {
     shared
         .assistant
@@ -278,6 +301,12 @@ fn ask_assistant(
             crisis: &assessed.crisis,
             anxious: assessed.anxious,
             history,
+            // A session of an agent no longer configured keeps Hearth's
+            // own prompt.
+            instructions: shared
+                .agents
+                .get(agent)
+                .map_or("", |agent| agent.instructions.as_str()),
         })
         .map_err(busy_error)
 }
@@ -309,7 +338,14 @@ async fn send(
     }
     let assessed = shared.assess_with_opinion(&text, &player).await;
     let history = prompt_history(&recent, None, turns);
-    let stream = ask_assistant(&shared, &player, &text, &assessed, &history)?;
+    let stream = ask_assistant(
+        &shared,
+        &player,
+        &text,
+        &assessed,
+        &history,
+        &conversation.agent,
+    )?;
 
     let new = NewUserMessage {
         text,
@@ -452,7 +488,14 @@ async fn retry(
     }
     let assessed = shared.reassess(&asked.text);
     let history = prompt_history(&recent, Some(&asked.id), turns);
-    let stream = ask_assistant(&shared, &player, &asked.text, &assessed, &history)?;
+    let stream = ask_assistant(
+        &shared,
+        &player,
+        &asked.text,
+        &assessed,
+        &history,
+        &conversation.agent,
+    )?;
     let reply = {
         let (player, session_id, asked_id) = (player.clone(), session_id.clone(), asked.id);
         blocking(&shared, move |s| {

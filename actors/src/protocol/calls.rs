@@ -58,6 +58,11 @@ pub enum Call {
         limit: usize,
         before: Option<String>,
     },
+    AgentsList,
+    AgentsGet {
+        agent_id: String,
+    },
+    ToolsList,
 }
 
 impl Call {
@@ -72,6 +77,9 @@ impl Call {
             Call::MessagesCancel { .. } => "messages.cancel",
             Call::MessagesRetry { .. } => "messages.retry",
             Call::MessagesList { .. } => "messages.list",
+            Call::AgentsList => "agents.list",
+            Call::AgentsGet { .. } => "agents.get",
+            Call::ToolsList => "tools.list",
         }
     }
 }
@@ -129,6 +137,14 @@ struct ListMessagesParams {
     limit: Option<usize>,
     #[serde(default)]
     before: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct NoParams {}
+
+#[derive(Deserialize)]
+struct AgentParams {
+    agent_id: String,
 }
 
 /// Parses `params` (absent is `{}`) for `method`. `max_text_chars` is the
@@ -215,6 +231,20 @@ pub fn parse_call(method: &str, params: Value, max_text_chars: usize) -> Result<
                 session_id: p.session_id,
                 limit: page("limit", p.limit, DEFAULT_SESSIONS_PAGE)?,
                 before: optional_name("before", p.before)?,
+            }
+        }
+        "agents.list" | "tools.list" => {
+            let _: NoParams = typed(params)?;
+            if method == "agents.list" {
+                Call::AgentsList
+            } else {
+                Call::ToolsList
+            }
+        }
+        "agents.get" => {
+            let p: AgentParams = typed(params)?;
+            Call::AgentsGet {
+                agent_id: required_name("agent_id", p.agent_id)?,
             }
         }
         other => {

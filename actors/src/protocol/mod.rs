@@ -6,6 +6,7 @@
 //! codes ([`errors`]) and of close codes ([`close`]). Nothing here knows a
 //! socket.
 
+pub mod agents;
 pub mod calls;
 pub mod client;
 pub mod close;

@@ -375,6 +375,9 @@ pub enum ResponseResult {
     Cancelled(CancelResult),
     Retried(RetryResult),
     Messages(MessagesPage),
+    Agents(crate::protocol::agents::AgentsResult),
+    Agent(crate::protocol::agents::AgentResult),
+    Tools(crate::protocol::agents::ToolsResult),
 }
 
 #[derive(Debug, Clone, Serialize)]

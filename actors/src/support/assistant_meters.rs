@@ -12,8 +12,7 @@ use prometheus::{
 
 use serde::Serialize;
 
-use crate::support::metrics::labelled_counts;
-use crate::support::registered::register;
+use crate::support::registered::{labelled_counts, register};
 
 /// Seconds, from a fast local model's first token to a long reply.
 const REPLY_BUCKETS: &[f64] = &[

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use crate::support::assistant_meters::AssistantMeters;
 use crate::support::connection_meters::ConnectionMeters;
+use crate::support::registered::labelled_counts;
 use prometheus::core::{Collector, Metric};
 use prometheus::{
     Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
@@ -130,31 +131,6 @@ pub struct RegistrySizes {
     pub channels: usize,
     pub subscriptions: usize,
     pub presence_entries: usize,
-}
-
-/// The non-zero counts of a one-label counter family, by label value.
-/// A family's counts summed by one of its labels, those seen at least once.
-pub(crate) fn labelled_counts(
-    family: &IntCounterVec,
-    label: &str,
-) -> std::collections::BTreeMap<String, u64> {
-    let mut counts = std::collections::BTreeMap::new();
-    for metric in family
-        .collect()
-        .iter()
-        .flat_map(|family| family.get_metric())
-    {
-        let count = metric.get_counter().get_value() as u64;
-        let value = metric
-            .get_label()
-            .iter()
-            .find(|pair| pair.name() == label)
-            .map(|pair| pair.value());
-        if let (Some(value), true) = (value, count > 0) {
-            *counts.entry(value.to_owned()).or_insert(0) += count;
-        }
-    }
-    counts
 }
 
 fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {

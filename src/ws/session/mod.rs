@@ -45,11 +45,15 @@ use crate::ws::worker::{self, LocalConn, Overflowed};
 
 type Ctx = Context<WsSession>;
 
-/// What the client asked for in the query string.
-#[derive(Debug, Clone, Copy, Default)]
+/// What the client asked for in the query string, and the agent of the
+/// path it connected on.
+#[derive(Debug, Clone, Default)]
 pub struct ConnOptions {
     pub typing: bool,
     pub stream: bool,
+    /// `/api/ws/guide` or `/api/ws/liaison/{pillar}`: the agent a session
+    /// created on this connection gets unless it names one.
+    pub agent: Option<std::sync::Arc<str>>,
 }
 
 /// The server's capabilities, announced in the welcome.

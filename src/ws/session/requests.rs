@@ -25,6 +25,7 @@ impl WsSession {
         let ask = HandleCall {
             player: self.identity.player.clone(),
             call,
+            default_agent: self.options.agent.clone(),
         };
         worker::chat_processor(&self.state.chat)
             .send(ask)

@@ -55,6 +55,7 @@ fn reply_to(assistant: &OpenAiAssistant, raw: &str) -> ReplyStream {
         crisis: &crisis,
         anxious: detect_anxiety_in(&text),
         history: &[],
+        instructions: "",
     })
 }
 

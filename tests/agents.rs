@@ -1,0 +1,184 @@
+//! Agents (docs/protocol.md, section 10.4): `agents.list`, `agents.get`
+//! and `tools.list`; a session bound to its agent and pillar when it is
+//! created; the agents' WebSocket paths; and the agent's instructions in
+//! what the model is told.
+
+mod common;
+
+use common::fake_model::FakeModel;
+use common::sessions::{call, new_session, ok, read_reply, send};
+use common::{Client, TestServer};
+use serde_json::{json, Value};
+
+fn ids(list: &Value) -> Vec<&str> {
+    list.as_array()
+        .expect("a list")
+        .iter()
+        .map(|item| item["id"].as_str().unwrap_or_default())
+        .collect()
+}
+
+#[test]
+fn the_agents_and_tools_are_listed() {
+    let server = TestServer::start();
+    let mut client = server.connect("agents-list");
+    let listed = ok(&mut client, "a", "agents.list", json!({}));
+    assert_eq!(
+        ids(&listed["agents"]),
+        ["guide", "mindfulness", "sleep", "mood"]
+    );
+    let sleep = ok(&mut client, "g", "agents.get", json!({"agent_id": "sleep"}));
+    assert_eq!(sleep["agent"]["pillar"], "sleep");
+    assert_eq!(sleep["agent"]["name"], "Sleep liaison");
+    assert!(sleep["agent"]["instructions"]
+        .as_str()
+        .is_some_and(|text| text.contains("sleep")));
+    assert_eq!(
+        sleep["agent"]["tools"],
+        json!(["suggest_exercise", "list_progress", "find_resources"])
+    );
+    assert!(
+        listed["agents"][0].get("pillar").is_none(),
+        "the guide has none"
+    );
+
+    let missing = call(&mut client, "m", "agents.get", json!({"agent_id": "chef"}));
+    assert_eq!(missing["code"], "not_found", "{missing}");
+    let bad = call(&mut client, "b", "agents.get", json!({}));
+    assert_eq!(bad["code"], "bad_request", "{bad}");
+
+    let tools = ok(&mut client, "t", "tools.list", json!({}));
+    let tools = tools["tools"].as_array().expect("tools");
+    let names: Vec<&str> = tools.iter().filter_map(|t| t["name"].as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "suggest_exercise",
+            "list_progress",
+            "find_resources",
+            "share_summary"
+        ]
+    );
+    for tool in tools {
+        let needs_approval = tool["name"] == "share_summary";
+        assert_eq!(tool["requires_approval"], needs_approval, "{tool}");
+        assert!(tool["description"].as_str().is_some_and(|d| !d.is_empty()));
+    }
+}
+
+#[test]
+fn a_session_is_bound_to_the_agent_and_pillar_it_names() {
+    let server = TestServer::start();
+    let mut client = server.connect("agents-bind");
+    let create = |client: &mut Client, params: Value| call(client, "c", "sessions.create", params);
+    let plain = create(&mut client, json!({}));
+    assert_eq!(plain["result"]["session"]["agent"], "guide", "{plain}");
+    assert_eq!(plain["result"]["session"]["pillar"], Value::Null);
+
+    let sleep = create(&mut client, json!({"agent": "sleep"}));
+    assert_eq!(sleep["result"]["session"]["agent"], "sleep", "{sleep}");
+    assert_eq!(sleep["result"]["session"]["pillar"], "sleep");
+
+    // The protocol's default agent is the guide, whatever the pillar.
+    let mood = create(&mut client, json!({"pillar": "mood"}));
+    assert_eq!(mood["result"]["session"]["agent"], "guide", "{mood}");
+    assert_eq!(mood["result"]["session"]["pillar"], "mood");
+
+    let guided = create(&mut client, json!({"agent": "guide", "pillar": "sleep"}));
+    assert_eq!(guided["result"]["session"]["agent"], "guide", "{guided}");
+    assert_eq!(guided["result"]["session"]["pillar"], "sleep");
+
+    for params in [
+        json!({"agent": "chef"}),
+        json!({"pillar": "cooking"}),
+        json!({"agent": "sleep", "pillar": "mood"}),
+    ] {
+        let refused = create(&mut client, params.clone());
+        assert_eq!(refused["type"], "error", "{params}: {refused}");
+        assert_eq!(refused["code"], "bad_request", "{params}: {refused}");
+    }
+    // What was refused was not created.
+    let listed = ok(&mut client, "l", "sessions.list", json!({}));
+    assert_eq!(listed["sessions"].as_array().map(Vec::len), Some(4));
+}
+
+#[test]
+fn the_agents_paths_set_the_connections_agent() {
+    let server = TestServer::start();
+    for (path, agent) in [
+        ("/api/ws/guide", "guide"),
+        ("/api/ws/liaison/mindfulness", "mindfulness"),
+        ("/api/ws/liaison/sleep", "sleep"),
+        ("/api/ws/liaison/mood", "mood"),
+    ] {
+        let mut client = server.connect_at(path, "agents-paths", "");
+        let session = ok(&mut client, "c", "sessions.create", json!({}));
+        assert_eq!(session["session"]["agent"], agent, "{path}: {session}");
+        // Naming another agent still wins, and chat works as on /ws/chat.
+        let named = ok(
+            &mut client,
+            "n",
+            "sessions.create",
+            json!({"agent": "guide"}),
+        );
+        assert_eq!(named["session"]["agent"], "guide", "{path}");
+        assert_eq!(client.say("s", "hello")["role"], "assistant", "{path}");
+    }
+    for path in [
+        "/api/ws/liaison/cooking",
+        "/api/ws/liaison/",
+        "/api/ws/other",
+    ] {
+        let url = format!("ws://{}{path}?token={}", server.addr, server.token("x"));
+        match Client::try_open(&url, &[]) {
+            Err(tungstenite::Error::Http(response)) => {
+                assert_eq!(response.status().as_u16(), 404, "{path}");
+            }
+            other => panic!("{path}: expected 404, got {:?}", other.map(|_| "a socket")),
+        }
+    }
+    // Without an upgrade, the agents' paths answer as /ws/chat does.
+    let (status, body) = common::http_get(&server.http_url("/api/ws/liaison/sleep"), None);
+    assert_eq!(status, 400, "{body}");
+}
+
+#[test]
+fn the_model_is_told_the_sessions_agent() {
+    let fake = FakeModel::start();
+    let server = fake.server(|_| {});
+    let mut client = server.connect("agents-model");
+    let created = ok(
+        &mut client,
+        "c",
+        "sessions.create",
+        json!({"agent": "sleep"}),
+    );
+    let session = created["session"]["id"].as_str().expect("id").to_string();
+    let (_, reply) = send(&mut client, &session, "I keep waking at 3am");
+    assert_eq!(
+        read_reply(&mut client, &session, &reply).end_event,
+        "message.completed"
+    );
+    let guide_session = new_session(&mut client);
+    let (_, reply) = send(&mut client, &guide_session, "a quiet day");
+    read_reply(&mut client, &guide_session, &reply);
+
+    let requests = fake.requests();
+    assert_eq!(requests.len(), 2);
+    let system = |request: &Value| {
+        request["messages"][0]["content"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(
+        system(&requests[0]).contains("Your role in this conversation: You are the sleep liaison."),
+        "{}",
+        system(&requests[0])
+    );
+    assert!(
+        system(&requests[1]).contains("Your role in this conversation: You are the guide"),
+        "{}",
+        system(&requests[1])
+    );
+}
