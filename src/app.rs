@@ -323,6 +323,7 @@ pub fn start(config: Config, listener: TcpListener) -> Result<Running, StartErro
             Agents::new(config.assistant.agents.clone())
                 .map_err(|problems| ConfigError::Invalid(problems.join("; ")))?,
         ),
+        progress: progress.clone(),
         exercises: catalogue.clone(),
         metrics: metrics.clone(),
         conversations: conversations.clone(),

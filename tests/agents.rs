@@ -1,7 +1,8 @@
-//! Agents (docs/protocol.md, section 10.4): `agents.list`, `agents.get`
-//! and `tools.list`; a session bound to its agent and pillar when it is
-//! created; the agents' WebSocket paths; and the agent's instructions in
-//! what the model is told.
+//! Agents and tools (docs/protocol.md, section 10.4): `agents.list`,
+//! `agents.get` and `tools.list`; a session bound to its agent and pillar
+//! when it is created; the agents' WebSocket paths; the agent's
+//! instructions in what the model is told; and the built-in engine's use
+//! of a tool, visible on the reply stream and in the figures.
 
 mod common;
 
@@ -181,4 +182,82 @@ fn the_model_is_told_the_sessions_agent() {
         "{}",
         system(&requests[1])
     );
+}
+
+/// The built-in engine offers an anxious player an exercise through
+/// `suggest_exercise`: the stream shows the call before the words, the
+/// reply carries the button once, and the call is counted.
+#[test]
+fn the_builtin_engine_suggests_an_exercise_through_the_tool() {
+    let server = TestServer::start();
+    let mut client = server.connect("agents-tools");
+    let session = new_session(&mut client);
+    let (_, reply) = send(
+        &mut client,
+        &session,
+        "I'm so anxious about my exam tomorrow",
+    );
+    let log = read_reply(&mut client, &session, &reply);
+    assert_eq!(log.end_event, "message.completed");
+    let at = |name: &str| log.events.iter().position(|event| event == name);
+    let (started, completed) = (at("tool.started"), at("tool.completed"));
+    let (Some(started), Some(completed)) = (started, completed) else {
+        panic!("no tool events: {:?}", log.events);
+    };
+    let first_delta = at("message.delta").expect("deltas");
+    assert!(
+        started < completed && completed < first_delta,
+        "{:?}",
+        log.events
+    );
+    let status = &log.data[started - 1];
+    assert_eq!(log.events[started - 1], "assistant.status");
+    assert_eq!(status["status"], "tool", "{status}");
+    let call = &log.data[started];
+    assert_eq!(call["tool"], "suggest_exercise");
+    assert_eq!(call["arguments"], json!({"exercise_id": "ex_breathing"}));
+    assert_eq!(call["message_id"], reply.as_str());
+    let done = &log.data[completed];
+    assert_eq!(done["call_id"], call["call_id"]);
+    assert_eq!(done["ok"], true);
+    assert_eq!(done["summary"], "offered Try 4-7-8 breathing");
+
+    assert_eq!(log.end["usage"]["tools_used"], json!(["suggest_exercise"]));
+    let buttons: Vec<&Value> = log.end["elements"]
+        .as_array()
+        .expect("elements")
+        .iter()
+        .filter(|element| element["id"] == "ex_breathing")
+        .collect();
+    assert_eq!(buttons.len(), 1, "offered once: {}", log.end["elements"]);
+
+    let metrics = server.wait_for_metrics("the call counted", |m| {
+        m["assistant"]["tool_calls"]["suggest_exercise"] == 1
+    });
+    assert_eq!(
+        metrics["assistant"]["tool_calls"]
+            .as_object()
+            .map(|o| o.len()),
+        Some(1)
+    );
+    let text = common::prometheus(&server);
+    assert_eq!(
+        common::sample(
+            &text,
+            "hearth_tool_calls_total{outcome=\"ok\",tool=\"suggest_exercise\"}"
+        ),
+        1.0
+    );
+
+    // A calm message and a crisis call no tool.
+    for text in ["I had a calm walk today", "I want to end my life"] {
+        let (_, reply) = send(&mut client, &session, text);
+        let log = read_reply(&mut client, &session, &reply);
+        assert!(
+            !log.events.iter().any(|e| e.starts_with("tool.")),
+            "{text}: {:?}",
+            log.events
+        );
+        assert!(log.end["usage"].get("tools_used").is_none(), "{text}");
+    }
 }

@@ -76,6 +76,8 @@ pub fn send(client: &mut Client, session: &str, text: &str) -> (String, String) 
 #[derive(Debug)]
 pub struct ReplyLog {
     pub events: Vec<String>,
+    /// Each event's `data`, beside `events`.
+    pub data: Vec<Value>,
     pub deltas: Vec<String>,
     pub offsets: Vec<u64>,
     pub end_event: String,
@@ -94,6 +96,7 @@ pub fn read_reply(client: &mut Client, session: &str, reply: &str) -> ReplyLog {
     let channel = format!("session:{session}");
     let mut log = ReplyLog {
         events: Vec::new(),
+        data: Vec::new(),
         deltas: Vec::new(),
         offsets: Vec::new(),
         end_event: String::new(),
@@ -111,6 +114,7 @@ pub fn read_reply(client: &mut Client, session: &str, reply: &str) -> ReplyLog {
         let event = frame["data"]["event"].as_str().unwrap().to_string();
         let data = frame["data"]["data"].clone();
         log.events.push(event.clone());
+        log.data.push(data.clone());
         match event.as_str() {
             "message.delta" => {
                 assert_eq!(data["message_id"], reply);

@@ -15,7 +15,7 @@ use futures_util::Stream;
 
 use crate::assistant::{
     Assistant, FeedbackInput, FeedbackOutcome, FinishReason, ReplyDone, ReplyEvent, ReplyStream,
-    Turn, Usage,
+    ToolRequest, Turn, Usage,
 };
 use crate::model::ids::PlayerId;
 use crate::support::bounded::forget_oldest_tenth;
@@ -176,7 +176,8 @@ impl BuiltinAssistant {
         let (gentle, recommendations) = self.with_profile(turn.player, |profile| {
             (profile.gentle, profile.recommendations())
         });
-        let mut reply = sentences(compose_reply(turn, gentle), recommendations);
+        let mut reply =
+            sentences(compose_reply(turn, gentle), recommendations).suggesting_for(turn);
         if let Some(done) = &mut reply.done {
             done.fallback = true;
         }
@@ -186,6 +187,7 @@ impl BuiltinAssistant {
 
 fn sentences(text: String, recommendations: Vec<Recommendation>) -> Sentences {
     Sentences {
+        tool: None,
         rest: text,
         done: Some(ReplyDone {
             recommendations,
@@ -199,7 +201,7 @@ fn sentences(text: String, recommendations: Vec<Recommendation>) -> Sentences {
 impl Assistant for BuiltinAssistant {
     fn reply(&self, turn: &Turn<'_>) -> ReplyStream {
         let (text, recommendations) = self.compose(turn);
-        Box::pin(sentences(text, recommendations))
+        Box::pin(sentences(text, recommendations).suggesting_for(turn))
     }
 
     fn feedback(&self, input: &FeedbackInput<'_>) -> FeedbackOutcome {
@@ -395,8 +397,34 @@ fn compose_reply(turn: &Turn<'_>, gentle: bool) -> String {
 /// and a consumer that glues the pieces back together copies into it
 /// without growing it.
 struct Sentences {
+    /// A tool call made before the words (the built-in engine's use of
+    /// Hearth's tools): yielded first, its outcome not awaited, since the
+    /// words do not depend on it.
+    tool: Option<ToolRequest>,
     rest: String,
     done: Option<ReplyDone>,
+}
+
+/// The exercise the built-in engine suggests, through `suggest_exercise`,
+/// to an anxious message.
+pub const SUGGESTED_EXERCISE: &str = "ex_breathing";
+
+impl Sentences {
+    /// An anxious message (and not a crisis, whose reply is the resources)
+    /// is answered with a breathing exercise offered through the tool.
+    fn suggesting_for(mut self, turn: &Turn<'_>) -> Self {
+        if turn.anxious && !turn.crisis.is_crisis() {
+            // Nobody waits on the answer: a dropped receiver is fine.
+            let (respond, _) = tokio::sync::oneshot::channel();
+            self.tool = Some(ToolRequest {
+                call_id: "call_builtin_1".into(),
+                name: "suggest_exercise".into(),
+                arguments: format!("{{\"exercise_id\":\"{SUGGESTED_EXERCISE}\"}}"),
+                respond,
+            });
+        }
+        self
+    }
 }
 
 impl Stream for Sentences {
@@ -404,6 +432,9 @@ impl Stream for Sentences {
 
     fn poll_next(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<ReplyEvent>> {
         let this = &mut *self;
+        if let Some(tool) = this.tool.take() {
+            return Poll::Ready(Some(ReplyEvent::Tool(tool)));
+        }
         if this.rest.is_empty() {
             return Poll::Ready(this.done.take().map(ReplyEvent::Done));
         }
@@ -479,8 +510,17 @@ mod tests {
         };
         let stream = assistant.reply(&turn);
         let events: Vec<ReplyEvent> = actix_rt::System::new().block_on(stream.collect());
-        let (last, pieces) = events.split_last().unwrap();
+        let (last, events) = events.split_last().unwrap();
         assert!(matches!(last, ReplyEvent::Done(_)), "{last:?}");
+        // An anxious message: the exercise is offered through the tool first.
+        let (tool, pieces) = events.split_first().unwrap();
+        match tool {
+            ReplyEvent::Tool(call) => {
+                assert_eq!(call.name, "suggest_exercise");
+                assert_eq!(call.arguments, r#"{"exercise_id":"ex_breathing"}"#);
+            }
+            other => panic!("{other:?}"),
+        }
         let texts: Vec<&str> = pieces
             .iter()
             .map(|event| match event {
@@ -500,6 +540,7 @@ mod tests {
     fn sentence_pieces(text: &str) -> Vec<String> {
         use futures_util::{FutureExt, StreamExt};
         let mut stream = Sentences {
+            tool: None,
             rest: text.to_string(),
             done: Some(ReplyDone::default()),
         };
@@ -509,6 +550,7 @@ mod tests {
                 ReplyEvent::Text(piece) => pieces.push(piece),
                 ReplyEvent::Done(_) => return pieces,
                 ReplyEvent::Failed(err) => panic!("{err}"),
+                ReplyEvent::Tool(call) => panic!("{text:?}: no tool was asked for: {call:?}"),
             }
         }
         panic!("{text:?}: the stream ended without Done");

@@ -50,6 +50,18 @@ pub fn run(assistant: &dyn Assistant) {
                     assert!(!piece.is_empty(), "{text:?}: an empty piece");
                     reply.push_str(piece);
                 }
+                ReplyEvent::Tool(call) => {
+                    assert!(
+                        !call.call_id.is_empty() && !call.name.is_empty(),
+                        "{text:?}: {call:?}"
+                    );
+                    assert!(
+                        serde_json::from_str::<serde_json::Value>(&call.arguments)
+                            .is_ok_and(|v| v.is_object()),
+                        "{text:?}: arguments {:?}",
+                        call.arguments
+                    );
+                }
                 other => panic!("{text:?}: {other:?} before the end"),
             }
         }

@@ -238,6 +238,11 @@ impl Stream for Guarded {
                     this.yielded = true;
                     return Poll::Ready(Some(ReplyEvent::Text(piece)));
                 }
+                // A tool call shows no words: a failure after it can still
+                // fall back to the built-in reply.
+                Poll::Ready(Some(ReplyEvent::Tool(call))) => {
+                    return Poll::Ready(Some(ReplyEvent::Tool(call)));
+                }
                 Poll::Ready(Some(ReplyEvent::Done(done))) => {
                     this.model_done();
                     this.fallback = None;

@@ -62,8 +62,33 @@ pub struct Turn<'a> {
 pub enum ReplyEvent {
     /// The next piece of the reply; the pieces concatenated are its text.
     Text(String),
+    /// The assistant asks Hearth to run one of its tools. Whoever drives
+    /// the reply runs it (or refuses it) and answers on `respond`; a
+    /// dropped `respond` means it did not run.
+    Tool(ToolRequest),
     Done(ReplyDone),
     Failed(AssistantError),
+}
+
+/// One tool call, as the assistant made it.
+#[derive(Debug)]
+pub struct ToolRequest {
+    /// The call's id within the reply (the model's, or made up).
+    pub call_id: String,
+    pub name: String,
+    /// The arguments as the assistant wrote them: JSON text, unchecked.
+    pub arguments: String,
+    pub respond: tokio::sync::oneshot::Sender<ToolOutcome>,
+}
+
+/// What a tool call came to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolOutcome {
+    pub ok: bool,
+    /// For the assistant: JSON text it reads as the call's result.
+    pub content: String,
+    /// For the player: one short line on what happened.
+    pub summary: String,
 }
 
 #[derive(Debug, Default)]

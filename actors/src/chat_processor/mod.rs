@@ -12,6 +12,7 @@
 mod record;
 mod reply;
 mod sessions;
+mod tools;
 mod views;
 
 use std::collections::HashSet;
@@ -40,6 +41,7 @@ use crate::protocol::{
 use crate::store::conversations::{
     Exchange, FinalStatus, NewUserMessage, ReplyEnd, SharedConversationStore,
 };
+use crate::store::progress::SharedProgressStore;
 use crate::support::metered::Metered;
 use crate::support::metrics::{ActorKind, Metrics};
 use crate::support::pseudonym;
@@ -125,6 +127,8 @@ pub struct ChatShared {
     pub resources: Arc<Vec<CrisisResource>>,
     /// The configured agents a session is bound to.
     pub agents: Arc<Agents>,
+    /// Progress markers, which the `list_progress` tool reads.
+    pub progress: SharedProgressStore,
     pub exercises: Arc<Catalogue>,
     pub metrics: Arc<Metrics>,
     pub conversations: Arc<Conversations>,
@@ -471,6 +475,10 @@ impl Draft {
                 }
                 return None;
             }
+            // A v1 reply carries no tool events: the call is not run (its
+            // answer channel dropped), and the reply's elements already
+            // hold what the built-in engine would offer through it.
+            ReplyEvent::Tool(_) => return None,
             ReplyEvent::Done(done) => done,
             ReplyEvent::Failed(err) => return Some((Err(err), None)),
         };
@@ -656,7 +664,10 @@ mod tests {
 
     /// What a processor needs, with a conversation store in `dir` and a
     /// broadcaster on the memory broker. Must run inside an actix system.
-    fn shared_for_tests(assistant: Arc<dyn Assistant>, dir: &std::path::Path) -> ChatShared {
+    pub(super) fn shared_for_tests(
+        assistant: Arc<dyn Assistant>,
+        dir: &std::path::Path,
+    ) -> ChatShared {
         use crate::channels::memory::MemoryBroker;
         use crate::chat_server::ChatServer;
         use crate::store::conversations::sqlite::SqliteConversationStore;
@@ -686,6 +697,10 @@ mod tests {
             assistant,
             resources: Arc::new(Vec::new()),
             agents: Arc::new(Agents::new(Agents::defaults()).unwrap()),
+            progress: Arc::new(
+                crate::store::progress::sqlite::SqliteProgressStore::open(&dir.join("progress.db"))
+                    .unwrap(),
+            ),
             exercises: Arc::new(Catalogue::default()),
             metrics: metrics.clone(),
             conversations: Arc::new(Conversations {

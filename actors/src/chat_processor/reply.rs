@@ -19,9 +19,12 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use tokio::sync::oneshot;
 
+use super::tools::{self, ToolContext};
 use super::views::{message_view, raw_json};
 use super::ChatShared;
-use crate::assistant::{AssistantError, ReplyDone, ReplyEvent, ReplyStream};
+use crate::assistant::{
+    AssistantError, ReplyDone, ReplyEvent, ReplyStream, ToolOutcome, ToolRequest,
+};
 use crate::broadcaster::Publish;
 use crate::channels::stream::{Payload, Publisher};
 use crate::model::channel_name::ChannelName;
@@ -29,7 +32,9 @@ use crate::model::ids::{MessageId, PlayerId, SessionId};
 use crate::model::time::Timestamp;
 use crate::protocol::sessions::{
     AssistantActivity, Delta, EndCode, ReplyEnded, SessionEvent, StatusUpdate, SuggestedAction,
+    ToolCompleted, ToolStarted,
 };
+use crate::protocol::Element;
 use crate::store::conversations::{FinalStatus, MessageStatus, ReplyEnd, StoredMessage};
 
 /// How often the text so far is written to the store while a reply
@@ -107,7 +112,8 @@ pub(super) struct ReplyJob {
     /// As the store started it: streaming, empty.
     pub reply: StoredMessage,
     pub stream: ReplyStream,
-    pub elements: Box<RawValue>,
+    /// What the reply offers; tools may add to it while it runs.
+    pub elements: Vec<Element>,
     pub safety: Box<RawValue>,
     /// Fires (or is dropped) once the asker has joined the channel.
     pub go: oneshot::Receiver<()>,
@@ -133,6 +139,9 @@ struct UsageView {
     response_time_ms: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     first_token_ms: Option<u64>,
+    /// The tools called, in order (a tool called twice is named twice).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tools_used: Vec<String>,
 }
 
 enum End {
@@ -157,6 +166,8 @@ fn millis(duration: Duration) -> u64 {
 
 /// A reply's publications and the text they have carried.
 struct Outlet {
+    /// The tools called so far, in order.
+    tools_used: Vec<String>,
     shared: ChatShared,
     channel: ChannelName,
     reply: MessageId,
@@ -241,6 +252,7 @@ async fn drive(mut job: ReplyJob, mut cancelled: oneshot::Receiver<()>) {
     let shared = job.shared.clone();
     let coalesce = shared.conversations.settings.coalesce;
     let mut out = Outlet {
+        tools_used: Vec::new(),
         shared: shared.clone(),
         channel: ChannelName::session(&job.session),
         reply: job.reply.id,
@@ -310,6 +322,23 @@ async fn drive(mut job: ReplyJob, mut cancelled: oneshot::Receiver<()>) {
                     }
                 }
             }
+            Some(ReplyEvent::Tool(call)) => {
+                // The words before the call are seen before it.
+                flush_at = None;
+                out.flush(&job).await;
+                let ran = tokio::select! {
+                    biased;
+                    _ = &mut cancelled => None,
+                    outcome = run_tool(&mut job, &mut out, &call) => Some(outcome),
+                };
+                match ran {
+                    // Nobody may wait for it any more (the built-in engine).
+                    Some(outcome) => {
+                        let _ = call.respond.send(outcome);
+                    }
+                    None => break End::Cancelled,
+                }
+            }
             Some(ReplyEvent::Done(done)) => break End::Completed(done),
             Some(ReplyEvent::Failed(err)) => break End::Failed(err),
             None => break End::Failed(AssistantError::Incomplete),
@@ -322,6 +351,54 @@ async fn drive(mut job: ReplyJob, mut cancelled: oneshot::Receiver<()>) {
     let outcome = end.outcome();
     finish(&job, &out, end, started, first_token).await;
     log::debug!(reply_id:% = job.reply.id, outcome:%, deltas:% = out.next_index, ms:% = started.elapsed().as_millis(); "reply_ended");
+}
+
+/// Runs one tool call between `tool.started` and `tool.completed`.
+async fn run_tool(job: &mut ReplyJob, out: &mut Outlet, call: &ToolRequest) -> ToolOutcome {
+    let shared = job.shared.clone();
+    out.publish(SessionEvent::AssistantStatus(StatusUpdate {
+        message_id: job.reply.id,
+        status: AssistantActivity::Tool,
+        activity: "using a tool",
+    }))
+    .await;
+    let arguments = RawValue::from_string(call.arguments.clone())
+        .ok()
+        .filter(|raw| serde_json::from_str::<serde::de::IgnoredAny>(raw.get()).is_ok())
+        .unwrap_or_else(|| raw_json(&call.arguments));
+    out.publish(SessionEvent::ToolStarted(ToolStarted {
+        message_id: job.reply.id,
+        call_id: call.call_id.clone(),
+        tool: call.name.clone(),
+        arguments,
+    }))
+    .await;
+    let started = Instant::now();
+    let allowed = shared
+        .agents
+        .get(&job.agent)
+        .map(|agent| agent.tools.clone())
+        .unwrap_or_default();
+    let context = ToolContext {
+        shared: &shared,
+        player: &job.player,
+        allowed: &allowed,
+    };
+    let outcome = tools::run(&context, &call.name, &call.arguments, &mut job.elements).await;
+    shared
+        .metrics
+        .assistant
+        .tool_call(&call.name, outcome.ok, started.elapsed());
+    out.tools_used.push(call.name.clone());
+    out.publish(SessionEvent::ToolCompleted(ToolCompleted {
+        message_id: job.reply.id,
+        call_id: call.call_id.clone(),
+        tool: call.name.clone(),
+        ok: outcome.ok,
+        summary: outcome.summary.clone(),
+    }))
+    .await;
+    outcome
 }
 
 /// Ends the reply in the store, then on the channel.
@@ -344,6 +421,7 @@ async fn finish(
                 completion_tokens: done.usage.completion_tokens,
                 response_time_ms: millis(started.elapsed()),
                 first_token_ms: first_token.map(millis),
+                tools_used: out.tools_used.clone(),
             };
             (
                 FinalStatus::Complete,
@@ -361,10 +439,11 @@ async fn finish(
         End::Failed(_) => (FinalStatus::Failed, None, false, Some("error".into())),
     };
     let completed_at = Timestamp::now();
+    let elements = raw_json(&job.elements);
     let record = ReplyEnd {
         status,
         text: out.text.clone(),
-        elements: job.elements.clone(),
+        elements: elements.clone(),
         safety: job.safety.clone(),
         usage: usage.clone(),
         fallback,
@@ -395,7 +474,7 @@ async fn finish(
                 text: out.text.clone(),
                 status: MessageStatus::Complete,
                 completed_at: Some(completed_at),
-                elements: job.elements.clone(),
+                elements,
                 safety: job.safety.clone(),
                 usage,
                 fallback,

@@ -400,7 +400,7 @@ async fn send(
         user_message: Some(user),
         reply,
         stream,
-        elements: raw_json(&assessed.elements),
+        elements: assessed.elements.clone(),
         safety: raw_json(&assessed.safety),
         go,
     });
@@ -513,7 +513,7 @@ async fn retry(
         user_message: None,
         reply,
         stream,
-        elements: raw_json(&assessed.elements),
+        elements: assessed.elements.clone(),
         safety: raw_json(&assessed.safety),
         go,
     });

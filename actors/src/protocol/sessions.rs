@@ -111,6 +111,30 @@ pub enum SessionEvent {
     MessageCancelled(ReplyEnded),
     #[serde(rename = "message.failed")]
     MessageFailed(ReplyEnded),
+    #[serde(rename = "tool.started")]
+    ToolStarted(ToolStarted),
+    #[serde(rename = "tool.completed")]
+    ToolCompleted(ToolCompleted),
+}
+
+/// `tool.started`: the assistant called one of Hearth's tools.
+#[derive(Debug, Clone, Serialize)]
+pub struct ToolStarted {
+    pub message_id: MessageId,
+    pub call_id: String,
+    pub tool: String,
+    /// The arguments as JSON when they parse, else the text as written.
+    pub arguments: Box<RawValue>,
+}
+
+/// `tool.completed`: what the call came to, in a line for the player.
+#[derive(Debug, Clone, Serialize)]
+pub struct ToolCompleted {
+    pub message_id: MessageId,
+    pub call_id: String,
+    pub tool: String,
+    pub ok: bool,
+    pub summary: String,
 }
 
 impl SessionEvent {
@@ -122,6 +146,8 @@ impl SessionEvent {
             SessionEvent::MessageCompleted(_) => "message.completed",
             SessionEvent::MessageCancelled(_) => "message.cancelled",
             SessionEvent::MessageFailed(_) => "message.failed",
+            SessionEvent::ToolStarted(_) => "tool.started",
+            SessionEvent::ToolCompleted(_) => "tool.completed",
         }
     }
 }

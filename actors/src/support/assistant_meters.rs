@@ -31,6 +31,8 @@ pub struct AssistantSnapshot {
     pub fallbacks: BTreeMap<String, u64>,
     /// Failed model requests, by kind.
     pub model_errors: BTreeMap<String, u64>,
+    /// Tool calls, by tool (every outcome).
+    pub tool_calls: BTreeMap<String, u64>,
 }
 
 pub struct AssistantMeters {
@@ -45,6 +47,8 @@ pub struct AssistantMeters {
     model_errors: IntCounterVec,
     busy: IntCounter,
     opinions: IntCounterVec,
+    tool_calls: IntCounterVec,
+    tool_seconds: HistogramVec,
 }
 
 impl AssistantMeters {
@@ -118,6 +122,26 @@ impl AssistantMeters {
                 "hearth_assistant_busy_total",
                 "Requests refused because too many model requests were in flight",
             ),
+            tool_calls: register(
+                registry,
+                IntCounterVec::new(
+                    Opts::new(
+                        "hearth_tool_calls_total",
+                        "Tool calls run for replies, per tool and outcome (ok, failed)",
+                    ),
+                    &["tool", "outcome"],
+                )
+                .expect("valid metric"),
+            ),
+            tool_seconds: register(
+                registry,
+                HistogramVec::new(
+                    HistogramOpts::new("hearth_tool_seconds", "How long each tool call ran, per tool")
+                        .buckets(REPLY_BUCKETS.to_vec()),
+                    &["tool"],
+                )
+                .expect("valid metric"),
+            ),
             opinions: family(
                 "hearth_safety_opinions_total",
                 "Safety second opinions asked of the model, by outcome (agreed, raised, timeout, error)",
@@ -171,6 +195,21 @@ impl AssistantMeters {
         self.model_errors.with_label_values(&[kind]).inc();
     }
 
+    /// One tool call ended; `tool` is a name the assistant chose, so an
+    /// unknown one is counted as `unknown` (the label set stays bounded).
+    pub fn tool_call(&self, tool: &str, ok: bool, after: Duration) {
+        let tool = if crate::assistant::tools::find(tool).is_some() {
+            tool
+        } else {
+            "unknown"
+        };
+        let outcome = if ok { "ok" } else { "failed" };
+        self.tool_calls.with_label_values(&[tool, outcome]).inc();
+        self.tool_seconds
+            .with_label_values(&[tool])
+            .observe(after.as_secs_f64());
+    }
+
     pub fn busy(&self) {
         self.busy.inc();
     }
@@ -187,6 +226,7 @@ impl AssistantMeters {
             cancels: self.cancels.get(),
             fallbacks: labelled_counts(&self.fallbacks, "reason"),
             model_errors: labelled_counts(&self.model_errors, "kind"),
+            tool_calls: labelled_counts(&self.tool_calls, "tool"),
         }
     }
 }

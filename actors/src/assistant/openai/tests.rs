@@ -695,7 +695,7 @@ fn replies_on_one_thread_reuse_the_connection() {
             for event in events {
                 match event {
                     ReplyEvent::Text(piece) => text.push_str(&piece),
-                    ReplyEvent::Done(_) => {}
+                    ReplyEvent::Done(_) | ReplyEvent::Tool(_) => {}
                     ReplyEvent::Failed(err) => panic!("{err:?}"),
                 }
             }
