@@ -23,6 +23,16 @@
 //! - `[hold:N]`: streams N tokens, then one more every 20 ms until the client
 //!   goes away (recorded as a client close), bounded at 60 s / 3000 tokens.
 //!
+//! - `[call:NAME]`: calls the tool NAME (with fixed arguments: see
+//!   `tool_arguments`), finish `tool_calls`. `[calls:NAME,NAME]` makes
+//!   several calls in the one step; `[call-split:NAME:K]` sends the
+//!   arguments in K fragments after a first fragment with the id and name
+//!   only; `[call-bad:NAME]` sends arguments that are not JSON;
+//!   `[call-loop]` calls `suggest_exercise` in every step, tool results or
+//!   not. Except for `call-loop`, a request whose last message is a tool
+//!   result is answered with words: `"Used "`, `"N tools."` (N the tool
+//!   results in the request).
+//!
 //! A request with `"stream": false` is the safety second opinion: it is
 //! answered with one whole completion whose content is WORD from an
 //! `[opinion:WORD]` directive (`none` without one); `[opinion-stall]`
@@ -277,7 +287,8 @@ fn serve_connection(shared: &Shared, stream: TcpStream) {
                         false
                     }
                 }
-            } else if let Script::Status(code) = script {
+            } else if let Script::Status(code) = &script {
+                let code = *code;
                 write_status(socket, code, "fake failure").is_ok()
             } else {
                 let stream = EventStream {
@@ -397,10 +408,22 @@ fn write_completion(mut socket: &TcpStream, content: &str) -> io::Result<()> {
     socket.flush()
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 enum Script {
     Default,
-    Tokens { n: usize, gap: Duration },
+    /// Tool calls in one step: the names, how many fragments the
+    /// arguments come in, and whether they are broken.
+    Calls {
+        names: Vec<String>,
+        fragments: usize,
+        broken: bool,
+    },
+    /// The words after tool results: how many there were.
+    ToolsAnswered(usize),
+    Tokens {
+        n: usize,
+        gap: Duration,
+    },
     Status(u16),
     Stall,
     StallAfter(usize),
@@ -411,7 +434,16 @@ enum Script {
 
 impl Script {
     fn for_request(body: &Value) -> Script {
+        let messages = body["messages"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let results = messages.iter().filter(|m| m["role"] == "tool").count();
+        let after_tools = messages.last().is_some_and(|m| m["role"] == "tool");
         let text = last_user_text(body);
+        if after_tools && !text.contains("[call-loop]") {
+            return Script::ToolsAnswered(results);
+        }
         let mut rest = text.as_str();
         while let Some(open) = rest.find('[') {
             rest = &rest[open + 1..];
@@ -436,6 +468,29 @@ impl Script {
             ("reset-after", 2) => Script::ResetAfter(number(1)?),
             ("malformed", 1) => Script::Malformed,
             ("hold", 2) => Script::Hold(number(1)?),
+            ("call", 2) | ("call-bad", 2) => Script::Calls {
+                names: vec![parts[1].trim().to_owned()],
+                fragments: 1,
+                broken: parts[0] == "call-bad",
+            },
+            ("calls", 2) => Script::Calls {
+                names: parts[1]
+                    .split(',')
+                    .map(|name| name.trim().to_owned())
+                    .collect(),
+                fragments: 1,
+                broken: false,
+            },
+            ("call-split", 3) => Script::Calls {
+                names: vec![parts[1].trim().to_owned()],
+                fragments: number(2)?.max(1),
+                broken: false,
+            },
+            ("call-loop", 1) => Script::Calls {
+                names: vec!["suggest_exercise".to_owned()],
+                fragments: 1,
+                broken: false,
+            },
             _ => return None,
         })
     }
@@ -484,6 +539,42 @@ impl EventStream<'_> {
                     self.token(&word(k))?;
                 }
                 self.finish("stop", n)?;
+            }
+            Script::Calls {
+                names,
+                fragments,
+                broken,
+            } => {
+                self.start()?;
+                for (index, name) in names.iter().enumerate() {
+                    let arguments = if broken {
+                        "{\"exercise_id\": ".to_string()
+                    } else {
+                        tool_arguments(name)
+                    };
+                    // The first fragment names the call; the arguments follow.
+                    self.event(&choice_event(
+                        json!({"tool_calls": [{"index": index, "id": format!("call_{index}"), "type": "function",
+                            "function": {"name": name, "arguments": ""}}]}),
+                        Value::Null,
+                    ))?;
+                    let size = arguments.len().div_ceil(fragments).max(1);
+                    let bytes = arguments.as_bytes();
+                    for piece in bytes.chunks(size) {
+                        let piece = String::from_utf8_lossy(piece);
+                        self.event(&choice_event(
+                            json!({"tool_calls": [{"index": index, "function": {"arguments": piece}}]}),
+                            Value::Null,
+                        ))?;
+                    }
+                }
+                self.finish("tool_calls", 5)?;
+            }
+            Script::ToolsAnswered(n) => {
+                self.start()?;
+                self.token("Used ")?;
+                self.token(&format!("{n} tools."))?;
+                self.finish("stop", 2)?;
             }
             Script::Status(_) => unreachable!("answered without a stream"),
             Script::Stall => {
@@ -589,6 +680,17 @@ impl EventStream<'_> {
             }
         }
     }
+}
+
+/// The arguments the fake passes to each tool it calls.
+fn tool_arguments(name: &str) -> String {
+    match name {
+        "suggest_exercise" => json!({"exercise_id": "ex_grounding"}),
+        "find_resources" => json!({"topic": "substance use"}),
+        "share_summary" => json!({"note": "A calmer week."}),
+        _ => json!({}),
+    }
+    .to_string()
 }
 
 fn choice_event(delta: Value, finish_reason: Value) -> String {

@@ -485,6 +485,7 @@ mod tests {
             anxious,
             history: &[],
             instructions: "",
+            tools: &[],
         });
         Reply {
             text,
@@ -507,6 +508,7 @@ mod tests {
             anxious: true,
             history: &[],
             instructions: "",
+            tools: &[],
         };
         let stream = assistant.reply(&turn);
         let events: Vec<ReplyEvent> = actix_rt::System::new().block_on(stream.collect());

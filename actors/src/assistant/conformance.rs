@@ -22,6 +22,7 @@ fn events_of(assistant: &dyn Assistant, player: &PlayerId, raw: &str) -> Vec<Rep
         anxious: detect_anxiety_in(&text),
         history: &[],
         instructions: "",
+        tools: &[],
     });
     // The stream must not borrow the turn: it is polled after `reply` returns.
     actix_rt::System::new().block_on(stream.collect())

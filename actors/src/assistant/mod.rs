@@ -54,6 +54,8 @@ pub struct Turn<'a> {
     /// The session's agent's instructions, for a model's system prompt
     /// (the built-in assistant does not read them).
     pub instructions: &'a str,
+    /// The tools the session's agent lists: those a model is offered.
+    pub tools: &'a [String],
 }
 
 /// What a reply stream yields: text pieces in order, then exactly one of
@@ -108,6 +110,21 @@ pub struct ReplyDone {
 pub struct Usage {
     pub prompt_tokens: Option<u32>,
     pub completion_tokens: Option<u32>,
+}
+
+impl Usage {
+    /// Both counts summed, as over the steps of a reply that called tools;
+    /// a count neither reported stays missing.
+    pub fn plus(self, other: Usage) -> Usage {
+        let add = |a: Option<u32>, b: Option<u32>| match (a, b) {
+            (None, None) => None,
+            (a, b) => Some(a.unwrap_or(0).saturating_add(b.unwrap_or(0))),
+        };
+        Usage {
+            prompt_tokens: add(self.prompt_tokens, other.prompt_tokens),
+            completion_tokens: add(self.completion_tokens, other.completion_tokens),
+        }
+    }
 }
 
 /// Why a reply ended, in the words the chat-completions API uses.

@@ -29,14 +29,16 @@ use bytes::Bytes;
 use futures_util::{FutureExt, Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
+use tokio::sync::oneshot;
 use tokio::time::{timeout_at, Instant};
 
 use crate::assistant::builtin::BuiltinAssistant;
 use crate::assistant::prompt::{self, PromptMessage, Situation};
 use crate::assistant::sse::{SseError, SseParser};
+use crate::assistant::tools::{self, ToolInfo};
 use crate::assistant::{
     Assistant, AssistantError, FeedbackInput, FeedbackOutcome, FinishReason, ModelError, ReplyDone,
-    ReplyEvent, ReplyStream, Turn, Usage,
+    ReplyEvent, ReplyStream, ToolOutcome, ToolRequest, Turn, Usage,
 };
 use crate::therapy::recommendations::Recommendation;
 
@@ -49,6 +51,25 @@ const MAX_ERROR_BODY: usize = 64 << 10;
 
 /// How much of what a server said about a failure is kept.
 const DETAIL_CHARS: usize = 300;
+
+/// Model requests one reply may make: the first, and one after each step
+/// of tool calls; the last offers no tools, so the model answers in words.
+pub const MAX_MODEL_STEPS: u32 = 4;
+
+/// Tool calls one step may make; more are dropped.
+const MAX_CALLS_PER_STEP: usize = 8;
+
+/// The most of one call's arguments, and of its name, that is kept.
+const MAX_ARGUMENT_BYTES: usize = 64 << 10;
+const MAX_NAME_BYTES: usize = 128;
+
+/// One tool call as its fragments arrive.
+#[derive(Debug, Default, Clone)]
+struct PendingCall {
+    id: String,
+    name: String,
+    arguments: String,
+}
 
 /// How many players' profiles are kept when none are shared in.
 const DEFAULT_TRACKED_PLAYERS: usize = 10_000;
@@ -170,9 +191,11 @@ impl OpenAiAssistant {
     /// questions (the safety second opinion) whose answer is read at once.
     /// The whole exchange is bounded by the timeout.
     pub async fn complete(&self, messages: &[PromptMessage<'_>]) -> Result<String, ModelError> {
+        let messages: Vec<WireMessage> = messages.iter().cloned().map(WireMessage::from).collect();
         let request = ChatRequest {
             model: &self.endpoint.model,
-            messages,
+            messages: &messages,
+            tools: &[],
             stream: false,
             stream_options: None,
             max_tokens: self.endpoint.max_tokens,
@@ -254,12 +277,30 @@ impl Assistant for OpenAiAssistant {
             .iter()
             .map(|(speaker, text)| (*speaker, text.as_str()))
             .collect();
-        let messages = prompt::messages(&history, turn.raw, situation, turn.instructions);
-        let request = request_body(&self.endpoint, &messages);
+        let messages: Vec<WireMessage> =
+            prompt::messages(&history, turn.raw, situation, turn.instructions)
+                .into_iter()
+                .map(WireMessage::from)
+                .collect();
+        let tools: Vec<WireTool> = turn
+            .tools
+            .iter()
+            .filter_map(|name| tools::find(name))
+            .map(WireTool::of)
+            .collect();
+        let request = request_body(&self.endpoint, &messages, &tools);
         let reply = ModelReply {
             assistant: self.id,
             endpoint: self.endpoint.clone(),
             request: Some(request),
+            messages,
+            tools,
+            steps: 1,
+            calls: Vec::new(),
+            step_text: String::new(),
+            to_run: VecDeque::new(),
+            awaiting: None,
+            continue_after_tools: false,
             body: None,
             deadline: None,
             parser: SseParser::new(MAX_EVENT_BYTES),
@@ -284,10 +325,82 @@ impl Assistant for OpenAiAssistant {
     }
 }
 
+/// One message of the conversation as a request carries it. Owned: each
+/// tool step adds the model's calls and their results to it.
+#[derive(Debug, Clone, Serialize)]
+struct WireMessage {
+    role: &'static str,
+    /// `null` on a model's message that only calls tools.
+    content: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tool_calls: Vec<WireToolCall>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_call_id: Option<String>,
+}
+
+impl From<PromptMessage<'_>> for WireMessage {
+    fn from(message: PromptMessage<'_>) -> Self {
+        WireMessage {
+            role: match message.role {
+                prompt::Speaker::System => "system",
+                prompt::Speaker::User => "user",
+                prompt::Speaker::Assistant => "assistant",
+            },
+            content: Some(message.content.into_owned()),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct WireToolCall {
+    id: String,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: WireFunction,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct WireFunction {
+    name: String,
+    arguments: String,
+}
+
+/// A tool as the model is offered it.
+#[derive(Debug, Clone, Serialize)]
+struct WireTool {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: WireToolSpec,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct WireToolSpec {
+    name: &'static str,
+    description: &'static str,
+    parameters: serde_json::Value,
+}
+
+impl WireTool {
+    fn of(tool: &ToolInfo) -> Self {
+        WireTool {
+            kind: "function",
+            function: WireToolSpec {
+                name: tool.name,
+                description: tool.description,
+                parameters: tools::parameters(tool.name),
+            },
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct ChatRequest<'a> {
     model: &'a str,
-    messages: &'a [PromptMessage<'a>],
+    messages: &'a [WireMessage],
+    #[serde(skip_serializing_if = "<[WireTool]>::is_empty")]
+    tools: &'a [WireTool],
     stream: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     stream_options: Option<StreamOptions>,
@@ -303,10 +416,11 @@ struct StreamOptions {
     include_usage: bool,
 }
 
-fn request_body(endpoint: &Endpoint, messages: &[PromptMessage<'_>]) -> Bytes {
+fn request_body(endpoint: &Endpoint, messages: &[WireMessage], tools: &[WireTool]) -> Bytes {
     let request = ChatRequest {
         model: &endpoint.model,
         messages,
+        tools,
         stream: true,
         stream_options: Some(StreamOptions {
             include_usage: true,
@@ -314,7 +428,7 @@ fn request_body(endpoint: &Endpoint, messages: &[PromptMessage<'_>]) -> Bytes {
         max_tokens: endpoint.max_tokens,
         temperature: endpoint.temperature,
     };
-    // Strings, numbers and an enum: serialising cannot fail.
+    // Strings, numbers, enums and JSON values: serialising cannot fail.
     Bytes::from(serde_json::to_vec(&request).unwrap_or_default())
 }
 
@@ -360,6 +474,28 @@ struct CompletionMessage {
 struct Delta {
     #[serde(default)]
     content: Option<String>,
+    #[serde(default)]
+    tool_calls: Option<Vec<ToolCallDelta>>,
+}
+
+/// A fragment of a tool call: the first of a call names its id and
+/// function, the rest carry more of the arguments' text.
+#[derive(Debug, Default, PartialEq, Deserialize)]
+struct ToolCallDelta {
+    #[serde(default)]
+    index: Option<usize>,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    function: Option<FunctionDelta>,
+}
+
+#[derive(Debug, Default, PartialEq, Deserialize)]
+struct FunctionDelta {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    arguments: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -375,9 +511,11 @@ struct WireUsage {
 enum Decoded {
     /// The stream's end marker.
     Done,
-    /// A chunk: any of a piece of text, a finish reason, the usage.
+    /// A chunk: any of a piece of text, fragments of tool calls, a finish
+    /// reason, the usage.
     Chunk {
         text: Option<String>,
+        tool_calls: Vec<ToolCallDelta>,
         finish_reason: Option<FinishReason>,
         usage: Option<Usage>,
     },
@@ -396,18 +534,26 @@ fn decode(data: &str) -> Result<Decoded, ModelError> {
         });
     }
     let choice = chunk.choices.and_then(|choices| choices.into_iter().next());
-    let (text, finish_reason) = match choice {
-        Some(choice) => (
-            choice
-                .delta
-                .and_then(|delta| delta.content)
-                .filter(|text| !text.is_empty()),
-            choice.finish_reason.as_deref().map(FinishReason::parse),
-        ),
-        None => (None, None),
+    let (text, tool_calls, finish_reason) = match choice {
+        Some(choice) => {
+            let (text, tool_calls) = match choice.delta {
+                Some(delta) => (
+                    delta.content.filter(|text| !text.is_empty()),
+                    delta.tool_calls.unwrap_or_default(),
+                ),
+                None => (None, Vec::new()),
+            };
+            (
+                text,
+                tool_calls,
+                choice.finish_reason.as_deref().map(FinishReason::parse),
+            )
+        }
+        None => (None, Vec::new(), None),
     };
     Ok(Decoded::Chunk {
         text,
+        tool_calls,
         finish_reason,
         usage: chunk.usage.map(|usage| Usage {
             prompt_tokens: usage.prompt_tokens,
@@ -473,6 +619,22 @@ struct ModelReply {
     endpoint: Arc<Endpoint>,
     /// Until it is sent.
     request: Option<Bytes>,
+    /// The conversation so far, with each tool step's calls and results.
+    messages: Vec<WireMessage>,
+    /// The tools offered (the session's agent's).
+    tools: Vec<WireTool>,
+    /// Model requests made for this reply, the first included.
+    steps: u32,
+    /// The tool calls of the step being read, as their fragments arrive.
+    calls: Vec<PendingCall>,
+    /// The text of the step being read, for the conversation.
+    step_text: String,
+    /// Calls of the step just read, not yet handed out.
+    to_run: VecDeque<PendingCall>,
+    /// The call handed out, and where its outcome comes back.
+    awaiting: Option<(String, oneshot::Receiver<ToolOutcome>)>,
+    /// Once every call has its outcome, ask the model again.
+    continue_after_tools: bool,
     /// Once the status was 2xx, until the reply ends.
     body: Option<Body>,
     /// When the first piece is due; set when the request goes out.
@@ -491,9 +653,68 @@ struct ModelReply {
 impl ModelReply {
     /// The next event, or `None` once `Done` or `Failed` was returned.
     async fn next_event(&mut self) -> Option<ReplyEvent> {
-        if self.ended {
-            return None;
+        loop {
+            if self.ended {
+                return None;
+            }
+            if let Some(call) = self.tool_step().await {
+                return Some(call);
+            }
+            if self.request.is_none() && self.body.is_none() {
+                // Nothing to send and nothing to read: cannot happen, but
+                // must not spin.
+                return Some(self.fail(ModelError::Closed { error: None }));
+            }
+            if let Some(event) = self.read_step().await {
+                return Some(event);
+            }
+            // The step ended with tool calls: run them, then ask again.
         }
+    }
+
+    /// Hands out the step's tool calls one at a time, each after the one
+    /// before has its outcome; once all have, the next request is made
+    /// ready.
+    async fn tool_step(&mut self) -> Option<ReplyEvent> {
+        if let Some((call_id, outcome)) = self.awaiting.take() {
+            let content = match outcome.await {
+                Ok(outcome) => outcome.content,
+                Err(_) => r#"{"error":"the tool did not run"}"#.to_string(),
+            };
+            self.messages.push(WireMessage {
+                role: "tool",
+                content: Some(content),
+                tool_calls: Vec::new(),
+                tool_call_id: Some(call_id),
+            });
+        }
+        if let Some(call) = self.to_run.pop_front() {
+            let (respond, outcome) = oneshot::channel();
+            self.awaiting = Some((call.id.clone(), outcome));
+            return Some(ReplyEvent::Tool(ToolRequest {
+                call_id: call.id,
+                name: call.name,
+                arguments: call.arguments,
+                respond,
+            }));
+        }
+        if std::mem::take(&mut self.continue_after_tools) {
+            self.steps += 1;
+            // The last step offers no tools, so that the model answers.
+            let offered: &[WireTool] = if self.steps < MAX_MODEL_STEPS {
+                &self.tools
+            } else {
+                &[]
+            };
+            self.request = Some(request_body(&self.endpoint, &self.messages, offered));
+        }
+        None
+    }
+
+    /// Sends the request if one is ready, then reads the step's events up
+    /// to the next event for the caller; `None` when the step ended with
+    /// tool calls to run.
+    async fn read_step(&mut self) -> Option<ReplyEvent> {
         let timeout = self.endpoint.timeout;
         if let Some(request) = self.request.take() {
             let deadline = Instant::now() + timeout;
@@ -537,10 +758,10 @@ impl ModelReply {
                     // An ended body must not be polled again (actix-http
                     // panics): it goes now.
                     self.body = None;
-                    return Some(match self.finish_reason {
-                        Some(_) => self.finish(),
-                        None => self.fail(ModelError::Closed { error: None }),
-                    });
+                    return match self.finish_reason {
+                        Some(_) => self.step_end(),
+                        None => Some(self.fail(ModelError::Closed { error: None })),
+                    };
                 }
             }
         }
@@ -562,23 +783,106 @@ impl ModelReply {
     fn take(&mut self, data: &str) -> Option<ReplyEvent> {
         match decode(data) {
             Err(reason) => Some(self.fail(reason)),
-            Ok(Decoded::Done) => Some(self.finish()),
+            Ok(Decoded::Done) => self.step_end(),
             Ok(Decoded::Chunk {
                 text,
+                tool_calls,
                 finish_reason,
                 usage,
             }) => {
                 if let Some(usage) = usage {
-                    self.usage = usage;
+                    self.usage = self.usage.plus(usage);
                 }
                 if finish_reason.is_some() {
                     self.finish_reason = finish_reason;
                 }
+                for fragment in tool_calls {
+                    self.add_fragment(fragment);
+                }
                 let text = text?;
                 self.yielded = true;
+                self.step_text.push_str(&text);
                 Some(ReplyEvent::Text(text))
             }
         }
+    }
+
+    /// Joins one fragment to the call it continues. Bounded: past
+    /// `MAX_CALLS_PER_STEP` calls or `MAX_ARGUMENT_BYTES` of one call's
+    /// arguments, the rest is dropped (and the call's arguments then fail
+    /// to parse, which the model is told).
+    fn add_fragment(&mut self, fragment: ToolCallDelta) {
+        let index = fragment.index.unwrap_or_else(|| match fragment.id {
+            Some(_) => self.calls.len(),
+            None => self.calls.len().saturating_sub(1),
+        });
+        if index >= MAX_CALLS_PER_STEP {
+            return;
+        }
+        while self.calls.len() <= index {
+            self.calls.push(PendingCall::default());
+        }
+        let call = &mut self.calls[index];
+        if let Some(id) = fragment.id.filter(|id| !id.is_empty()) {
+            if call.id.is_empty() {
+                call.id = id;
+            }
+        }
+        if let Some(function) = fragment.function {
+            if let Some(name) = function.name {
+                if call.name.len() + name.len() <= MAX_NAME_BYTES {
+                    call.name.push_str(&name);
+                }
+            }
+            if let Some(arguments) = function.arguments {
+                if call.arguments.len() + arguments.len() <= MAX_ARGUMENT_BYTES {
+                    call.arguments.push_str(&arguments);
+                }
+            }
+        }
+    }
+
+    /// A step of the model's reply has ended: with tool calls (when steps
+    /// remain), their turn; else the reply's end.
+    fn step_end(&mut self) -> Option<ReplyEvent> {
+        let calls = std::mem::take(&mut self.calls);
+        if calls.is_empty() || self.steps >= MAX_MODEL_STEPS {
+            return Some(self.finish());
+        }
+        self.body = None;
+        self.events.clear();
+        self.parser = SseParser::new(MAX_EVENT_BYTES);
+        self.finish_reason = None;
+        let calls: Vec<PendingCall> = calls
+            .into_iter()
+            .enumerate()
+            .map(|(at, mut call)| {
+                if call.id.is_empty() {
+                    call.id = format!("call_{}_{at}", self.steps);
+                }
+                call
+            })
+            .collect();
+        let content = std::mem::take(&mut self.step_text);
+        self.messages.push(WireMessage {
+            role: "assistant",
+            content: (!content.is_empty()).then_some(content),
+            tool_calls: calls
+                .iter()
+                .map(|call| WireToolCall {
+                    id: call.id.clone(),
+                    kind: "function",
+                    function: WireFunction {
+                        name: call.name.clone(),
+                        arguments: call.arguments.clone(),
+                    },
+                })
+                .collect(),
+            tool_call_id: None,
+        });
+        self.to_run = calls.into();
+        self.continue_after_tools = true;
+        None
     }
 
     fn finish(&mut self) -> ReplyEvent {

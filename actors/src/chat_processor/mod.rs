@@ -342,6 +342,8 @@ fn start_v1_reply(shared: &ChatShared, msg: HandleUserMessage, assessed: Assesse
             .agents
             .get(DEFAULT_AGENT)
             .map_or("", |agent| agent.instructions.as_str()),
+        // A v1 reply runs no tool: none is offered.
+        tools: &[],
     });
     let recorder = shared.conversations.recorder.clone();
     let draft = Draft {

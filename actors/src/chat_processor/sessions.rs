@@ -307,6 +307,10 @@ fn ask_assistant(
                 .agents
                 .get(agent)
                 .map_or("", |agent| agent.instructions.as_str()),
+            tools: shared
+                .agents
+                .get(agent)
+                .map_or(&[], |agent| agent.tools.as_slice()),
         })
         .map_err(busy_error)
 }

@@ -56,6 +56,7 @@ fn reply_to(assistant: &OpenAiAssistant, raw: &str) -> ReplyStream {
         anxious: detect_anxiety_in(&text),
         history: &[],
         instructions: "",
+        tools: &[],
     })
 }
 
@@ -723,6 +724,7 @@ fn events_decode_into_pieces_finish_reasons_and_usage() {
     let chunk =
         |text: Option<&str>, finish: Option<&str>, usage: Option<(u32, u32)>| Decoded::Chunk {
             text: text.map(str::to_string),
+            tool_calls: Vec::new(),
             finish_reason: finish.map(FinishReason::parse),
             usage: usage.map(|(prompt, completion)| Usage {
                 prompt_tokens: Some(prompt),
@@ -766,6 +768,24 @@ fn events_decode_into_pieces_finish_reasons_and_usage() {
     assert_eq!(
         decode(r#"{"choices":[{"finish_reason":"tool_calls"}]}"#),
         Ok(chunk(None, Some("tool_calls"), None))
+    );
+    // A tool call's first fragment names it; later ones carry arguments.
+    let fragment = decode(
+        r#"{"choices":[{"delta":{"tool_calls":[{"index":1,"id":"call_7","type":"function","function":{"name":"list_progress","arguments":"{\"a"}}]}}]}"#,
+    );
+    let Ok(Decoded::Chunk { tool_calls, .. }) = fragment else {
+        panic!("{fragment:?}");
+    };
+    assert_eq!(
+        tool_calls,
+        [ToolCallDelta {
+            index: Some(1),
+            id: Some("call_7".into()),
+            function: Some(FunctionDelta {
+                name: Some("list_progress".into()),
+                arguments: Some("{\"a".into()),
+            }),
+        }]
     );
     assert!(matches!(decode("{"), Err(ModelError::Malformed(_))));
     assert!(matches!(decode("not json"), Err(ModelError::Malformed(_))));
