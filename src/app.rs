@@ -22,6 +22,7 @@ use hearth_actors::broadcaster::Broadcaster;
 use hearth_actors::channels::broker::{Broker, BrokerError, HistoryBudget};
 use hearth_actors::channels::memory::MemoryBroker;
 use hearth_actors::channels::redis::{RedisBroker, RedisSettings};
+use hearth_actors::chat_processor::approvals::PendingApprovals;
 use hearth_actors::chat_processor::{
     ActiveReplies, ChatShared, ConversationSettings, Conversations, Recorder,
 };
@@ -311,9 +312,11 @@ pub fn start(config: Config, listener: TcpListener) -> Result<Running, StartErro
         store: conversation_store,
         broadcaster: broadcaster.clone(),
         active: ActiveReplies::default(),
+        approvals: PendingApprovals::default(),
         settings: ConversationSettings {
             coalesce: Duration::from_millis(config.assistant.coalesce_ms),
             history_turns: config.assistant.history_turns,
+            approval_timeout: Duration::from_secs(config.assistant.approval_timeout_s),
         },
     });
     let chat = ChatShared {

@@ -245,3 +245,185 @@ fn a_model_that_keeps_calling_tools_is_stopped_after_four_requests() {
     assert_eq!(log.end["fallback"], true, "{}", log.end);
     assert!(!log.joined().is_empty());
 }
+
+/// Frames until one for which `done` holds, that one included.
+fn frames_until(client: &mut Client, done: impl Fn(&Value) -> bool) -> Vec<Value> {
+    let mut frames = Vec::new();
+    loop {
+        let frame = common::sessions::next_frame(client);
+        let last = done(&frame);
+        frames.push(frame);
+        if last {
+            return frames;
+        }
+    }
+}
+
+fn is_event(frame: &Value, name: &str) -> bool {
+    frame["type"] == "event" && frame["data"]["event"] == name
+}
+
+/// Subscribes `client` to `channel`, its answer read.
+fn join(client: &mut Client, channel: &str) {
+    let id = format!("sub-{channel}");
+    client.send_json(json!({"type": "subscribe", "id": id, "channels": [channel]}));
+    let answer = client.answer_to(&id);
+    assert_eq!(answer["type"], "response", "{answer}");
+}
+
+#[test]
+fn a_call_that_needs_approval_waits_for_any_of_the_players_devices() {
+    let fake = FakeModel::start();
+    let server = fake.server(|_| {});
+    let player = "tools-approve";
+    let mut phone = server.connect(player);
+    let mut laptop = server.connect(player);
+    let session = new_session(&mut phone);
+    // Every connection of the player is in `user:<player>` already.
+    join(&mut laptop, &format!("session:{session}"));
+
+    let (_, reply) = send(
+        &mut phone,
+        &session,
+        "share how my week went [call:share_summary]",
+    );
+    let seen = frames_until(&mut laptop, |f| is_event(f, "tool.approval_required"));
+    let asked = &seen.last().unwrap()["data"]["data"];
+    assert_eq!(asked["tool"], "share_summary");
+    assert_eq!(asked["arguments"], json!({"note": "A calmer week."}));
+    assert_eq!(asked["message_id"], reply.as_str());
+    let call_id = asked["call_id"].as_str().unwrap().to_string();
+    // Nothing ran yet: started, then the question, and no completion.
+    assert!(seen.iter().any(|f| is_event(f, "tool.started")));
+    assert!(!seen.iter().any(|f| is_event(f, "tool.completed")));
+
+    laptop.send_json(
+        json!({"type": "request", "id": "yes", "method": "tools.approve",
+        "params": {"session_id": session, "call_id": call_id}}),
+    );
+    let mut answer = None;
+    let mut note = None;
+    while answer.is_none() || note.is_none() {
+        let frame = common::sessions::next_frame(&mut laptop);
+        if frame["reply_to"] == "yes" {
+            answer = Some(frame);
+        } else if frame["channel"] == format!("user:{player}") {
+            note = Some(frame);
+        }
+    }
+    let answer = answer.unwrap();
+    assert_eq!(
+        answer["result"],
+        json!({"call_id": call_id, "approved": true}),
+        "{answer}"
+    );
+    let note = note.unwrap();
+    assert_eq!(note["data"]["type"], "summary");
+    assert_eq!(note["data"]["note"], "A calmer week.");
+    assert_eq!(note["data"]["session_id"], session.as_str());
+
+    // The phone sees the reply end (and, as every connection of the
+    // player, the note on the player's own channel).
+    let seen = frames_until(&mut phone, |f| is_event(f, "message.completed"));
+    assert!(seen
+        .iter()
+        .any(|f| f["channel"] == format!("user:{player}")));
+    let completed: Vec<&Value> = seen
+        .iter()
+        .filter(|f| is_event(f, "tool.completed"))
+        .map(|f| &f["data"]["data"])
+        .collect();
+    assert_eq!(completed[0]["ok"], true, "{}", completed[0]);
+    assert_eq!(completed[0]["summary"], "shared a note");
+    assert_eq!(
+        seen.last().unwrap()["data"]["data"]["text"],
+        "Used 1 tools."
+    );
+    assert_eq!(seen.last().unwrap()["data"]["data"]["id"], reply.as_str());
+
+    // Decided once: a second answer finds nothing waiting.
+    let again = common::sessions::refused(
+        &mut laptop,
+        "again",
+        "tools.reject",
+        json!({"session_id": session, "call_id": call_id}),
+    );
+    assert_eq!(again["code"], "not_found", "{again}");
+
+    // Rejected: not run, and the model is told.
+    let (_, reply) = send(&mut phone, &session, "[call:share_summary]");
+    let seen = frames_until(&mut laptop, |f| is_event(f, "tool.approval_required"));
+    let call_id = seen.last().unwrap()["data"]["data"]["call_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let no = common::sessions::ok(
+        &mut laptop,
+        "no",
+        "tools.reject",
+        json!({"session_id": session, "call_id": call_id}),
+    );
+    assert_eq!(no["approved"], false);
+    let log = read_reply(&mut phone, &session, &reply);
+    let completed = events(&log, "tool.completed");
+    assert_eq!(completed[0]["ok"], false);
+    assert_eq!(completed[0]["summary"], "the player declined; not run");
+    let told = messages(&fake, 3);
+    assert!(told.last().unwrap()["content"]
+        .as_str()
+        .unwrap()
+        .contains("declined"));
+
+    let metrics = server.wait_for_metrics("the decisions counted", |m| {
+        m["assistant"]["tool_decisions"]["rejected"] == 1
+    });
+    assert_eq!(metrics["assistant"]["tool_decisions"]["approved"], 1);
+}
+
+#[test]
+fn an_unanswered_call_times_out_and_a_cancel_stops_the_wait() {
+    let fake = FakeModel::start();
+    let server = fake.server(|config| config.assistant.approval_timeout_s = 1);
+    let mut client = server.connect("tools-timeout");
+    let session = new_session(&mut client);
+
+    let log = ask(&mut client, &session, "[call:share_summary]");
+    let completed = events(&log, "tool.completed");
+    assert_eq!(completed[0]["ok"], false);
+    assert_eq!(completed[0]["summary"], "no answer within 1 s; not run");
+    assert!(log.events.contains(&"tool.approval_required".to_string()));
+    server.wait_for_metrics("the timeout counted", |m| {
+        m["assistant"]["tool_decisions"]["timed_out"] == 1
+    });
+
+    // A cancel while the call waits ends the reply, and the call with it.
+    let fake = FakeModel::start();
+    let server = fake.server(|_| {});
+    let mut client = server.connect("tools-cancel");
+    let session = new_session(&mut client);
+    let (_, reply) = send(&mut client, &session, "[call:share_summary]");
+    let seen = frames_until(&mut client, |f| is_event(f, "tool.approval_required"));
+    let call_id = seen.last().unwrap()["data"]["data"]["call_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let cancelled = common::sessions::ok(
+        &mut client,
+        "stop",
+        "messages.cancel",
+        json!({"session_id": session, "message_id": reply}),
+    );
+    assert_eq!(cancelled["cancelled"], true);
+    let ended = frames_until(&mut client, |f| is_event(f, "message.cancelled"));
+    assert!(
+        !ended.iter().any(|f| is_event(f, "tool.completed")),
+        "{ended:?}"
+    );
+    let late = common::sessions::refused(
+        &mut client,
+        "late",
+        "tools.approve",
+        json!({"session_id": session, "call_id": call_id}),
+    );
+    assert_eq!(late["code"], "not_found");
+}

@@ -321,6 +321,9 @@ pub struct AssistantConfig {
     /// request is answered `unavailable` with `retry_after_ms`.
     pub max_in_flight: usize,
     pub max_in_flight_per_player: usize,
+    /// How long a tool call that needs the player's approval waits for
+    /// `tools.approve` / `tools.reject` before it is rejected.
+    pub approval_timeout_s: u64,
     /// The personas a session is bound to (file only: an array of
     /// tables); naming any replaces the shipped ones, and `guide` must be
     /// among them.
@@ -342,6 +345,7 @@ impl Default for AssistantConfig {
             coalesce_ms: 40,
             max_in_flight: 256,
             max_in_flight_per_player: 2,
+            approval_timeout_s: 120,
             agents: Agents::defaults(),
         }
     }

@@ -217,6 +217,9 @@ impl Config {
                     .into(),
             );
         }
+        if !(1..=3600).contains(&assistant.approval_timeout_s) {
+            problems.push("assistant.approval_timeout_s must be between 1 and 3600".into());
+        }
         if let Err(agent_problems) = Agents::new(assistant.agents.clone()) {
             problems.extend(agent_problems);
         }

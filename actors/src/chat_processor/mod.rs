@@ -9,6 +9,7 @@
 //! replies stream as publications on the session's channel (`reply.rs`),
 //! shown to clients as `views.rs` builds them.
 
+pub mod approvals;
 mod record;
 mod reply;
 mod sessions;
@@ -50,6 +51,7 @@ use crate::therapy::exercises::Catalogue;
 use crate::therapy::language::detect_language;
 use crate::therapy::resources::{resources_for, CrisisResource};
 use crate::therapy::text::NormalizedText;
+use approvals::PendingApprovals;
 
 /// A validated `user_message`; answered with the assistant's reply.
 #[derive(Message)]
@@ -147,6 +149,8 @@ pub struct Conversations {
     pub recorder: Option<Recorder>,
     pub broadcaster: Metered<Broadcaster>,
     pub active: ActiveReplies,
+    /// Tool calls waiting for the player's approval.
+    pub approvals: PendingApprovals,
     pub settings: ConversationSettings,
 }
 
@@ -156,6 +160,8 @@ pub struct ConversationSettings {
     pub coalesce: std::time::Duration,
     /// Earlier turns (a user message or a reply each) a model reads.
     pub history_turns: usize,
+    /// How long a tool call waits for the player's approval.
+    pub approval_timeout: std::time::Duration,
 }
 
 /// What Hearth finds in a user's text before any assistant is asked: the
@@ -710,9 +716,11 @@ mod tests {
                 store,
                 broadcaster: Metered::new(broadcaster, metrics, ActorKind::Broadcaster),
                 active: ActiveReplies::default(),
+                approvals: PendingApprovals::default(),
                 settings: ConversationSettings {
                     coalesce: std::time::Duration::from_millis(40),
                     history_turns: 12,
+                    approval_timeout: std::time::Duration::from_secs(120),
                 },
             }),
             opinion: None,

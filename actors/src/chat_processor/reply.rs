@@ -19,6 +19,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use tokio::sync::oneshot;
 
+use super::approvals::Decision;
 use super::tools::{self, ToolContext};
 use super::views::{message_view, raw_json};
 use super::ChatShared;
@@ -362,29 +363,116 @@ async fn run_tool(job: &mut ReplyJob, out: &mut Outlet, call: &ToolRequest) -> T
         activity: "using a tool",
     }))
     .await;
-    let arguments = RawValue::from_string(call.arguments.clone())
+    out.publish(SessionEvent::ToolStarted(ToolStarted {
+        message_id: job.reply.id,
+        call_id: call.call_id.clone(),
+        tool: call.name.clone(),
+        arguments: arguments_for_event(&call.arguments),
+    }))
+    .await;
+    let allowed = shared
+        .agents
+        .get(&job.agent)
+        .map(|agent| agent.tools.clone())
+        .unwrap_or_default();
+    // Only a call that could run is put to the player.
+    let needs_approval = allowed.contains(&call.name)
+        && crate::assistant::tools::find(&call.name).is_some_and(|tool| tool.requires_approval)
+        && serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&call.arguments)
+            .is_ok();
+    let approved = if needs_approval {
+        let asked = Instant::now();
+        match approval(job, out, call, arguments_for_event(&call.arguments)).await {
+            Ok(()) => true,
+            Err(refusal) => return finish_tool(job, out, call, refusal, asked).await,
+        }
+    } else {
+        false
+    };
+    let started = Instant::now();
+    let context = ToolContext {
+        shared: &shared,
+        player: &job.player,
+        session: &job.session,
+        allowed: &allowed,
+        approved,
+    };
+    let outcome = tools::run(&context, &call.name, &call.arguments, &mut job.elements).await;
+    finish_tool(job, out, call, outcome, started).await
+}
+
+/// The arguments for an event: as JSON when they parse, else as the text
+/// the assistant wrote.
+fn arguments_for_event(arguments: &str) -> Box<RawValue> {
+    RawValue::from_string(arguments.to_string())
         .ok()
         .filter(|raw| serde_json::from_str::<serde::de::IgnoredAny>(raw.get()).is_ok())
-        .unwrap_or_else(|| raw_json(&call.arguments));
-    out.publish(SessionEvent::ToolStarted(ToolStarted {
+        .unwrap_or_else(|| raw_json(&arguments))
+}
+
+/// Asks the player (`tool.approval_required`) and waits for the decision
+/// from any of their connections on this node, at most the approval
+/// timeout; `Err` is the outcome of a call that will not run.
+async fn approval(
+    job: &ReplyJob,
+    out: &Outlet,
+    call: &ToolRequest,
+    arguments: Box<RawValue>,
+) -> Result<(), ToolOutcome> {
+    let conversations = &job.shared.conversations;
+    let refused = |summary: String| ToolOutcome {
+        ok: false,
+        content: serde_json::json!({ "error": summary }).to_string(),
+        summary,
+    };
+    let Some((waiting, decision)) =
+        conversations
+            .approvals
+            .wait(&job.player, &job.session, &call.call_id)
+    else {
+        return Err(refused(
+            "another call with this id waits for approval".into(),
+        ));
+    };
+    out.publish(SessionEvent::ToolApprovalRequired(ToolStarted {
         message_id: job.reply.id,
         call_id: call.call_id.clone(),
         tool: call.name.clone(),
         arguments,
     }))
     .await;
-    let started = Instant::now();
-    let allowed = shared
-        .agents
-        .get(&job.agent)
-        .map(|agent| agent.tools.clone())
-        .unwrap_or_default();
-    let context = ToolContext {
-        shared: &shared,
-        player: &job.player,
-        allowed: &allowed,
-    };
-    let outcome = tools::run(&context, &call.name, &call.arguments, &mut job.elements).await;
+    let limit = conversations.settings.approval_timeout;
+    let decided = tokio::time::timeout(limit, decision).await;
+    drop(waiting);
+    let meters = &job.shared.metrics.assistant;
+    match decided {
+        Ok(Ok(Decision::Approved)) => {
+            meters.tool_decision(&call.name, "approved");
+            Ok(())
+        }
+        Ok(Ok(Decision::Rejected)) | Ok(Err(_)) => {
+            meters.tool_decision(&call.name, "rejected");
+            Err(refused("the player declined; not run".into()))
+        }
+        Err(_) => {
+            meters.tool_decision(&call.name, "timed_out");
+            Err(refused(format!(
+                "no answer within {} s; not run",
+                limit.as_secs()
+            )))
+        }
+    }
+}
+
+/// Counts the call, names it in `tools_used` and publishes `tool.completed`.
+async fn finish_tool(
+    job: &ReplyJob,
+    out: &mut Outlet,
+    call: &ToolRequest,
+    outcome: ToolOutcome,
+    started: Instant,
+) -> ToolOutcome {
+    let shared = &job.shared;
     shared
         .metrics
         .assistant

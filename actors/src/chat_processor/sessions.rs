@@ -9,13 +9,14 @@ use std::collections::HashSet;
 
 use tokio::sync::oneshot;
 
+use super::approvals::Decision;
 use super::reply::{self, ReplyJob};
 use super::views::{message_view, raw_json, session_view, store_error};
 use super::ChatShared;
 use crate::assistant::{tools, Busy, ReplyStream, Speaker, Turn};
 use crate::model::channel_name::ChannelName;
 use crate::model::ids::{MessageId, PlayerId, SessionId};
-use crate::protocol::agents::{AgentResult, AgentsResult, ToolsResult};
+use crate::protocol::agents::{AgentResult, AgentsResult, DecisionResult, ToolsResult};
 use crate::protocol::calls::Call;
 use crate::protocol::sessions::{
     CancelResult, MessagesPage, RetryResult, SentResult, SessionDetail, SessionsPage,
@@ -168,6 +169,34 @@ pub(super) async fn answer(
         Call::ToolsList => Ok(CallOutcome::answer(ResponseResult::Tools(ToolsResult {
             tools: tools::TOOLS.to_vec(),
         }))),
+        Call::ToolsDecide {
+            session_id,
+            call_id,
+            approve,
+        } => {
+            let decision = if approve {
+                Decision::Approved
+            } else {
+                Decision::Rejected
+            };
+            if shared
+                .conversations
+                .approvals
+                .decide(&player, &session_id, &call_id, decision)
+            {
+                Ok(CallOutcome::answer(ResponseResult::Decided(
+                    DecisionResult {
+                        call_id,
+                        approved: approve,
+                    },
+                )))
+            } else {
+                Err(ErrorFrame::new(
+                    ErrorCode::NotFound,
+                    "no call of this session waits for approval on this server",
+                ))
+            }
+        }
         Call::SessionsList {
             include_archived,
             limit,

@@ -7,9 +7,13 @@
 
 use serde_json::{json, Map, Value};
 
+use super::views::raw_json;
 use super::ChatShared;
 use crate::assistant::ToolOutcome;
-use crate::model::ids::PlayerId;
+use crate::broadcaster::Publish;
+use crate::channels::stream::{Payload, Publisher};
+use crate::model::channel_name::ChannelName;
+use crate::model::ids::{PlayerId, SessionId};
 use crate::protocol::Element;
 
 /// How many markers `list_progress` hands the assistant: the newest.
@@ -19,9 +23,15 @@ const PROGRESS_SHOWN: usize = 20;
 pub(super) struct ToolContext<'a> {
     pub shared: &'a ChatShared,
     pub player: &'a PlayerId,
+    pub session: &'a SessionId,
     /// The tools the session's agent lists.
     pub allowed: &'a [String],
+    /// The player approved this call (a tool that needs it runs only then).
+    pub approved: bool,
 }
+
+/// The longest note `share_summary` publishes.
+const MAX_NOTE_CHARS: usize = 1000;
 
 fn failed(summary: impl Into<String>) -> ToolOutcome {
     let summary = summary.into();
@@ -73,9 +83,10 @@ pub(super) async fn run(
         "suggest_exercise" => suggest_exercise(context, &arguments, elements),
         "list_progress" => list_progress(context).await,
         "find_resources" => find_resources(context, &arguments, elements),
-        "share_summary" => Err(failed(
-            "share_summary needs the player's approval, which this server does not ask for yet",
-        )),
+        "share_summary" if !context.approved => {
+            Err(failed("share_summary needs the player's approval"))
+        }
+        "share_summary" => share_summary(context, &arguments).await,
         _ => Err(failed(format!("no tool {name:?}"))),
     };
     outcome.unwrap_or_else(|failure| failure)
@@ -142,6 +153,35 @@ async fn list_progress(context: &ToolContext<'_>) -> Result<ToolOutcome, ToolOut
             n => format!("read {n} progress markers"),
         },
     ))
+}
+
+/// Publishes the note on the player's own channel (`user:<player>`),
+/// where their other devices and applications read it.
+async fn share_summary(
+    context: &ToolContext<'_>,
+    arguments: &Map<String, Value>,
+) -> Result<ToolOutcome, ToolOutcome> {
+    let note = text_argument(arguments, "note")?;
+    if note.chars().count() > MAX_NOTE_CHARS {
+        return Err(failed(format!(
+            "the note is longer than {MAX_NOTE_CHARS} characters"
+        )));
+    }
+    let channel = ChannelName::parse(&format!("user:{}", context.player))
+        .map_err(|_| failed("the player has no channel"))?;
+    let data = json!({"type": "summary", "note": note, "session_id": context.session});
+    let publish = Publish {
+        channel,
+        publisher: Publisher::Server,
+        data: Payload::from_raw(raw_json(&data)),
+    };
+    match context.shared.conversations.broadcaster.send(publish).await {
+        Ok(Ok(published)) => Ok(succeeded(
+            json!({"shared": true, "offset": published.offset}),
+            "shared a note".to_string(),
+        )),
+        _ => Err(failed("the note could not be published")),
+    }
 }
 
 fn find_resources(
@@ -225,10 +265,13 @@ mod tests {
             ]
             .map(String::from)
             .to_vec();
+            let session = SessionId::generate();
             let context = ToolContext {
                 shared: &shared,
                 player: &player,
+                session: &session,
                 allowed: &allowed,
+                approved: false,
             };
             let mut elements = Vec::new();
             let mut outcomes = Vec::new();

@@ -1,5 +1,5 @@
-//! The results of `agents.list`, `agents.get` and `tools.list`
-//! (docs/protocol.md, section 10.4).
+//! The results of `agents.list`, `agents.get`, `tools.list`,
+//! `tools.approve` and `tools.reject` (docs/protocol.md, section 10.4).
 
 use serde::Serialize;
 
@@ -22,4 +22,11 @@ pub struct AgentResult {
 #[derive(Debug, Clone, Serialize)]
 pub struct ToolsResult {
     pub tools: Vec<ToolInfo>,
+}
+
+/// `tools.approve` and `tools.reject`: the call now runs, or does not.
+#[derive(Debug, Clone, Serialize)]
+pub struct DecisionResult {
+    pub call_id: String,
+    pub approved: bool,
 }

@@ -63,6 +63,12 @@ pub enum Call {
         agent_id: String,
     },
     ToolsList,
+    /// `tools.approve` (`approve: true`) and `tools.reject`.
+    ToolsDecide {
+        session_id: SessionId,
+        call_id: String,
+        approve: bool,
+    },
 }
 
 impl Call {
@@ -80,6 +86,8 @@ impl Call {
             Call::AgentsList => "agents.list",
             Call::AgentsGet { .. } => "agents.get",
             Call::ToolsList => "tools.list",
+            Call::ToolsDecide { approve: true, .. } => "tools.approve",
+            Call::ToolsDecide { approve: false, .. } => "tools.reject",
         }
     }
 }
@@ -141,6 +149,12 @@ struct ListMessagesParams {
 
 #[derive(Deserialize)]
 struct NoParams {}
+
+#[derive(Deserialize)]
+struct DecideParams {
+    session_id: SessionId,
+    call_id: String,
+}
 
 #[derive(Deserialize)]
 struct AgentParams {
@@ -239,6 +253,14 @@ pub fn parse_call(method: &str, params: Value, max_text_chars: usize) -> Result<
                 Call::AgentsList
             } else {
                 Call::ToolsList
+            }
+        }
+        "tools.approve" | "tools.reject" => {
+            let p: DecideParams = typed(params)?;
+            Call::ToolsDecide {
+                session_id: p.session_id,
+                call_id: required_name("call_id", p.call_id)?,
+                approve: method == "tools.approve",
             }
         }
         "agents.get" => {

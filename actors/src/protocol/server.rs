@@ -378,6 +378,7 @@ pub enum ResponseResult {
     Agents(crate::protocol::agents::AgentsResult),
     Agent(crate::protocol::agents::AgentResult),
     Tools(crate::protocol::agents::ToolsResult),
+    Decided(crate::protocol::agents::DecisionResult),
 }
 
 #[derive(Debug, Clone, Serialize)]

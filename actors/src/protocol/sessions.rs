@@ -115,6 +115,9 @@ pub enum SessionEvent {
     ToolStarted(ToolStarted),
     #[serde(rename = "tool.completed")]
     ToolCompleted(ToolCompleted),
+    /// Same data as `tool.started`: the call waits for the player.
+    #[serde(rename = "tool.approval_required")]
+    ToolApprovalRequired(ToolStarted),
 }
 
 /// `tool.started`: the assistant called one of Hearth's tools.
@@ -148,6 +151,7 @@ impl SessionEvent {
             SessionEvent::MessageFailed(_) => "message.failed",
             SessionEvent::ToolStarted(_) => "tool.started",
             SessionEvent::ToolCompleted(_) => "tool.completed",
+            SessionEvent::ToolApprovalRequired(_) => "tool.approval_required",
         }
     }
 }

@@ -33,6 +33,8 @@ pub struct AssistantSnapshot {
     pub model_errors: BTreeMap<String, u64>,
     /// Tool calls, by tool (every outcome).
     pub tool_calls: BTreeMap<String, u64>,
+    /// The player's answers to calls that needed them, by decision.
+    pub tool_decisions: BTreeMap<String, u64>,
 }
 
 pub struct AssistantMeters {
@@ -49,6 +51,7 @@ pub struct AssistantMeters {
     opinions: IntCounterVec,
     tool_calls: IntCounterVec,
     tool_seconds: HistogramVec,
+    tool_decisions: IntCounterVec,
 }
 
 impl AssistantMeters {
@@ -142,6 +145,17 @@ impl AssistantMeters {
                 )
                 .expect("valid metric"),
             ),
+            tool_decisions: register(
+                registry,
+                IntCounterVec::new(
+                    Opts::new(
+                        "hearth_tool_approvals_total",
+                        "Tool calls that asked the player, per tool and decision (approved, rejected, timed_out)",
+                    ),
+                    &["tool", "decision"],
+                )
+                .expect("valid metric"),
+            ),
             opinions: family(
                 "hearth_safety_opinions_total",
                 "Safety second opinions asked of the model, by outcome (agreed, raised, timeout, error)",
@@ -210,6 +224,14 @@ impl AssistantMeters {
             .observe(after.as_secs_f64());
     }
 
+    /// The player's answer to a call that needed it: `approved`,
+    /// `rejected` or `timed_out` (only tools that exist ask).
+    pub fn tool_decision(&self, tool: &str, decision: &str) {
+        self.tool_decisions
+            .with_label_values(&[tool, decision])
+            .inc();
+    }
+
     pub fn busy(&self) {
         self.busy.inc();
     }
@@ -227,6 +249,7 @@ impl AssistantMeters {
             fallbacks: labelled_counts(&self.fallbacks, "reason"),
             model_errors: labelled_counts(&self.model_errors, "kind"),
             tool_calls: labelled_counts(&self.tool_calls, "tool"),
+            tool_decisions: labelled_counts(&self.tool_decisions, "decision"),
         }
     }
 }
