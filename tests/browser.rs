@@ -1,6 +1,7 @@
 //! The chat app and the dashboard in headless Chromium (`tests/browser`):
 //! sign in, a streamed reply, an exercise and its progress marker, crisis
-//! resources, a dropped network recovered, the dashboard changing. The
+//! resources, a dropped network recovered, the dashboard changing, and a
+//! model's tool call approved in the app. The
 //! set-up installs Debian's Chromium when it can and playwright-core with
 //! `npm ci`; without Node.js or Chromium the test skips (fails under CI).
 //! Screenshots of each step are kept in `target/tmp/browser/`.
@@ -10,6 +11,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::fake_model::FakeModel;
 use common::TestServer;
 use hearth_actors::support::test_services::require_service;
 
@@ -34,6 +36,10 @@ fn the_chat_app_and_the_dashboard_work_in_a_browser() {
     // The test configuration keeps the development secret: the app offers
     // its development sign-in.
     let server = TestServer::start();
+    // A second server whose assistant is the fake model, which calls
+    // tools on cue: the approval prompt needs a model's call.
+    let fake = FakeModel::start();
+    let model_server = fake.server(|_| {});
     let artifacts = concat!(env!("CARGO_TARGET_TMPDIR"), "/browser");
     let run = Command::new(node)
         .current_dir(dir)
@@ -41,6 +47,7 @@ fn the_chat_app_and_the_dashboard_work_in_a_browser() {
         // Node.js 20's WebSocket.
         .args(["--experimental-websocket", "--test", "app.test.mjs"])
         .env("HEARTH_HTTP", server.http_url(""))
+        .env("HEARTH_MODEL_HTTP", model_server.http_url(""))
         .env("HEARTH_ARTIFACTS", artifacts)
         .env("HEARTH_CHROMIUM", chromium)
         .stdout(Stdio::piped())
@@ -57,8 +64,8 @@ fn the_chat_app_and_the_dashboard_work_in_a_browser() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(
-        report.lines().any(|line| line == "# pass 2"),
-        "both browser tests ran:\n{report}"
+        report.lines().any(|line| line == "# pass 3"),
+        "every browser test ran:\n{report}"
     );
 }
 

@@ -19,8 +19,8 @@ let streaming = null;
 let unwatch = null;
 /** client_message_ids this page sent: the session's other events are another device's. */
 const mine = new Set();
-/** Replies to another device's messages, shown when they complete. */
-const othersReplies = new Set();
+/** Replies to another device's messages (id -> their tool list), shown when they complete. */
+const othersReplies = new Map();
 let lastUserWasOthers = false;
 
 function newClientMessageId() {
@@ -93,6 +93,55 @@ function addMessage(role, text, elements = []) {
   return body;
 }
 
+/** What the player reads while a tool runs. */
+const TOOL_WORDS = {
+  suggest_exercise: "Finding an exercise",
+  list_progress: "Reading your progress",
+  find_resources: "Looking up support",
+  share_summary: "Sharing a note",
+};
+
+function toolList() {
+  const list = element("ul", { className: "tools" });
+  list.setAttribute("aria-live", "polite");
+  return list;
+}
+
+/**
+ * One progress event of a reply in its tool list: a line per call, an
+ * approval prompt when the call waits for the player, its outcome.
+ * `decide(callId, approve)` answers the prompt.
+ */
+function showProgress(list, { event, data }, decide) {
+  if (!data.call_id) return;
+  let line = [...list.children].find((item) => item.dataset.call === data.call_id);
+  if (!line) {
+    line = element("li", { className: "tool" });
+    line.dataset.call = data.call_id;
+    line.append(element("span", { className: "what", textContent: `${TOOL_WORDS[data.tool] ?? data.tool}…` }));
+    list.append(line);
+  }
+  const what = line.querySelector(".what");
+  if (event === "tool.approval_required") {
+    const note = typeof data.arguments?.note === "string" ? `: “${data.arguments.note}”` : "";
+    what.textContent = `The assistant asks to ${data.tool === "share_summary" ? "share a note" : `use ${data.tool}`}${note}`;
+    const answer = (approve) => async () => {
+      for (const button of line.querySelectorAll("button")) button.disabled = true;
+      await decide(data.call_id, approve).catch(() => {});
+    };
+    line.append(
+      element("span", { className: "decide" }, [
+        element("button", { type: "button", textContent: "Approve", onclick: answer(true) }),
+        element("button", { type: "button", className: "secondary", textContent: "Decline", onclick: answer(false) }),
+      ]),
+    );
+  } else if (event === "tool.completed") {
+    line.querySelector(".decide")?.remove();
+    line.classList.add(data.ok ? "ok" : "failed");
+    what.textContent = `${data.ok ? "✓" : "✗"} ${data.summary}`;
+  }
+}
+
 /** A progress marker earned here, once in the list however often it is shown. */
 function showMarker(marker) {
   const list = $("progress");
@@ -159,10 +208,25 @@ function onSessionEvent(event, data) {
     lastUserWasOthers = !mine.has(data.client_message_id);
     if (lastUserWasOthers) addMessage("user", data.text);
   } else if (event === "message.created" && data.role === "assistant") {
-    if (lastUserWasOthers) othersReplies.add(data.id);
-  } else if (event === "message.completed" && othersReplies.delete(data.id)) {
+    if (lastUserWasOthers) othersReplies.set(data.id, null);
+  } else if (event.startsWith("tool.") && othersReplies.has(data.message_id)) {
+    // Another device's reply may ask this one to approve a call.
+    let tools = othersReplies.get(data.message_id);
+    if (!tools) {
+      tools = toolList();
+      othersReplies.set(data.message_id, tools);
+      $("messages").append(element("li", { className: "assistant" }, [tools]));
+    }
+    showProgress(tools, { event, data }, (callId, approve) =>
+      approve ? client.tools.approve(sessionId, callId) : client.tools.reject(sessionId, callId),
+    );
+  } else if (event === "message.completed" && othersReplies.has(data.id)) {
+    const tools = othersReplies.get(data.id);
+    othersReplies.delete(data.id);
+    tools?.parentElement.remove();
     showResources(data.elements ?? []);
-    addMessage("assistant", data.text, data.elements ?? []);
+    const text = addMessage("assistant", data.text, data.elements ?? []);
+    if (tools) text.before(tools);
   }
 }
 
@@ -195,12 +259,18 @@ async function send(text) {
   $("stop").hidden = false;
   $("typing").hidden = false;
   const body = addMessage("assistant", "");
+  const tools = toolList();
+  body.before(tools);
+  const decide = (callId, approve) => (approve ? reply.approve(callId) : reply.reject(callId));
+  for (const progress of reply.progress) showProgress(tools, progress, decide);
+  reply.addEventListener("tool", (event) => showProgress(tools, event.detail, decide));
   for await (const piece of reply.deltas) body.textContent += piece;
   try {
     const done = await reply.done;
     body.parentElement.remove();
     showResources(done.elements ?? []);
-    addMessage("assistant", done.text, done.elements ?? []);
+    const text = addMessage("assistant", done.text, done.elements ?? []);
+    if (tools.children.length > 0) text.before(tools);
   } catch (error) {
     body.textContent = `${error.textSoFar ?? ""} (${error.code === "cancelled" ? "stopped" : "the reply failed"})`;
   } finally {

@@ -100,18 +100,51 @@ export interface StoredMessage {
   fallback?: boolean;
 }
 
-export class Reply {
+/** A reply's progress: `assistant.status`, `tool.started`, `tool.completed`, `tool.approval_required`. */
+export interface ToolProgress {
+  event: "assistant.status" | "tool.started" | "tool.completed" | "tool.approval_required";
+  data: { message_id: string; call_id?: string; tool?: string; arguments?: any; ok?: boolean; summary?: string; status?: string; activity?: string };
+}
+
+export class Reply extends EventTarget {
   sessionId: string;
   messageId?: string;
   replyId: string;
   /** The text streamed so far. */
   text: string;
+  /** Its progress events so far, in order (also dispatched as `tool` events). */
+  progress: ToolProgress[];
   status: "streaming" | "complete" | "cancelled" | "failed";
   /** Each piece of text, in order, until the reply ends. */
   deltas: AsyncIterable<string>;
   /** The completed message; rejects with a HearthError when cancelled or failed. */
   done: Promise<StoredMessage>;
   cancel(): Promise<{ cancelled: true }>;
+  /** Approves a call of this reply that waits for the player. */
+  approve(callId: string): Promise<{ call_id: string; approved: boolean }>;
+  reject(callId: string): Promise<{ call_id: string; approved: boolean }>;
+  addEventListener(type: "tool", listener: (event: CustomEvent<ToolProgress>) => void, options?: boolean | AddEventListenerOptions): void;
+  addEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | AddEventListenerOptions): void;
+}
+
+export interface Tools {
+  list(): Promise<{ tools: { name: string; description: string; requires_approval: boolean }[] }>;
+  approve(sessionId: string, callId: string): Promise<{ call_id: string; approved: boolean }>;
+  reject(sessionId: string, callId: string): Promise<{ call_id: string; approved: boolean }>;
+}
+
+export interface Agent {
+  id: string;
+  name: string;
+  description: string;
+  pillar?: string;
+  instructions: string;
+  tools: string[];
+}
+
+export interface Agents {
+  list(): Promise<{ agents: Agent[] }>;
+  get(agentId: string): Promise<{ agent: Agent }>;
 }
 
 export interface Sessions {
@@ -155,6 +188,8 @@ export class HearthClient extends EventTarget {
   readonly queued: number;
   readonly sessions: Sessions;
   readonly messages: Messages;
+  readonly tools: Tools;
+  readonly agents: Agents;
   addEventListener<K extends keyof ClientEvents>(
     type: K,
     listener: (event: CustomEvent<ClientEvents[K]>) => void,

@@ -1,8 +1,9 @@
 // The chat app and the dashboard in headless Chromium, as a person uses
 // them: run by `cargo test --test browser`, which starts Hearth (with the
 // development secret, so the development sign-in exists) and passes its
-// address in HEARTH_HTTP and a directory for screenshots in
-// HEARTH_ARTIFACTS. The page reaches Hearth through a TCP proxy of this
+// address in HEARTH_HTTP, a second Hearth whose assistant is a fake model
+// that calls tools on cue in HEARTH_MODEL_HTTP, and a directory for
+// screenshots in HEARTH_ARTIFACTS. The page reaches Hearth through a TCP proxy of this
 // file's own, which can cut the network and bring it back.
 
 import { test, before, after } from "node:test";
@@ -149,6 +150,8 @@ test("the chat app: sign in, a streamed reply, an exercise, crisis resources, a 
   await page.waitForFunction(() => document.querySelector("#chat").dataset.sessionId, null, WAIT);
   await page.waitForSelector("#messages li.assistant .elements button", WAIT);
   await page.waitForSelector("#stop", { state: "hidden", ...WAIT });
+  // The built-in engine offered the exercise through a tool, shown as it ran.
+  await page.waitForSelector("#messages .tool.ok >> text=offered Try 4-7-8 breathing", WAIT);
   const lengths = await page.evaluate(() => window.replyLengths);
   const final = lengths[lengths.length - 1];
   assert.ok(
@@ -252,5 +255,28 @@ test("the dashboard shows the server live", async () => {
   await page.waitForSelector("#actors tr >> text=chat_processor", WAIT);
   await shot(page, "7-dashboard");
   visitor.close();
+  await page.close();
+});
+
+test("a tool call that needs approval waits for the player's answer", {
+  skip: !process.env.HEARTH_MODEL_HTTP && "no HEARTH_MODEL_HTTP",
+}, async () => {
+  const page = await browser.newPage({ viewport: { width: 1100, height: 800 } });
+  await page.goto(`${process.env.HEARTH_MODEL_HTTP}/`);
+  await page.waitForSelector("#dev-form:not([hidden])", WAIT);
+  await page.fill("#dev-player", `ida-${process.pid}`);
+  await page.click("#dev-form button[type=submit]");
+  await page.waitForSelector('#state[data-state="connected"]', WAIT);
+  // The fake model calls share_summary for a message that asks it to.
+  await say(page, "Please share how my week went [call:share_summary]");
+  await page.waitForSelector("#messages .tool button >> text=Approve", WAIT);
+  assert.match(await page.textContent("#messages .tool"), /share a note: “A calmer week\.”/);
+  await shot(page, "8-approval-asked");
+  await page.click("#messages .tool button >> text=Approve");
+  await page.waitForSelector("#messages .tool.ok >> text=shared a note", WAIT);
+  await page.waitForSelector("#messages li.assistant .text >> text=Used 1 tools.", WAIT);
+  await page.waitForSelector("#stop", { state: "hidden", ...WAIT });
+  assert.equal(await page.$$eval("#messages .tool button", (buttons) => buttons.length), 0);
+  await shot(page, "9-approval-granted");
   await page.close();
 });

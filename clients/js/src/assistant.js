@@ -9,19 +9,25 @@ import { HearthError } from "./errors.js";
 /** Events of replies not yet known by id are kept this many per session. */
 const EARLY_LIMIT = 256;
 
+/** A reply's progress events (docs/protocol.md, section 10.4). */
+const TOOL_EVENTS = new Set(["assistant.status", "tool.started", "tool.completed", "tool.approval_required"]);
+
 /**
  * One assistant reply as it streams.
  * `for await (const text of reply.deltas)` yields each piece in order;
  * `await reply.done` is the completed message, or rejects with a
  * HearthError (`cancelled`, or the failure's code) keeping `textSoFar`.
  */
-export class Reply {
+export class Reply extends EventTarget {
   constructor(sessionId, messageId, replyId, assistant) {
+    super();
     this.sessionId = sessionId;
     this.messageId = messageId;
     this.replyId = replyId;
     this.assistant = assistant;
     this.text = "";
+    /** The reply's progress events so far, in order. */
+    this.progress = [];
     this.status = "streaming";
     this.nextIndex = 0;
     this.pieces = [];
@@ -64,9 +70,32 @@ export class Reply {
     else this.waiting = resolve;
   }
 
+  /**
+   * Approves a tool call of this reply that waits for the player
+   * (`tool.approval_required`); `reject` declines it.
+   * @param {string} callId
+   */
+  approve(callId) {
+    return this.assistant.tools.approve(this.sessionId, callId);
+  }
+
+  /** @param {string} callId */
+  reject(callId) {
+    return this.assistant.tools.reject(this.sessionId, callId);
+  }
+
   /** One event of the session's channel about this reply. */
   handle(event, data) {
     if (this.ended) return;
+    if (TOOL_EVENTS.has(event)) {
+      // Progress while the reply runs: kept in order (events that came
+      // before the reply was handed out are there too) and dispatched as
+      // `tool` events.
+      const progress = { event, data };
+      if (this.progress.length < EARLY_LIMIT) this.progress.push(progress);
+      this.dispatchEvent(new CustomEvent("tool", { detail: progress }));
+      return;
+    }
     if (event === "message.delta") {
       // Recovery never repeats a delta, but a second subscriber path
       // might: the index keeps the text exact.
@@ -104,6 +133,15 @@ export class Assistant {
       get: (sessionId, params = {}) => request("sessions.get")({ session_id: sessionId, ...params }),
       archive: (sessionId) => request("sessions.archive")({ session_id: sessionId }),
       watch: (sessionId, handlers) => this.#addWatcher(sessionId, handlers),
+    };
+    this.tools = {
+      list: () => request("tools.list")({}),
+      approve: (sessionId, callId) => request("tools.approve")({ session_id: sessionId, call_id: callId }),
+      reject: (sessionId, callId) => request("tools.reject")({ session_id: sessionId, call_id: callId }),
+    };
+    this.agents = {
+      list: () => request("agents.list")({}),
+      get: (agentId) => request("agents.get")({ agent_id: agentId }),
     };
     this.messages = {
       send: (sessionId, text, options = {}) => this.#send(sessionId, text, options),

@@ -75,6 +75,10 @@ export class HearthClient extends EventTarget {
     this.sessions = assistant.sessions;
     /** Messages: `send` (a streamed reply), `cancel`, `retry`, `list`. */
     this.messages = assistant.messages;
+    /** Tools: `list`, and `approve` / `reject` of a call that waits for the player. */
+    this.tools = assistant.tools;
+    /** Agents: `list`, `get`. */
+    this.agents = assistant.agents;
   }
 
   /** Frames queued while disconnected. */

@@ -133,6 +133,27 @@ test("another device of the player watches the session's events", { skip }, asyn
   laptop.close();
 });
 
+test("a reply shows its tool calls, and the agents and tools are listed", { skip }, async () => {
+  const client = open("jo", { token: mint("jo", 3600) });
+  client.connect();
+  await once(client, "state", (d) => d.state === "connected");
+  const { agents } = await client.agents.list();
+  assert.deepEqual(agents.map((a) => a.id), ["guide", "mindfulness", "sleep", "mood"]);
+  const { tools } = await client.tools.list();
+  assert.ok(tools.find((t) => t.name === "share_summary").requires_approval);
+  const { session } = await client.sessions.create({ agent: "mindfulness" });
+  assert.equal(session.agent, "mindfulness");
+  const reply = await client.messages.send(session.id, "I am so anxious about tomorrow");
+  await reply.done;
+  const names = reply.progress.map((p) => p.event);
+  assert.deepEqual(names, ["assistant.status", "tool.started", "tool.completed"]);
+  assert.equal(reply.progress[2].data.tool, "suggest_exercise");
+  assert.equal(reply.progress[2].data.ok, true);
+  const nothing = await client.tools.approve(session.id, "call_none").catch((error) => error);
+  assert.equal(nothing.code, "not_found");
+  client.close();
+});
+
 test("a refused token stops the client instead of retrying", { skip }, async () => {
   const client = new HearthClient({ url, token: "not-a-token", initialBackoffMs: 10, maxBackoffMs: 50 });
   const stopped = once(client, "stopped");

@@ -27,6 +27,15 @@ export async function example(): Promise<string> {
   });
   unwatch();
   const reply: Reply = await client.messages.send(session.id, "I can't sleep");
+  reply.addEventListener("tool", (event) => {
+    if (event.detail.event === "tool.approval_required" && event.detail.data.call_id) {
+      void reply.approve(event.detail.data.call_id);
+    }
+  });
+  const { agents } = await client.agents.list();
+  const { tools } = await client.tools.list();
+  void agents[0].instructions;
+  void tools[0].requires_approval;
   let text = "";
   for await (const piece of reply.deltas) text += piece;
   try {
