@@ -283,6 +283,7 @@ pub fn start(config: Config, listener: TcpListener) -> Result<Running, StartErro
     // with its address, then ChatServer starts with the port.
     let broker = open_broker(&config)?;
     let gate = broker.gate();
+    let approval_relay = broker.approvals();
     let chat_server_ctx = actix::Context::<ChatServer>::new();
     let chat_server = Metered::new(
         chat_server_ctx.address(),
@@ -312,7 +313,7 @@ pub fn start(config: Config, listener: TcpListener) -> Result<Running, StartErro
         store: conversation_store,
         broadcaster: broadcaster.clone(),
         active: ActiveReplies::default(),
-        approvals: PendingApprovals::default(),
+        approvals: PendingApprovals::with_relay(approval_relay),
         settings: ConversationSettings {
             coalesce: Duration::from_millis(config.assistant.coalesce_ms),
             history_turns: config.assistant.history_turns,

@@ -948,3 +948,52 @@ impl ClusterClient for Client {
         }
     }
 }
+
+/// A tool call that waits for approval on one node is decided from the
+/// player's device on another, through Redis; a decision for a call that
+/// waits nowhere is `not_found` on every node.
+#[test]
+fn a_tool_call_waiting_on_one_node_is_approved_from_another() {
+    let url = require_service!(Redis);
+    let namespace = Namespace::new(&url);
+    let fake = FakeModel::start();
+    let assistant_node = |config: &mut Config| {
+        config.assistant.kind = "openai".into();
+        config.assistant.base_url = fake.base_url();
+        config.assistant.model = "fake".into();
+    };
+    let first = node(&namespace, assistant_node);
+    let second = node(&namespace, assistant_node);
+    let mut phone = first.connect("ana-approves");
+    let mut laptop = second.connect("ana-approves");
+    let session = new_session(&mut phone);
+    let (_, reply) = send(&mut phone, &session, "share my week [call:share_summary]");
+    let asked = loop {
+        let frame = next_frame(&mut phone);
+        if frame["data"]["event"] == "tool.approval_required" {
+            break frame["data"]["data"].clone();
+        }
+    };
+    let call_id = asked["call_id"].as_str().expect("a call id").to_string();
+
+    common::sessions::expect_not_waiting(&mut laptop, &session, "call_none");
+    let approved = ok(
+        &mut laptop,
+        "yes",
+        "tools.approve",
+        json!({"session_id": session, "call_id": call_id}),
+    );
+    assert_eq!(approved, json!({"call_id": call_id, "approved": true}));
+
+    let completed = loop {
+        let frame = next_frame(&mut phone);
+        if frame["data"]["event"] == "tool.completed" {
+            break frame["data"]["data"].clone();
+        }
+    };
+    assert_eq!(completed["ok"], true, "{completed}");
+    assert_eq!(completed["summary"], "shared a note");
+    assert_eq!(completed["message_id"], reply.as_str());
+    // Decided once, cluster-wide.
+    common::sessions::expect_not_waiting(&mut laptop, &session, &call_id);
+}

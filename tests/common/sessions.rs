@@ -186,3 +186,15 @@ pub fn wait_for_messages(
 pub fn fake_tokens(count: usize) -> String {
     (0..count).map(|k| format!("w{k} ")).collect()
 }
+
+/// Asserts that `call_id` of `session` waits for no decision (anywhere):
+/// `tools.reject` of it is `not_found`.
+pub fn expect_not_waiting(client: &mut Client, session: &str, call_id: &str) {
+    let answer = refused(
+        client,
+        "not-waiting",
+        "tools.reject",
+        json!({"session_id": session, "call_id": call_id}),
+    );
+    assert_eq!(answer["code"], "not_found", "{answer}");
+}

@@ -144,6 +144,54 @@ impl Gate for OpenGate {
     }
 }
 
+/// Decisions on tool calls that wait for a player's approval, across the
+/// nodes of a cluster: the node that runs a reply says a call waits, and a
+/// node that receives the decision for a call it does not hold passes it
+/// on, for the waiting node to take. `call` is `<session>:<call id>`.
+/// Callable from any thread.
+pub trait ApprovalRelay: Send + Sync + 'static {
+    /// Whether other nodes can decide at all (one node alone: no).
+    fn is_shared(&self) -> bool;
+
+    /// `call` waits on this node for `player`, at most `ttl`.
+    fn waiting(&self, call: &str, player: &PlayerId, ttl: Duration) -> BrokerFuture<()>;
+
+    /// Passes the decision on: true when the call waits on some node for
+    /// this player and was not decided yet.
+    fn forward(&self, call: &str, player: &PlayerId, approved: bool) -> BrokerFuture<bool>;
+
+    /// The decision passed on for a call waiting here, once there is one.
+    fn take(&self, call: &str) -> BrokerFuture<Option<bool>>;
+
+    /// The call no longer waits.
+    fn done(&self, call: &str) -> BrokerFuture<()>;
+}
+
+/// The relay of a node alone: every decision is made where the call waits.
+pub struct LocalApprovals;
+
+impl ApprovalRelay for LocalApprovals {
+    fn is_shared(&self) -> bool {
+        false
+    }
+
+    fn waiting(&self, _: &str, _: &PlayerId, _: Duration) -> BrokerFuture<()> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn forward(&self, _: &str, _: &PlayerId, _: bool) -> BrokerFuture<bool> {
+        Box::pin(std::future::ready(Ok(false)))
+    }
+
+    fn take(&self, _: &str) -> BrokerFuture<Option<bool>> {
+        Box::pin(std::future::ready(Ok(None)))
+    }
+
+    fn done(&self, _: &str) -> BrokerFuture<()> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+}
+
 pub trait Broker: 'static {
     /// Where live events go. Called once, before anything else.
     fn set_sink(&mut self, sink: BrokerSink);
@@ -196,6 +244,11 @@ pub trait Broker: 'static {
     /// callable from any thread, so neither waits behind the broadcaster's
     /// mailbox (publishes, fan-out, subscribes).
     fn gate(&self) -> Arc<dyn Gate>;
+
+    /// How decisions on tool calls reach the node where a call waits.
+    fn approvals(&self) -> Arc<dyn ApprovalRelay> {
+        Arc::new(LocalApprovals)
+    }
 
     /// Periodic housekeeping: drops expired history (by each channel's
     /// `rules`) and idle channels; a networked broker also proves here that

@@ -1,6 +1,7 @@
 //! Tool calls waiting for the player's approval, by session and call id,
 //! so that `tools.approve` or `tools.reject` from any of the player's
-//! connections on this node reaches the reply that waits. A waiting call
+//! connections reaches the reply that waits: on this node at once, from
+//! another node of a cluster through the broker's relay. A waiting call
 //! is taken out when it is decided, when it times out, and when its reply
 //! ends (the guard), so nothing is left behind.
 
@@ -9,6 +10,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::oneshot;
 
+use crate::channels::broker::{ApprovalRelay, LocalApprovals};
 use crate::model::ids::{PlayerId, SessionId};
 
 /// What the player said about a call.
@@ -25,8 +27,25 @@ struct Waiting {
     decide: oneshot::Sender<Decision>,
 }
 
-#[derive(Clone, Default)]
-pub struct PendingApprovals(Arc<Mutex<HashMap<Key, Waiting>>>);
+/// The calls waiting on this node, and the relay that carries decisions
+/// between nodes.
+#[derive(Clone)]
+pub struct PendingApprovals {
+    waiting: Arc<Mutex<HashMap<Key, Waiting>>>,
+    relay: Arc<dyn ApprovalRelay>,
+}
+
+impl Default for PendingApprovals {
+    /// A node alone.
+    fn default() -> Self {
+        PendingApprovals::with_relay(Arc::new(LocalApprovals))
+    }
+}
+
+/// The relay's name for a call.
+pub(super) fn relay_key(session: &SessionId, call_id: &str) -> String {
+    format!("{session}:{call_id}")
+}
 
 /// A call's place in the registry; dropping it takes the call out.
 pub(super) struct WaitingCall {
@@ -41,10 +60,21 @@ impl Drop for WaitingCall {
 }
 
 impl PendingApprovals {
+    pub fn with_relay(relay: Arc<dyn ApprovalRelay>) -> Self {
+        PendingApprovals {
+            waiting: Arc::default(),
+            relay,
+        }
+    }
+
+    pub(super) fn relay(&self) -> &Arc<dyn ApprovalRelay> {
+        &self.relay
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Waiting>> {
         // Entries go in and out whole: a panic elsewhere leaves the map
         // consistent.
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+        self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Registers a call; `None` when a call of the same id in the same

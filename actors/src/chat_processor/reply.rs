@@ -19,7 +19,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use tokio::sync::oneshot;
 
-use super::approvals::Decision;
+use super::approvals::{self, Decision};
 use super::tools::{self, ToolContext};
 use super::views::{message_view, raw_json};
 use super::ChatShared;
@@ -27,6 +27,7 @@ use crate::assistant::{
     AssistantError, ReplyDone, ReplyEvent, ReplyStream, ToolOutcome, ToolRequest,
 };
 use crate::broadcaster::Publish;
+use crate::channels::broker::ApprovalRelay;
 use crate::channels::stream::{Payload, Publisher};
 use crate::model::channel_name::ChannelName;
 use crate::model::ids::{MessageId, PlayerId, SessionId};
@@ -434,6 +435,16 @@ async fn approval(
             "another call with this id waits for approval".into(),
         ));
     };
+    let limit = conversations.settings.approval_timeout;
+    let relay = conversations.approvals.relay().clone();
+    let relay_key = approvals::relay_key(&job.session, &call.call_id);
+    if relay.is_shared() {
+        // A little longer than the wait: a decision on its way still lands.
+        let ttl = limit + Duration::from_secs(5);
+        if let Err(err) = relay.waiting(&relay_key, &job.player, ttl).await {
+            log::warn!(reply_id:% = job.reply.id, error:% = err; "approval_relay_failed");
+        }
+    }
     out.publish(SessionEvent::ToolApprovalRequired(ToolStarted {
         message_id: job.reply.id,
         call_id: call.call_id.clone(),
@@ -441,9 +452,15 @@ async fn approval(
         arguments,
     }))
     .await;
-    let limit = conversations.settings.approval_timeout;
-    let decided = tokio::time::timeout(limit, decision).await;
+    let decided = tokio::time::timeout(
+        limit,
+        decided_here_or_elsewhere(decision, &*relay, &relay_key),
+    )
+    .await;
     drop(waiting);
+    if relay.is_shared() {
+        let _ = relay.done(&relay_key).await;
+    }
     let meters = &job.shared.metrics.assistant;
     match decided {
         Ok(Ok(Decision::Approved)) => {
@@ -460,6 +477,33 @@ async fn approval(
                 "no answer within {} s; not run",
                 limit.as_secs()
             )))
+        }
+    }
+}
+
+/// How often a call waiting in a cluster looks for a decision made on
+/// another node.
+const RELAYED_DECISION_EVERY: Duration = Duration::from_millis(200);
+
+/// The decision made on this node, or, in a cluster, one passed on from
+/// another node.
+async fn decided_here_or_elsewhere(
+    mut here: oneshot::Receiver<Decision>,
+    relay: &dyn ApprovalRelay,
+    key: &str,
+) -> Result<Decision, oneshot::error::RecvError> {
+    if !relay.is_shared() {
+        return here.await;
+    }
+    let mut every = tokio::time::interval(RELAYED_DECISION_EVERY);
+    loop {
+        tokio::select! {
+            decided = &mut here => return decided,
+            _ = every.tick() => {
+                if let Ok(Some(approved)) = relay.take(key).await {
+                    return Ok(if approved { Decision::Approved } else { Decision::Rejected });
+                }
+            }
         }
     }
 }

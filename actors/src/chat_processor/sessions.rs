@@ -9,7 +9,7 @@ use std::collections::HashSet;
 
 use tokio::sync::oneshot;
 
-use super::approvals::Decision;
+use super::approvals::{relay_key, Decision};
 use super::reply::{self, ReplyJob};
 use super::views::{message_view, raw_json, session_view, store_error};
 use super::ChatShared;
@@ -179,11 +179,20 @@ pub(super) async fn answer(
             } else {
                 Decision::Rejected
             };
-            if shared
-                .conversations
-                .approvals
-                .decide(&player, &session_id, &call_id, decision)
-            {
+            let approvals = &shared.conversations.approvals;
+            let decided = approvals.decide(&player, &session_id, &call_id, decision)
+                || (approvals.relay().is_shared()
+                    && approvals
+                        .relay()
+                        .forward(&relay_key(&session_id, &call_id), &player, approve)
+                        .await
+                        .map_err(|_| {
+                            ErrorFrame::new(
+                                ErrorCode::Unavailable,
+                                "the decision cannot reach the other servers now; retry",
+                            )
+                        })?);
+            if decided {
                 Ok(CallOutcome::answer(ResponseResult::Decided(
                     DecisionResult {
                         call_id,
@@ -193,7 +202,7 @@ pub(super) async fn answer(
             } else {
                 Err(ErrorFrame::new(
                     ErrorCode::NotFound,
-                    "no call of this session waits for approval on this server",
+                    "no call of this session waits for approval",
                 ))
             }
         }

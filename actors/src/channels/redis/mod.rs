@@ -38,6 +38,7 @@
 //! - `keys.rs`: the key layout.
 //! - `scripts.rs`, with the Lua sources in `scripts/`: the atomic steps.
 
+mod approvals;
 mod codec;
 mod gate;
 mod keys;
@@ -54,8 +55,8 @@ use redis::{Client, RedisResult};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::channels::broker::{
-    Broker, BrokerError, BrokerFuture, BrokerSink, Gate, HistoryBudget, HISTORY_FULL,
-    PLAYER_HISTORY_FULL, TOO_MANY_NEW_CHANNELS,
+    ApprovalRelay, Broker, BrokerError, BrokerFuture, BrokerSink, Gate, HistoryBudget,
+    HISTORY_FULL, PLAYER_HISTORY_FULL, TOO_MANY_NEW_CHANNELS,
 };
 use crate::channels::rules::{ChannelRules, NamespaceRules};
 use crate::channels::stream::{
@@ -65,6 +66,7 @@ use crate::model::channel_name::ChannelName;
 use crate::model::ids::PlayerId;
 use crate::model::time::Timestamp;
 
+use approvals::RedisApprovals;
 use codec::{decode_entries, encode_body, millis};
 use gate::RedisGate;
 use link::Link;
@@ -356,6 +358,10 @@ impl Broker for RedisBroker {
             players.sort_by(|a, b| a.player_id.cmp(&b.player_id));
             Ok(players)
         })
+    }
+
+    fn approvals(&self) -> Arc<dyn ApprovalRelay> {
+        Arc::new(RedisApprovals::new(self.link.clone()))
     }
 
     fn gate(&self) -> Arc<dyn Gate> {

@@ -16,6 +16,7 @@ pub(super) struct Scripts {
     pub(super) restore: Script,
     pub(super) heartbeat: Script,
     pub(super) sweep: Script,
+    pub(super) decide: Script,
 }
 
 impl Scripts {
@@ -35,6 +36,7 @@ impl Scripts {
             restore: Script::new(include_str!("scripts/restore.lua")),
             heartbeat: Script::new(include_str!("scripts/heartbeat.lua")),
             sweep: with_live(include_str!("scripts/sweep.lua")),
+            decide: Script::new(include_str!("scripts/decide.lua")),
         }
     }
 }
