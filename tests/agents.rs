@@ -112,7 +112,8 @@ fn the_agents_paths_set_the_connections_agent() {
         ("/api/ws/liaison/sleep", "sleep"),
         ("/api/ws/liaison/mood", "mood"),
     ] {
-        let mut client = server.connect_at(path, "agents-paths", "");
+        // A player each: a v1 chat goes on in the player's active session.
+        let mut client = server.connect_at(path, &format!("agents-paths-{agent}"), "");
         let session = ok(&mut client, "c", "sessions.create", json!({}));
         assert_eq!(session["session"]["agent"], agent, "{path}: {session}");
         // Naming another agent still wins, and chat works as on /ws/chat.
@@ -123,7 +124,22 @@ fn the_agents_paths_set_the_connections_agent() {
             json!({"agent": "guide"}),
         );
         assert_eq!(named["session"]["agent"], "guide", "{path}");
-        assert_eq!(client.say("s", "hello")["role"], "assistant", "{path}");
+        let said = client.say("s", "hello");
+        assert_eq!(said["role"], "assistant", "{path}");
+        // The v1 session the chat made is the path's agent's too.
+        let v1 = said["session_id"]
+            .as_str()
+            .expect("a v1 session")
+            .to_string();
+        common::sessions::wait_for_messages(
+            &mut client,
+            &v1,
+            2,
+            common::FRAME_TIMEOUT,
+            |messages| messages.len() == 2,
+        );
+        let recorded = ok(&mut client, "g", "sessions.get", json!({"session_id": v1}));
+        assert_eq!(recorded["session"]["agent"], agent, "{path}: {recorded}");
     }
     for path in [
         "/api/ws/liaison/cooking",

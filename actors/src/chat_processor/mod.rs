@@ -70,6 +70,8 @@ pub struct HandleUserMessage {
     /// reply is not ready at once (a model's), so that its chunks are not
     /// held back until the end. Bounded: a slow reader slows the reply.
     pub live: Option<mpsc::Sender<LivePiece>>,
+    /// The connection's agent (an agent's path), else the default one.
+    pub agent: Option<Arc<str>>,
 }
 
 /// One piece of a v1 reply, sent while the reply is still coming.
@@ -343,10 +345,10 @@ fn start_v1_reply(shared: &ChatShared, msg: HandleUserMessage, assessed: Assesse
         crisis: &assessed.crisis,
         anxious: assessed.anxious,
         history: &[],
-        // A v1 chat is recorded in a session of the default agent.
+        // The connection's agent, as a session it makes is recorded with.
         instructions: shared
             .agents
-            .get(DEFAULT_AGENT)
+            .get(msg.agent.as_deref().unwrap_or(DEFAULT_AGENT))
             .map_or("", |agent| agent.instructions.as_str()),
         // A v1 reply runs no tool: none is offered.
         tools: &[],
@@ -361,6 +363,7 @@ fn start_v1_reply(shared: &ChatShared, msg: HandleUserMessage, assessed: Assesse
         session_id: Some(msg.session_id.clone()),
         reply_to: msg.reply_to,
         asked: recorder.is_some().then(|| Asked {
+            agent: msg.agent.as_deref().map(str::to_owned),
             player: msg.player,
             session: msg.session_id,
             text: msg.text,
@@ -422,6 +425,7 @@ fn record(
 
 /// The question of a v1 reply, kept to record the exchange.
 struct Asked {
+    agent: Option<String>,
     player: PlayerId,
     session: SessionId,
     text: String,
@@ -527,6 +531,7 @@ impl Draft {
                 Exchange {
                     player: asked.player,
                     session: asked.session,
+                    agent: asked.agent,
                     user: NewUserMessage {
                         text: asked.text,
                         client_message_id: None,
@@ -743,6 +748,7 @@ mod tests {
                     character_id: None,
                     world_id: None,
                     live: None,
+                    agent: None,
                 })
                 .await
         });

@@ -111,6 +111,7 @@ impl WsSession {
             character_id: metadata.character_id,
             world_id: metadata.world_id,
             live,
+            agent: self.options.agent.clone(),
         };
         let answer = worker::chat_processor(&self.state.chat).send(ask);
         let done = ChatDone {

@@ -76,6 +76,7 @@ fn exchanges(store: &dyn ConversationStore, prefix: &str) {
         player: alice.clone(),
         // A v1 session id nobody has used: the client named it.
         session: SessionId::generate(),
+        agent: None,
         user: asked,
         reply_id: MessageId::generate(),
         reply: end(FinalStatus::Complete, "Hello, I'm here."),
@@ -121,6 +122,25 @@ fn exchanges(store: &dyn ConversationStore, prefix: &str) {
         0
     );
     assert_eq!(store.record_exchanges(&[]).unwrap(), 0);
+    assert_eq!(conversation.agent, DEFAULT_AGENT);
+    // A client on an agent's path: the session it makes is that agent's.
+    let sleepy = Exchange {
+        session: SessionId::generate(),
+        agent: Some("sleep".into()),
+        reply_id: MessageId::generate(),
+        ..first.clone()
+    };
+    assert_eq!(
+        store
+            .record_exchanges(std::slice::from_ref(&sleepy))
+            .unwrap(),
+        1
+    );
+    let made = store
+        .conversation(&alice, &sleepy.session)
+        .unwrap()
+        .unwrap();
+    assert_eq!(made.agent, "sleep");
 }
 
 fn sessions(store: &dyn ConversationStore, prefix: &str) {

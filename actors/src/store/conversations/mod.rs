@@ -283,10 +283,20 @@ pub struct Exchange {
     /// Created with the defaults when the player has none of this id; an
     /// exchange in another player's session is not recorded.
     pub session: SessionId,
+    /// The agent a session made by this exchange gets (`DEFAULT_AGENT`
+    /// when `None`): the connection's, for a client on an agent's path.
+    pub agent: Option<String>,
     pub user: NewUserMessage,
     /// The id the client saw on the reply.
     pub reply_id: MessageId,
     pub reply: ReplyEnd,
+}
+
+impl Exchange {
+    /// The agent of a session this exchange makes.
+    pub fn agent_or_default(&self) -> &str {
+        self.agent.as_deref().unwrap_or(DEFAULT_AGENT)
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -278,6 +278,7 @@ async fn insert_conversation_if_new(
     client: &impl GenericClient,
     player: &PlayerId,
     id: &SessionId,
+    agent: &str,
     max_per_player: i64,
 ) -> Result<(), ConversationError> {
     // Not past the player's bound: a client cannot grow the store by
@@ -292,7 +293,7 @@ async fn insert_conversation_if_new(
             &[
                 &id.as_str(),
                 &player.as_str(),
-                &DEFAULT_AGENT,
+                &agent,
                 &now().0,
                 &max_per_player,
             ],
@@ -436,7 +437,8 @@ impl ConversationStore for PostgresConversationStore {
     ) -> Result<Option<Conversation>, ConversationError> {
         self.with_client(|client| async move {
             // Both of two racing nodes read the winner's row.
-            insert_conversation_if_new(&client, player, id, self.max_per_player).await?;
+            insert_conversation_if_new(&client, player, id, DEFAULT_AGENT, self.max_per_player)
+                .await?;
             find_conversation(&client, player, id).await
         })
     }
@@ -639,8 +641,14 @@ impl ConversationStore for PostgresConversationStore {
             let mut recorded = 0;
             for exchange in exchanges {
                 let (player, session) = (&exchange.player, &exchange.session);
-                insert_conversation_if_new(&transaction, player, session, self.max_per_player)
-                    .await?;
+                insert_conversation_if_new(
+                    &transaction,
+                    player,
+                    session,
+                    exchange.agent_or_default(),
+                    self.max_per_player,
+                )
+                .await?;
                 if !owns(&transaction, player, session, true).await? {
                     continue;
                 }

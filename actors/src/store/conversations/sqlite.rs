@@ -401,6 +401,7 @@ fn insert_conversation_if_new(
     connection: &Connection,
     player: &PlayerId,
     id: &SessionId,
+    agent: &str,
     max_per_player: i64,
 ) -> Result<(), ConversationError> {
     // Not past the player's bound: a client cannot grow the store by
@@ -416,7 +417,7 @@ fn insert_conversation_if_new(
         .execute(params![
             id.as_str(),
             player.as_str(),
-            DEFAULT_AGENT,
+            agent,
             text_of(now()),
             max_per_player
         ])?;
@@ -541,7 +542,7 @@ impl ConversationStore for SqliteConversationStore {
         id: &SessionId,
     ) -> Result<Option<Conversation>, ConversationError> {
         self.with_connection(|connection| {
-            insert_conversation_if_new(connection, player, id, self.max_per_player)?;
+            insert_conversation_if_new(connection, player, id, DEFAULT_AGENT, self.max_per_player)?;
             find_conversation(connection, player, id.as_str())
         })
     }
@@ -743,6 +744,7 @@ impl ConversationStore for SqliteConversationStore {
                             &transaction,
                             player,
                             session,
+                            exchange.agent_or_default(),
                             self.max_per_player,
                         )?;
                         let mine = owns(&transaction, player, session)?;
