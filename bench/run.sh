@@ -10,8 +10,10 @@ ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 quick="${1:-}"
 subscribers=1000; messages=2000; paced=1000; idle=10000; rtt_clients=100; rtt_s=10; cycles=2000
+connects=5000
 if [ "$quick" = quick ]; then
   subscribers=50; messages=100; paced=100; idle=500; rtt_clients=10; rtt_s=2; cycles=100
+  connects=200
 fi
 
 cargo build --release -q -p hearth -p hearth-bench
@@ -53,7 +55,7 @@ bench() { # name, scenario args...
 }
 
 for name in hearth node-ws; do
-  for scenario in fanout-max fanout-paced idle rtt churn; do
+  for scenario in fanout-max fanout-paced idle rtt churn connect; do
     start_server "$name"
     case "$scenario" in
       fanout-max)   bench "$name" fanout --subscribers "$subscribers" --messages "$messages" --rate 0 ;;
@@ -61,6 +63,7 @@ for name in hearth node-ws; do
       idle)         bench "$name" idle --connections "$idle" ;;
       rtt)          bench "$name" rtt --clients "$rtt_clients" --seconds "$rtt_s" ;;
       churn)        bench "$name" churn --cycles "$cycles" ;;
+      connect)      bench "$name" connect --cycles "$connects" ;;
     esac
     stop_server
   done

@@ -23,6 +23,7 @@ scenarios = [
     ("idle", "idle connections", [("", "kib_per_connection", 1, " KiB each")]),
     ("rtt", "rtt, user_message -> reply", [("", "messages_per_s", 0, "/s"), ("p50", "rtt_p50_ms", 2, " ms"), ("p99", "rtt_p99_ms", 2, " ms")]),
     ("churn", "churn, connect/chat/close", [("", "cycles_per_s", 0, "/s"), ("back to 0:", "connections_after", 0, "")]),
+    ("connect", "connect (upgrade, token, welcome) and close", [("", "cycles_per_s", 0, "/s"), ("welcome p50", "welcome_p50_ms", 2, " ms"), ("p99", "welcome_p99_ms", 2, " ms")]),
     ("hoard", "one player's worst case, peak RSS growth", [("", "peak_growth_mib", 1, " MiB"), ("publications", "accepted", 0, "")]),
 ]
 # Columns: the labels given after the results file, by default Hearth and

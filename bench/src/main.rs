@@ -119,6 +119,14 @@ enum Scenario {
         #[arg(long, default_value_t = 16)]
         concurrency: usize,
     },
+    /// Connection set-up alone: connect (upgrade, token check, welcome)
+    /// and close, repeated; the rate and the time to the welcome.
+    Connect {
+        #[arg(long, default_value_t = 5000)]
+        cycles: usize,
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+    },
     /// S players each ask the assistant for one streamed reply, answered by
     /// a fake OpenAI-compatible model this process serves on loopback.
     Assistant {
@@ -231,7 +239,11 @@ async fn run(cli: &Cli) -> BenchResult<Value> {
         Scenario::Churn {
             cycles,
             concurrency,
-        } => churn(target, *cycles, *concurrency).await,
+        } => churn(target, *cycles, *concurrency, true).await,
+        Scenario::Connect {
+            cycles,
+            concurrency,
+        } => churn(target, *cycles, *concurrency, false).await,
         Scenario::Hoard {
             connections,
             channels,
@@ -859,27 +871,42 @@ async fn rtt(target: &Target, clients: usize, length: Duration) -> BenchResult<V
     }))
 }
 
-async fn churn(target: &Target, cycles: usize, concurrency: usize) -> BenchResult<Value> {
+/// Connects and closes `cycles` times over `concurrency` workers, with one
+/// chat message in between when `chat` (the `churn` scenario) and nothing
+/// (the `connect` scenario) otherwise; each connect is timed from the TCP
+/// connect to the welcome.
+async fn churn(
+    target: &Target,
+    cycles: usize,
+    concurrency: usize,
+    chat: bool,
+) -> BenchResult<Value> {
     let started = Instant::now();
     let per_worker = cycles.div_ceil(concurrency.max(1));
     let mut workers = Vec::new();
     for worker in 0..concurrency.max(1) {
         let target = target.clone();
         workers.push(tokio::task::spawn_local(async move {
+            let mut welcomes = Vec::with_capacity(per_worker);
             for n in 0..per_worker {
+                let asked = Instant::now();
                 let mut socket = connect(&target, &format!("churn{worker}-{}", n % 8)).await?;
-                let body = json!({"type": "user_message", "content": {"text": "checking in"}});
-                request(&mut socket, "m", body).await?;
+                welcomes.push(asked.elapsed().as_micros() as u64);
+                if chat {
+                    let body = json!({"type": "user_message", "content": {"text": "checking in"}});
+                    request(&mut socket, "m", body).await?;
+                }
                 socket.close(None).await.map_err(|e| e.to_string())?;
                 while let Some(Ok(_)) = socket.next().await {}
             }
-            Ok::<usize, String>(per_worker)
+            Ok::<Vec<u64>, String>(welcomes)
         }));
     }
-    let mut done = 0;
+    let mut welcomes = Vec::with_capacity(cycles);
     for worker in workers {
-        done += worker.await.map_err(|e| e.to_string())??;
+        welcomes.extend(worker.await.map_err(|e| e.to_string())??);
     }
+    let done = welcomes.len();
     let elapsed = started.elapsed().as_secs_f64();
     // Did the server let go of every connection? Poll its counter briefly.
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -895,13 +922,17 @@ async fn churn(target: &Target, cycles: usize, concurrency: usize) -> BenchResul
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    Ok(json!({
-        "scenario": "churn",
+    let mut result = json!({
+        "scenario": if chat { "churn" } else { "connect" },
         "cycles": done,
         "cycles_per_s": done as f64 / elapsed,
         "connections_after": open,
         "returned_to_zero": open == 0,
-    }))
+    });
+    let welcome = latency_summary(welcomes);
+    result["welcome_p50_ms"] = welcome["p50_ms"].clone();
+    result["welcome_p99_ms"] = welcome["p99_ms"].clone();
+    Ok(result)
 }
 
 #[cfg(test)]
