@@ -439,6 +439,7 @@ impl ReplyReader {
     fn delta(&mut self, data: &Value, received: Instant, model: &ModelState) {
         let report = &mut self.report;
         report.deltas += 1;
+        crate::progress::add(1);
         if report.first_delta_us.is_none() {
             report.first_delta_us = Some(received.duration_since(self.sent_at).as_micros() as u64);
         }

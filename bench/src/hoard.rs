@@ -95,6 +95,7 @@ pub(crate) async fn hoard(
         }
         if answer["type"] == "response" {
             accepted += 1;
+            crate::progress::add(1);
             refusals_in_a_row = 0;
             if new_room {
                 published_to.push(index);

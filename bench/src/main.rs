@@ -24,6 +24,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 mod assistant;
 mod hoard;
 mod model;
+mod progress;
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 type BenchResult<T> = Result<T, String>;
@@ -160,6 +161,21 @@ enum Scenario {
     },
 }
 
+impl Scenario {
+    /// The scenario's name and what its progress counts.
+    fn progress_unit(&self) -> (&'static str, &'static str) {
+        match self {
+            Scenario::Fanout { .. } => ("fanout", "deliveries"),
+            Scenario::Idle { .. } => ("idle", "connections"),
+            Scenario::Rtt { .. } => ("rtt", "replies"),
+            Scenario::Churn { .. } => ("churn", "cycles"),
+            Scenario::Connect { .. } => ("connect", "connections"),
+            Scenario::Hoard { .. } => ("hoard", "publications"),
+            Scenario::Assistant { .. } => ("assistant", "deltas"),
+        }
+    }
+}
+
 fn main() {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -173,7 +189,13 @@ fn main() {
         }
     };
     let local = tokio::task::LocalSet::new();
-    let outcome = local.block_on(&runtime, run(&cli));
+    let (scenario, unit) = cli.scenario.progress_unit();
+    let outcome = local.block_on(&runtime, async {
+        let reporter = progress::report(cli.label.clone(), scenario, unit);
+        let outcome = run(&cli).await;
+        reporter.abort();
+        outcome
+    });
     match outcome {
         Ok(result) => {
             let mut result = result;
@@ -348,6 +370,7 @@ async fn connect_many(
             .collect::<Vec<_>>();
         for socket in futures_util::future::join_all(batch).await {
             sockets.push(socket?);
+            progress::add(1);
         }
         next += parallel;
     }
@@ -747,6 +770,7 @@ async fn read_publications(
                         continue;
                     }
                     seen += 1;
+                    progress::add(1);
                     if find(text, b"\"w\":1").is_some() {
                         continue;
                     }
@@ -843,6 +867,7 @@ async fn rtt(target: &Target, clients: usize, length: Duration) -> BenchResult<V
                                 return Err(format!("unexpected reply {text}"));
                             }
                             rtts.push(sent.elapsed().as_micros() as u64);
+                            progress::add(1);
                             break;
                         }
                         Some(Ok(_)) => continue,
@@ -892,6 +917,7 @@ async fn churn(
                 let asked = Instant::now();
                 let mut socket = connect(&target, &format!("churn{worker}-{}", n % 8)).await?;
                 welcomes.push(asked.elapsed().as_micros() as u64);
+                progress::add(1);
                 if chat {
                     let body = json!({"type": "user_message", "content": {"text": "checking in"}});
                     request(&mut socket, "m", body).await?;
