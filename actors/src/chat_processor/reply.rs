@@ -421,18 +421,13 @@ async fn approval(
     arguments: Box<RawValue>,
 ) -> Result<(), ToolOutcome> {
     let conversations = &job.shared.conversations;
-    let refused = |summary: String| ToolOutcome {
-        ok: false,
-        content: serde_json::json!({ "error": summary }).to_string(),
-        summary,
-    };
     let Some((waiting, decision)) =
         conversations
             .approvals
             .wait(&job.player, &job.session, &call.call_id)
     else {
-        return Err(refused(
-            "another call with this id waits for approval".into(),
+        return Err(tools::failed(
+            "another call with this id waits for approval",
         ));
     };
     let limit = conversations.settings.approval_timeout;
@@ -469,11 +464,11 @@ async fn approval(
         }
         Ok(Ok(Decision::Rejected)) | Ok(Err(_)) => {
             meters.tool_decision(&call.name, "rejected");
-            Err(refused("the player declined; not run".into()))
+            Err(tools::failed("the player declined; not run"))
         }
         Err(_) => {
             meters.tool_decision(&call.name, "timed_out");
-            Err(refused(format!(
+            Err(tools::failed(format!(
                 "no answer within {} s; not run",
                 limit.as_secs()
             )))

@@ -33,7 +33,8 @@ pub(super) struct ToolContext<'a> {
 /// The longest note `share_summary` publishes.
 const MAX_NOTE_CHARS: usize = 1000;
 
-fn failed(summary: impl Into<String>) -> ToolOutcome {
+/// A call that did not run, or failed: the assistant reads why.
+pub(super) fn failed(summary: impl Into<String>) -> ToolOutcome {
     let summary = summary.into();
     ToolOutcome {
         ok: false,
@@ -60,6 +61,14 @@ fn text_argument<'a>(
         _ => Err(failed(format!(
             "the argument {name:?} must be a non-empty string"
         ))),
+    }
+}
+
+/// Adds what a tool offers to the reply unless the reply shows it already
+/// (the crisis check or an earlier call may have put it there).
+fn add_once(elements: &mut Vec<Element>, element: Element) {
+    if !elements.contains(&element) {
+        elements.push(element);
     }
 }
 
@@ -111,15 +120,7 @@ fn suggest_exercise(
             known.join(", ")
         )));
     };
-    let offered = elements
-        .iter()
-        .any(|element| matches!(element, Element::Button { id, .. } if *id == exercise.id));
-    if !offered {
-        elements.push(Element::Button {
-            id: exercise.id.clone(),
-            label: exercise.title.clone(),
-        });
-    }
+    add_once(elements, Element::offer(exercise));
     Ok(succeeded(
         json!({"offered": exercise.id, "title": exercise.title}),
         format!("offered {}", exercise.title),
@@ -214,18 +215,7 @@ fn find_resources(
         })
         .collect();
     for resource in &found {
-        let shown = elements
-            .iter()
-            .any(|element| matches!(element, Element::Resource { id, .. } if *id == resource.id));
-        if !shown {
-            elements.push(Element::Resource {
-                id: resource.id.clone(),
-                label: resource.label.clone(),
-                method: resource.method,
-                info: resource.info.clone(),
-                emergency: resource.emergency,
-            });
-        }
+        add_once(elements, Element::resource(resource));
     }
     let listed: Vec<Value> = found
         .iter()
