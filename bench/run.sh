@@ -9,11 +9,16 @@ cd "$(dirname "$0")/.."
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 quick="${1:-}"
-subscribers=1000; messages=2000; paced=1000; idle=10000; rtt_clients=100; rtt_s=10; cycles=2000
+subscribers=1000; messages=2000; paced=1000; rtt_clients=100; rtt_s=10; cycles=2000
 connects=5000
+# Idle connections: up to what the open-file limit allows (the server and
+# the generator each hold one descriptor per connection, plus a few of
+# their own), measured on the way at the counts in idle_steps.
+idle=$(( $(ulimit -n) - 200 )); [ "$idle" -gt 10000 ] || idle=10000
+idle_steps=1000,2500,5000,10000,15000
 if [ "$quick" = quick ]; then
-  subscribers=50; messages=100; paced=100; idle=500; rtt_clients=10; rtt_s=2; cycles=100
-  connects=200
+  subscribers=50; messages=100; paced=100; idle=500; idle_steps=100,250; rtt_clients=10; rtt_s=2
+  cycles=100; connects=200
 fi
 
 cargo build --release -q -p hearth -p hearth-bench
@@ -51,7 +56,8 @@ stop_server() {
 bench() { # name, scenario args...
   local name="$1"; shift
   taskset -c 1 target/release/hearth-bench --addr "$server_addr" --secret "$secret" \
-    --server-pid "$server_pid" --label "$name" "$@" | tee -a "$results"
+    --server-pid "$server_pid" --label "$name" --clk-tck "$(getconf CLK_TCK)" "$@" \
+    | tee -a "$results"
 }
 
 for name in hearth node-ws; do
@@ -60,7 +66,7 @@ for name in hearth node-ws; do
     case "$scenario" in
       fanout-max)   bench "$name" fanout --subscribers "$subscribers" --messages "$messages" --rate 0 ;;
       fanout-paced) bench "$name" fanout --subscribers "$subscribers" --messages "$paced" --rate 100 ;;
-      idle)         bench "$name" idle --connections "$idle" ;;
+      idle)         bench "$name" idle --connections "$idle" --steps "$idle_steps" --settle 2 ;;
       rtt)          bench "$name" rtt --clients "$rtt_clients" --seconds "$rtt_s" ;;
       churn)        bench "$name" churn --cycles "$cycles" ;;
       connect)      bench "$name" connect --cycles "$connects" ;;
@@ -76,4 +82,5 @@ bench hearth hoard
 stop_server
 
 python3 bench/table.py "$results" | tee "$out/table.md"
+python3 bench/plot.py "$results" "$out/plots"
 echo "raw results: $results"

@@ -12,6 +12,7 @@ use futures_util::StreamExt;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::cpu::cpu_ticks;
 use crate::model::{self, ModelPlan, ModelState, SharedModel};
 use crate::{connect, latency_summary, request, rss_kib, send_json, BenchResult, Socket, Target};
 
@@ -192,21 +193,6 @@ fn merge(result: &mut Value, prefix: &str, figures: Value) {
             result.insert(format!("{prefix}{key}"), value);
         }
     }
-}
-
-/// Clock ticks of user and system time a process has used, from /proc.
-fn cpu_ticks(pid: u32) -> BenchResult<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).map_err(|e| e.to_string())?;
-    ticks_of_stat(&stat).ok_or_else(|| format!("/proc/{pid}/stat unreadable"))
-}
-
-fn ticks_of_stat(stat: &str) -> Option<u64> {
-    // The name in parentheses may hold spaces: fields are counted after it,
-    // where field 3 (state) comes first and utime, stime are fields 14, 15.
-    let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some(utime + stime)
 }
 
 // ---------------------------------------------------------------------------
@@ -818,13 +804,5 @@ mod tests {
             reader.frame(&failed, start, &model),
             Some(Outcome::Failed("model_failed".into()))
         );
-    }
-
-    #[test]
-    fn cpu_ticks_are_read_after_the_name() {
-        let stat = "42 (a b) S 1 2 3 4 5 6 7 8 9 10 111 222 0 0 20 0";
-        assert_eq!(ticks_of_stat(stat), Some(333));
-        let own = std::fs::read_to_string("/proc/self/stat").unwrap();
-        assert!(ticks_of_stat(&own).is_some());
     }
 }

@@ -22,6 +22,8 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 mod assistant;
+mod cpu;
+use cpu::Cpu;
 mod hoard;
 mod model;
 mod progress;
@@ -48,6 +50,9 @@ struct Cli {
     /// A label for the result line (e.g. hearth, node-ws).
     #[arg(long, default_value = "server")]
     label: String,
+    /// Clock ticks per second in /proc/<pid>/stat (`getconf CLK_TCK`).
+    #[arg(long, global = true, default_value_t = 100)]
+    clk_tck: u64,
     #[command(subcommand)]
     scenario: Scenario,
 }
@@ -89,6 +94,10 @@ enum Scenario {
         /// Seconds to hold them before measuring.
         #[arg(long, default_value_t = 3)]
         settle: u64,
+        /// Counts on the way to measure at too, comma-separated: memory
+        /// per connection against the connection count.
+        #[arg(long, value_delimiter = ',')]
+        steps: Vec<usize>,
     },
     /// K clients each sending chat messages one at a time.
     Rtt {
@@ -148,9 +157,6 @@ enum Scenario {
         /// Only serve the fake model, until --timeout or Ctrl-C: to check it by hand.
         #[arg(long)]
         model_only: bool,
-        /// Clock ticks per second in /proc/<pid>/stat (`getconf CLK_TCK`).
-        #[arg(long, default_value_t = 100)]
-        clk_tck: u64,
         /// The server's coalesce_ms, copied into the result to tell runs apart.
         #[arg(long)]
         coalesce_ms: Option<u64>,
@@ -190,16 +196,17 @@ fn main() {
     };
     let local = tokio::task::LocalSet::new();
     let (scenario, unit) = cli.scenario.progress_unit();
-    let outcome = local.block_on(&runtime, async {
+    let (outcome, timeline) = local.block_on(&runtime, async {
         let reporter = progress::report(cli.label.clone(), scenario, unit);
         let outcome = run(&cli).await;
-        reporter.abort();
-        outcome
+        (outcome, reporter.finish())
     });
     match outcome {
         Ok(result) => {
             let mut result = result;
             result["label"] = json!(cli.label);
+            result["timeline_ms"] = json!(progress::SAMPLE.as_millis() as u64);
+            result["timeline"] = json!(timeline);
             println!("{result}");
         }
         Err(err) => {
@@ -215,6 +222,10 @@ async fn run(cli: &Cli) -> BenchResult<Value> {
         secret: cli.secret.clone(),
     };
     let target = &target;
+    let cpu = Cpu {
+        server_pid: cli.server_pid,
+        clk_tck: cli.clk_tck,
+    };
     match &cli.scenario {
         Scenario::Fanout {
             subscribers,
@@ -240,32 +251,42 @@ async fn run(cli: &Cli) -> BenchResult<Value> {
                         .unwrap_or_else(|| target.addr.clone()),
                     secret: target.secret.clone(),
                 },
+                cpu,
             };
             fanout(target, plan).await
         }
         Scenario::Idle {
             connections,
             settle,
+            steps,
         } => {
+            let mut counts: Vec<usize> = steps
+                .iter()
+                .copied()
+                .filter(|&n| n > 0 && n < *connections)
+                .collect();
+            counts.push(*connections);
+            counts.sort_unstable();
+            counts.dedup();
             idle(
                 target,
                 cli.server_pid,
-                *connections,
+                &counts,
                 Duration::from_secs(*settle),
             )
             .await
         }
         Scenario::Rtt { clients, seconds } => {
-            rtt(target, *clients, Duration::from_secs(*seconds)).await
+            rtt(target, *clients, Duration::from_secs(*seconds), cpu).await
         }
         Scenario::Churn {
             cycles,
             concurrency,
-        } => churn(target, *cycles, *concurrency, true).await,
+        } => churn(target, *cycles, *concurrency, true, cpu).await,
         Scenario::Connect {
             cycles,
             concurrency,
-        } => churn(target, *cycles, *concurrency, false).await,
+        } => churn(target, *cycles, *concurrency, false, cpu).await,
         Scenario::Hoard {
             connections,
             channels,
@@ -289,7 +310,6 @@ async fn run(cli: &Cli) -> BenchResult<Value> {
             model_port,
             timeout,
             model_only,
-            clk_tck,
             coalesce_ms,
             stagger_ms,
         } => {
@@ -301,7 +321,7 @@ async fn run(cli: &Cli) -> BenchResult<Value> {
                 timeout: Duration::from_secs(*timeout),
                 model_only: *model_only,
                 server_pid: cli.server_pid,
-                clk_tck: *clk_tck,
+                clk_tck: cli.clk_tck,
                 coalesce_ms: *coalesce_ms,
                 stagger: Duration::from_millis(*stagger_ms),
             };
@@ -523,6 +543,31 @@ impl RawSocket {
         }
     }
 
+    /// Reads until a text frame holding `marker`, which must also hold
+    /// `expected`.
+    async fn wait_for_text(&mut self, marker: &[u8], expected: &[u8]) -> BenchResult<()> {
+        loop {
+            match self.frame() {
+                Some((1, payload)) => {
+                    let text = &self.buf[payload];
+                    if find(text, marker).is_none() {
+                        continue;
+                    }
+                    if find(text, expected).is_none() {
+                        return Err(format!(
+                            "unexpected reply {}",
+                            String::from_utf8_lossy(text)
+                        ));
+                    }
+                    return Ok(());
+                }
+                Some((8, _)) => return Err("closed by the server".into()),
+                Some(_) => continue,
+                None => self.fill().await?,
+            }
+        }
+    }
+
     async fn send_text(&mut self, text: &str) -> BenchResult<()> {
         let bytes = text.as_bytes();
         let mut frame = vec![0x81u8];
@@ -565,14 +610,31 @@ fn percentile(sorted: &[u64], q: f64) -> u64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
+/// The ranks a latency distribution is given at: evenly to the median,
+/// then ever closer to the worst, as a percentile plot reads them.
+const PLOTTED_RANKS: [f64; 16] = [
+    0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.975, 0.99, 0.995, 0.9975, 0.999, 0.9995, 0.9999,
+    0.99999, 1.0,
+];
+
 fn latency_summary(mut micros: Vec<u64>) -> Value {
     micros.sort_unstable();
+    let ms = |q: f64| percentile(&micros, q) as f64 / 1000.0;
+    let distribution: Vec<[f64; 2]> = PLOTTED_RANKS.iter().map(|&q| [q, ms(q)]).collect();
     json!({
-        "p50_ms": percentile(&micros, 0.50) as f64 / 1000.0,
-        "p90_ms": percentile(&micros, 0.90) as f64 / 1000.0,
-        "p99_ms": percentile(&micros, 0.99) as f64 / 1000.0,
+        "p50_ms": ms(0.50),
+        "p90_ms": ms(0.90),
+        "p99_ms": ms(0.99),
         "max_ms": micros.last().copied().unwrap_or(0) as f64 / 1000.0,
+        "percentiles_ms": distribution,
     })
+}
+
+/// Adds the fields of `figures` (an object) to `result`.
+fn merge(result: &mut Value, figures: Value) {
+    if let (Some(result), Value::Object(figures)) = (result.as_object_mut(), figures) {
+        result.extend(figures);
+    }
 }
 
 /// Resident memory of a process in KiB, from /proc.
@@ -619,6 +681,7 @@ struct FanoutPlan {
     /// Where the publisher connects: the subscribers' server, or another
     /// node of its cluster.
     publisher: Target,
+    cpu: Cpu,
 }
 
 #[derive(Default)]
@@ -648,6 +711,7 @@ async fn fanout(target: &Target, plan: FanoutPlan) -> BenchResult<Value> {
         return Err(format!("publisher subscribe refused: {reply}"));
     }
 
+    let cpu = plan.cpu.window();
     let clock = Instant::now();
     let tally = Rc::new(RefCell::new(FanoutTally::default()));
     let expected_each = (plan.warmup + plan.messages) as u64;
@@ -702,6 +766,7 @@ async fn fanout(target: &Target, plan: FanoutPlan) -> BenchResult<Value> {
         let _ = reader.await;
     }
     echo_reader.abort();
+    let cpu = cpu.finish();
 
     let tally = tally.borrow();
     let expected = expected_each * plan.subscribers as u64;
@@ -721,10 +786,8 @@ async fn fanout(target: &Target, plan: FanoutPlan) -> BenchResult<Value> {
         "closed_early": tally.closed_early,
         "deliveries_per_s": if span > 0.0 { tally.received as f64 / span } else { 0.0 },
     });
-    let latency = latency_summary(tally.latencies_us.clone());
-    if let (Some(target), Some(figures)) = (result.as_object_mut(), latency.as_object()) {
-        target.extend(figures.clone());
-    }
+    merge(&mut result, latency_summary(tally.latencies_us.clone()));
+    merge(&mut result, cpu);
     Ok(result)
 }
 
@@ -813,19 +876,31 @@ async fn read_publications(
     }
 }
 
+/// Holds authenticated connections open, reading the server's memory at
+/// each of `counts` (ascending) once the connections have settled.
 async fn idle(
     target: &Target,
     server_pid: Option<u32>,
-    connections: usize,
+    counts: &[usize],
     settle: Duration,
 ) -> BenchResult<Value> {
     let pid = server_pid.ok_or("idle needs --server-pid to read the server's memory")?;
     let before = rss_kib(pid)?;
     let started = Instant::now();
-    let sockets = connect_many(target, "idle", connections, 200).await?;
+    let mut sockets = Vec::new();
+    let mut curve = Vec::new();
+    let mut after = before;
+    for &count in counts {
+        let more =
+            connect_many(target, &format!("idle{count}-"), count - sockets.len(), 200).await?;
+        sockets.extend(more);
+        tokio::time::sleep(settle).await;
+        after = rss_kib(pid)?;
+        let per_connection = after.saturating_sub(before) as f64 / count as f64;
+        curve.push(json!([count, per_connection, after]));
+    }
     let connect_s = started.elapsed().as_secs_f64();
-    tokio::time::sleep(settle).await;
-    let after = rss_kib(pid)?;
+    let connections = sockets.len();
     drop(sockets);
     Ok(json!({
         "scenario": "idle",
@@ -833,12 +908,21 @@ async fn idle(
         "connect_s": connect_s,
         "rss_before_kib": before,
         "rss_after_kib": after,
-        "kib_per_connection": after.saturating_sub(before) as f64 / connections as f64,
+        "kib_per_connection": after.saturating_sub(before) as f64 / connections.max(1) as f64,
+        "curve": curve,
     }))
 }
 
-async fn rtt(target: &Target, clients: usize, length: Duration) -> BenchResult<Value> {
-    let sockets = connect_many(target, "rtt", clients, 100).await?;
+/// `clients` connections each send a chat message and wait for its reply,
+/// one at a time, for `length`. Frames are built and scanned as bytes on
+/// raw sockets: a WebSocket library's per-message work would otherwise be
+/// a good part of what this measures.
+async fn rtt(target: &Target, clients: usize, length: Duration, cpu: Cpu) -> BenchResult<Value> {
+    let mut sockets = Vec::with_capacity(clients);
+    for n in 0..clients {
+        sockets.push(RawSocket::connect(target, &format!("rtt{n}")).await?);
+    }
+    let cpu = cpu.window();
     let started = Instant::now();
     let deadline = started + length;
     let mut tasks = Vec::new();
@@ -849,32 +933,15 @@ async fn rtt(target: &Target, clients: usize, length: Duration) -> BenchResult<V
             while Instant::now() < deadline {
                 let id = format!("c{n}-{seq}");
                 seq += 1;
-                // Built and checked as text: the load generator's own JSON
-                // work would otherwise be what this measures.
                 let frame = format!(
                     r#"{{"type":"user_message","id":"{id}","content":{{"text":"I had a stressful day at work"}}}}"#
                 );
                 let marker = format!("\"reply_to\":\"{id}\"");
                 let sent = Instant::now();
-                socket
-                    .send(Message::text(frame))
-                    .await
-                    .map_err(|e| e.to_string())?;
-                loop {
-                    match socket.next().await {
-                        Some(Ok(Message::Text(text))) if text.contains(&marker) => {
-                            if !text.contains("\"role\":\"assistant\"") {
-                                return Err(format!("unexpected reply {text}"));
-                            }
-                            rtts.push(sent.elapsed().as_micros() as u64);
-                            progress::add(1);
-                            break;
-                        }
-                        Some(Ok(_)) => continue,
-                        Some(Err(err)) => return Err(err.to_string()),
-                        None => return Err("connection ended".into()),
-                    }
-                }
+                socket.send_text(&frame).await?;
+                socket.wait_for_text(marker.as_bytes(), b"\"role\":\"assistant\"").await?;
+                rtts.push(sent.elapsed().as_micros() as u64);
+                progress::add(1);
             }
             Ok::<Vec<u64>, String>(rtts)
         }));
@@ -885,15 +952,19 @@ async fn rtt(target: &Target, clients: usize, length: Duration) -> BenchResult<V
         all.extend(rtts);
     }
     let elapsed = started.elapsed().as_secs_f64();
-    all.sort_unstable();
-    Ok(json!({
+    let count = all.len();
+    let latency = latency_summary(all);
+    let mut result = json!({
         "scenario": "rtt",
         "clients": clients,
-        "messages": all.len(),
-        "messages_per_s": all.len() as f64 / elapsed,
-        "rtt_p50_ms": percentile(&all, 0.50) as f64 / 1000.0,
-        "rtt_p99_ms": percentile(&all, 0.99) as f64 / 1000.0,
-    }))
+        "messages": count,
+        "messages_per_s": count as f64 / elapsed,
+        "rtt_p50_ms": latency["p50_ms"],
+        "rtt_p99_ms": latency["p99_ms"],
+        "percentiles_ms": latency["percentiles_ms"],
+    });
+    merge(&mut result, cpu.finish());
+    Ok(result)
 }
 
 /// Connects and closes `cycles` times over `concurrency` workers, with one
@@ -905,7 +976,9 @@ async fn churn(
     cycles: usize,
     concurrency: usize,
     chat: bool,
+    cpu: Cpu,
 ) -> BenchResult<Value> {
+    let cpu = cpu.window();
     let started = Instant::now();
     let per_worker = cycles.div_ceil(concurrency.max(1));
     let mut workers = Vec::new();
@@ -934,6 +1007,7 @@ async fn churn(
     }
     let done = welcomes.len();
     let elapsed = started.elapsed().as_secs_f64();
+    let cpu = cpu.finish();
     // Did the server let go of every connection? Poll its counter briefly.
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut open = -1;
@@ -958,6 +1032,8 @@ async fn churn(
     let welcome = latency_summary(welcomes);
     result["welcome_p50_ms"] = welcome["p50_ms"].clone();
     result["welcome_p99_ms"] = welcome["p99_ms"].clone();
+    result["percentiles_ms"] = welcome["percentiles_ms"].clone();
+    merge(&mut result, cpu);
     Ok(result)
 }
 
