@@ -4,6 +4,9 @@
 //! echoes the frame's `id` when that much could be read (docs/protocol.md,
 //! "Errors").
 
+use std::borrow::Cow;
+
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -159,6 +162,14 @@ pub const MAX_BUTTON_ID_CHARS: usize = 64;
 /// Parses and validates one text frame. On failure the error carries the
 /// frame's `id` when that much could be read, so the error can echo it.
 pub fn parse_request(text: &str, limits: &RequestLimits) -> Result<Request, ErrorFrame> {
+    match parse_direct(text, limits) {
+        Some(parsed) => parsed,
+        None => parse_general(text, limits),
+    }
+}
+
+/// Any frame, through a tree of values: every refusal is worded here.
+fn parse_general(text: &str, limits: &RequestLimits) -> Result<Request, ErrorFrame> {
     let mut object: Map<String, Value> = match serde_json::from_str::<Value>(text) {
         Ok(Value::Object(object)) => object,
         Ok(_) => {
@@ -228,6 +239,54 @@ pub fn parse_request(text: &str, limits: &RequestLimits) -> Result<Request, Erro
     let body = decode(fields)?;
     validate(&body, limits).map_err(|(code, message)| fail(code, message))?;
     Ok(Request { reply_to, body })
+}
+
+/// The frames that are not `request`s, parsed straight into their types:
+/// a first pass reads `type` and `id` and skips the rest, a second reads
+/// the body's own fields. `None` hands the frame to the general way, which
+/// builds a tree of values first and words each refusal; whatever this
+/// takes, the general way takes alike, so it decides every frame this
+/// does not. (The tree was 5 % of the server's time in the request/reply
+/// profile.)
+fn parse_direct(text: &str, limits: &RequestLimits) -> Option<Result<Request, ErrorFrame>> {
+    #[derive(Deserialize)]
+    struct Head<'a> {
+        #[serde(rename = "type", borrow)]
+        kind: Cow<'a, str>,
+        #[serde(borrow, default)]
+        id: Option<Cow<'a, str>>,
+    }
+    fn typed<T: DeserializeOwned>(text: &str) -> Option<T> {
+        serde_json::from_str(text).ok()
+    }
+    // serde reads a struct from an array too; only an object is a frame.
+    if !text.trim_start().starts_with('{') {
+        return None;
+    }
+    let head: Head<'_> = serde_json::from_str(text).ok()?;
+    let reply_to = match head.id {
+        Some(id) => Some(ClientRef::parse(&id).ok()?),
+        None => None,
+    };
+    let body = match head.kind.as_ref() {
+        "user_message" => RequestBody::UserMessage(typed(text)?),
+        "interaction" => RequestBody::Interaction(typed(text)?),
+        "feedback" => RequestBody::Feedback(typed(text)?),
+        "subscribe" => RequestBody::Subscribe(typed(text)?),
+        "unsubscribe" => RequestBody::Unsubscribe(typed(text)?),
+        "publish" => RequestBody::Publish(typed(text)?),
+        "presence" => RequestBody::Presence(typed(text)?),
+        "refresh" => RequestBody::Refresh(typed(text)?),
+        "ping" => RequestBody::Ping,
+        _ => return None,
+    };
+    Some(match validate(&body, limits) {
+        Ok(()) => Ok(Request { reply_to, body }),
+        Err((code, message)) => Err(ErrorFrame {
+            reply_to,
+            ..ErrorFrame::new(code, message)
+        }),
+    })
 }
 
 /// A `request` frame: `method` and `params`, answered by a `response` or
@@ -369,6 +428,54 @@ impl std::io::Write for ByteCounter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Whatever the direct way takes, the general way reads the same; the
+    /// rest is left to the general way.
+    #[test]
+    fn the_direct_way_agrees_with_the_general_one() {
+        let limits = RequestLimits::default();
+        let frames = [
+            r#"{"type":"user_message","id":"m1","content":{"text":"hello"}}"#,
+            r#" {"type":"user_message","content":{"text":"hi"},"session_id":"sess_1","metadata":{"world_id":"w"}}"#,
+            r#"{"type":"user_message","id":null,"content":{"text":"x"},"extra":[1,2]}"#,
+            r#"{"type":"user_message","id":"m2","content":{"text":"   "}}"#,
+            r#"{"type":"user_message","id":"m3","content":{"text":"a","text":"b"}}"#,
+            r#"{"type":"user_message","id":7,"content":{"text":"hello"}}"#,
+            r#"{"type":"user_message","id":"","content":{"text":"hello"}}"#,
+            r#"{"type":"user_message","content":["hi"]}"#,
+            r#"["user_message",null,{"text":"hi"}]"#,
+            r#"{"type":"publish","id":"p","channel":"room:a","data":{"n":1.5,"big":18446744073709551615}}"#,
+            r#"{"type":"subscribe","id":"s","channels":["room:a"],"recover":{"room:a":{"offset":3,"epoch":"e"}}}"#,
+            r#"{"type":"unsubscribe","channels":["room:a"]}"#,
+            r#"{"type":"feedback","content":{"rating":5,"text":"good"}}"#,
+            r#"{"type":"feedback","content":{"rating":9}}"#,
+            r#"{"type":"interaction","content":{"id":"ex_breathing","action":"click"}}"#,
+            r#"{"type":"presence","id":"q","channel":"room:a"}"#,
+            r#"{"type":"refresh","id":"r","token":"t"}"#,
+            r#"{"type":"ping","id":"p1"}"#,
+            r#"{"type":"ping","type":"ping"}"#,
+            r#"{"type":"request","id":"c","method":"sessions.list","params":{}}"#,
+            r#"{"type":"nonsense","id":"n"}"#,
+            r#"{"type":5}"#,
+        ];
+        let mut direct = 0;
+        for frame in frames {
+            let general = format!("{:?}", parse_general(frame, &limits));
+            if let Some(parsed) = parse_direct(frame, &limits) {
+                direct += 1;
+                assert_eq!(format!("{parsed:?}"), general, "{frame}");
+            }
+            assert_eq!(
+                format!("{:?}", parse_request(frame, &limits)),
+                general,
+                "{frame}"
+            );
+        }
+        assert!(
+            direct >= 12,
+            "the common frames go the direct way ({direct})"
+        );
+    }
 
     #[test]
     fn the_id_of_a_refused_frame_is_read_without_the_rest() {

@@ -1,6 +1,7 @@
 //! What the server sends, tagged by `type`: actors build these as typed
 //! values and the session turns them into JSON once ([`EncodedFrame`]).
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use bytestring::ByteString;
@@ -37,10 +38,39 @@ pub enum ServerFrame {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EncodedFrame(ByteString);
 
+thread_local! {
+    /// Where this thread serializes frames. It keeps its size, so a frame
+    /// is written into room that is already there and then copied once
+    /// into an allocation of its exact size. serde_json's own buffer
+    /// starts at 128 bytes and doubles as it fills: three reallocations,
+    /// each a copy, for a typical 800-byte reply (a fifth of the time the
+    /// request/reply profile spent encoding).
+    static ENCODE_SCRATCH: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(SCRATCH_KEPT));
+}
+
+/// A scratch buffer grown past this by a large frame is given back.
+const SCRATCH_KEPT: usize = 16 * 1024;
+
 impl EncodedFrame {
     pub fn encode(frame: &ServerFrame) -> Self {
-        match serde_json::to_string(frame) {
-            Ok(json) => EncodedFrame(ByteString::from(json)),
+        let encoded = ENCODE_SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+            Ok(mut scratch) => {
+                scratch.clear();
+                let written = serde_json::to_writer(&mut *scratch, frame).and_then(|()| {
+                    std::str::from_utf8(&scratch)
+                        .map(ByteString::from)
+                        .map_err(serde::ser::Error::custom)
+                });
+                if scratch.capacity() > SCRATCH_KEPT {
+                    *scratch = Vec::with_capacity(SCRATCH_KEPT);
+                }
+                written
+            }
+            // Only if a frame's own serialization encoded another frame.
+            Err(_) => serde_json::to_string(frame).map(ByteString::from),
+        });
+        match encoded {
+            Ok(json) => EncodedFrame(json),
             // Our types have string keys only, so this cannot happen; if it
             // ever does, the client still gets a well-formed frame.
             Err(err) => {

@@ -47,7 +47,9 @@ const UNKNOWN_WORD: u32 = u32::MAX;
 /// strings; a text is mapped to ids once per call.
 #[derive(Default)]
 struct Vocabulary {
-    ids: HashMap<String, u32>,
+    /// foldhash: every word of every message is looked up here, and SipHash
+    /// was most of the lookup's cost; the seed is still random per process.
+    ids: HashMap<String, u32, foldhash::fast::RandomState>,
     /// Indexed by id.
     lengths: Vec<usize>,
 }
@@ -249,12 +251,10 @@ impl Pattern {
         }
     }
 
-    /// First-word ids of one required element: a rule can only match a text
-    /// containing one of them, which lets most rules be skipped without
-    /// running the matcher. Of the candidates, the element whose shortest
-    /// word is longest, as a proxy for rarest. None when no required element
-    /// consists of exact words only.
-    fn anchor(&self, vocabulary: &Vocabulary) -> Option<Vec<u32>> {
+    /// For each required element made of exact words only, the ids its
+    /// alternatives begin with: a text lacking all of one element's ids
+    /// cannot hold a match.
+    fn required(&self) -> Vec<Vec<u32>> {
         self.elements
             .iter()
             .filter_map(|element| match element {
@@ -267,6 +267,17 @@ impl Pattern {
                     .collect::<Option<Vec<u32>>>(),
                 _ => None,
             })
+            .collect()
+    }
+
+    /// First-word ids of one required element: a rule can only match a text
+    /// containing one of them, which lets most rules be skipped without
+    /// running the matcher. Of the candidates, the element whose shortest
+    /// word is longest, as a proxy for rarest. None when no required element
+    /// consists of exact words only.
+    fn anchor(&self, vocabulary: &Vocabulary) -> Option<Vec<u32>> {
+        self.required()
+            .into_iter()
             .max_by_key(|first_ids| first_ids.iter().map(|&id| vocabulary.len_of(id)).min())
     }
 }
@@ -323,9 +334,47 @@ fn within_one_edit(a: &[u8], b: &[u8]) -> bool {
 }
 
 struct Rule<K> {
+    /// Its place in the set.
+    order: usize,
     kind: K,
     pattern: Pattern,
     unless: Vec<Pattern>,
+    /// [`Pattern::required`] of the pattern.
+    required: Vec<Vec<u32>>,
+}
+
+impl<K> Rule<K> {
+    /// Whether every required element has a word in the text: the anchor
+    /// says one of them does; this checks the others as well, so that a
+    /// rule whose anchor word is common ("i", "want") is matched only when
+    /// its other words are there too.
+    fn may_match(&self, present: &WordSet) -> bool {
+        self.required
+            .iter()
+            .all(|ids| ids.iter().any(|&id| present.contains(id)))
+    }
+}
+
+/// The ids of a text's words, as a bitset over the vocabulary.
+struct WordSet(Vec<u64>);
+
+impl WordSet {
+    fn of(ids: &[u32], vocabulary_len: usize) -> WordSet {
+        let mut bits = vec![0u64; vocabulary_len.div_ceil(64)];
+        for &id in ids {
+            if let Some(block) = usize::try_from(id / 64).ok().and_then(|b| bits.get_mut(b)) {
+                *block |= 1 << (id % 64);
+            }
+        }
+        WordSet(bits)
+    }
+
+    fn contains(&self, id: u32) -> bool {
+        usize::try_from(id / 64)
+            .ok()
+            .and_then(|block| self.0.get(block))
+            .is_some_and(|bits| bits & (1 << (id % 64)) != 0)
+    }
 }
 
 /// Rules compiled once and matched against many messages; `K` is what a
@@ -349,13 +398,19 @@ impl<K: Copy + PartialEq> RuleSet<K> {
         let mut vocabulary = Vocabulary::default();
         let rules: Vec<Rule<K>> = rules
             .into_iter()
-            .map(|(kind, pattern, unless)| Rule {
-                kind,
-                pattern: Pattern::parse(pattern, &mut vocabulary),
-                unless: unless
-                    .iter()
-                    .map(|source| Pattern::parse(source, &mut vocabulary))
-                    .collect(),
+            .enumerate()
+            .map(|(order, (kind, pattern, unless))| {
+                let pattern = Pattern::parse(pattern, &mut vocabulary);
+                Rule {
+                    order,
+                    kind,
+                    required: pattern.required(),
+                    pattern,
+                    unless: unless
+                        .iter()
+                        .map(|source| Pattern::parse(source, &mut vocabulary))
+                        .collect(),
+                }
             })
             .collect();
         let mut rules_by_anchor = vec![Vec::new(); vocabulary.lengths.len()];
@@ -435,16 +490,29 @@ impl<K: Copy + PartialEq> RuleSet<K> {
             .iter()
             .map(|word| self.vocabulary.id(word))
             .collect();
-        let mut candidate = vec![false; self.rules.len()];
+        let present = WordSet::of(&ids, self.vocabulary.lengths.len());
+        // The candidates as a list in rule order: walking every rule of the
+        // set for each sentence to find the few candidates cost more than
+        // matching them did.
+        let mut seen = vec![false; self.rules.len()];
+        let mut candidates: Vec<&Rule<K>> = Vec::new();
+        let mut consider = |index: usize| {
+            if let (Some(rule), Some(seen)) = (self.rules.get(index), seen.get_mut(index)) {
+                if !*seen && rule.may_match(&present) {
+                    *seen = true;
+                    candidates.push(rule);
+                }
+            }
+        };
         for &index in &self.unanchored {
-            candidate[index] = true;
+            consider(index);
         }
         for &id in &ids {
             let anchored = usize::try_from(id)
                 .ok()
                 .and_then(|id| self.rules_by_anchor.get(id));
             for &index in anchored.into_iter().flatten() {
-                candidate[index] = true;
+                consider(index);
             }
         }
         let sentences: Vec<Sentence<'_>> = text
@@ -455,13 +523,10 @@ impl<K: Copy + PartialEq> RuleSet<K> {
                 breaks: text.breaks().get(range).unwrap_or(&[]),
             })
             .collect();
+        // Rule order: the first rule of a kind to fire is the one reported.
+        candidates.sort_unstable_by_key(|rule| rule.order);
         let fires_in = |sentence: &Sentence<'_>, found: &mut Vec<K>| {
-            for (rule, _) in self
-                .rules
-                .iter()
-                .zip(&candidate)
-                .filter(|(_, &is_candidate)| is_candidate)
-            {
+            for rule in &candidates {
                 if !found.contains(&rule.kind)
                     && rule.pattern.is_in(sentence)
                     && !rule.unless.iter().any(|unless| unless.is_in(sentence))
