@@ -14,7 +14,9 @@ import os
 import sys
 from html import escape
 
-COLOURS = ["#c2410c", "#1d4ed8", "#15803d", "#7e22ce"]
+# Each server keeps its colour in every plot, whichever lines a plot has.
+COLOURS = {"hearth": "#c2410c", "node-ws": "#1d4ed8"}
+SPARE_COLOURS = ["#15803d", "#7e22ce", "#a16207"]
 TITLES = {"hearth": "Hearth", "node-ws": "Node.js ws peer"}
 WIDTH, HEIGHT = 720, 420
 LEFT, RIGHT, TOP, BOTTOM = 70, 20, 48, 56
@@ -27,6 +29,7 @@ def read_results(path):
         if line.startswith("{"):
             result = json.loads(line)
             key = result["scenario"] + ("-paced" if result.get("rate") else "")
+            key += "-active" if result.get("ping_first") else ""
             rows.setdefault(key, {})[result["label"]] = result
     return rows
 
@@ -61,10 +64,11 @@ class Chart:
         self.x_scale = x_scale
         self.series = []
 
-    def add(self, name, points):
+    def add(self, label, points):
         points = [(x, y) for x, y in points if y is not None]
         if points:
-            self.series.append((name, points))
+            spare = SPARE_COLOURS[len(self.series) % len(SPARE_COLOURS)]
+            self.series.append((TITLES.get(label, label), COLOURS.get(label, spare), points))
 
     def x_of(self, value):
         if self.x_scale == "nines":
@@ -73,8 +77,8 @@ class Chart:
         return value
 
     def svg(self):
-        xs = [self.x_of(x) for _, points in self.series for x, _ in points]
-        ys = [y for _, points in self.series for _, y in points]
+        xs = [self.x_of(x) for _, _, points in self.series for x, _ in points]
+        ys = [y for _, _, points in self.series for _, y in points]
         if not xs:
             return None
         x_low, x_high = min(xs), max(xs)
@@ -113,8 +117,7 @@ class Chart:
         out.append(f'<text x="{LEFT + plot_w / 2}" y="{HEIGHT - 14}" text-anchor="middle">{escape(self.x_title)}</text>')
         out.append(f'<text transform="translate(16 {TOP + plot_h / 2}) rotate(-90)" '
                    f'text-anchor="middle">{escape(self.y_title)}</text>')
-        for index, (name, points) in enumerate(self.series):
-            colour = COLOURS[index % len(COLOURS)]
+        for index, (name, colour, points) in enumerate(self.series):
             path = " ".join(f"{px(self.x_of(x)):.1f},{py(y):.1f}" for x, y in points)
             out.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2"/>')
             if len(points) <= 24:
@@ -133,7 +136,8 @@ def percentile_chart(rows, key, title, labels):
     for label in labels:
         result = rows.get(key, {}).get(label)
         if result and result.get("percentiles_ms"):
-            chart.add(TITLES.get(label, label), [(q, ms) for q, ms in result["percentiles_ms"]])
+            # The maximum is in the table; the plot ends at 99.999 %.
+            chart.add(label, [(q, ms) for q, ms in result["percentiles_ms"] if q < 1.0])
     return chart
 
 
@@ -143,8 +147,7 @@ def timeline_chart(rows, key, title, unit, labels):
         result = rows.get(key, {}).get(label)
         if result and result.get("timeline"):
             step = result.get("timeline_ms", 100) / 1000
-            chart.add(TITLES.get(label, label),
-                      [(i * step, n / step) for i, n in enumerate(result["timeline"])])
+            chart.add(label, [(i * step, n / step) for i, n in enumerate(result["timeline"])])
     return chart
 
 
@@ -153,7 +156,7 @@ def memory_chart(rows, labels):
     for label in labels:
         result = rows.get("idle", {}).get(label)
         if result and result.get("curve"):
-            chart.add(TITLES.get(label, label), [(count, kib) for count, kib, _ in result["curve"]])
+            chart.add(label, [(count, kib) for count, kib, _ in result["curve"]])
     return chart
 
 

@@ -16,8 +16,11 @@ connects=5000
 # their own), measured on the way at the counts in idle_steps.
 idle=$(( $(ulimit -n) - 200 )); [ "$idle" -gt 10000 ] || idle=10000
 idle_steps=1000,2500,5000,10000,15000
+# The same after one ping each, as clients that send heartbeats are.
+idle_active=10000
 if [ "$quick" = quick ]; then
-  subscribers=50; messages=100; paced=100; idle=500; idle_steps=100,250; rtt_clients=10; rtt_s=2
+  subscribers=50; messages=100; paced=100; idle=500; idle_steps=100,250; idle_active=500
+  rtt_clients=10; rtt_s=2
   cycles=100; connects=200
 fi
 
@@ -61,12 +64,13 @@ bench() { # name, scenario args...
 }
 
 for name in hearth node-ws; do
-  for scenario in fanout-max fanout-paced idle rtt churn connect; do
+  for scenario in fanout-max fanout-paced idle idle-active rtt churn connect; do
     start_server "$name"
     case "$scenario" in
       fanout-max)   bench "$name" fanout --subscribers "$subscribers" --messages "$messages" --rate 0 ;;
       fanout-paced) bench "$name" fanout --subscribers "$subscribers" --messages "$paced" --rate 100 ;;
       idle)         bench "$name" idle --connections "$idle" --steps "$idle_steps" --settle 2 ;;
+      idle-active)  bench "$name" idle --connections "$idle_active" --ping-first --settle 2 ;;
       rtt)          bench "$name" rtt --clients "$rtt_clients" --seconds "$rtt_s" ;;
       churn)        bench "$name" churn --cycles "$cycles" ;;
       connect)      bench "$name" connect --cycles "$connects" ;;

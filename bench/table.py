@@ -8,6 +8,7 @@ for line in open(sys.argv[1]):
     if line.startswith("{"):
         result = json.loads(line)
         key = result["scenario"] + ("-paced" if result.get("rate") else "")
+        key += "-active" if result.get("ping_first") else ""
         rows.setdefault(key, {})[result["label"]] = result
 
 
@@ -43,6 +44,7 @@ scenarios = [
     ("fanout", "fanout, as fast as possible", [("", "deliveries_per_s", 0, "/s"), ("p99", "p99_ms", 1, " ms"), ("lost", "lost", 0, "")] + CPU),
     ("fanout-paced", "fanout, 100 msg/s", [("p50", "p50_ms", 1, " ms"), ("p99", "p99_ms", 1, " ms"), ("lost", "lost", 0, "")] + CPU),
     ("idle", "idle connections: at 10,000, and at the most the file limit allows", []),
+    ("idle-active", "idle connections after one ping each", []),
     ("rtt", "rtt, user_message -> reply", [("", "messages_per_s", 0, "/s"), ("p50", "rtt_p50_ms", 2, " ms"), ("p99", "rtt_p99_ms", 2, " ms")] + CPU),
     ("churn", "churn, connect/chat/close", [("", "cycles_per_s", 0, "/s"), ("back to 0:", "connections_after", 0, "")] + CPU),
     ("connect", "connect (upgrade, token, welcome) and close", [("", "cycles_per_s", 0, "/s"), ("welcome p50", "welcome_p50_ms", 2, " ms"), ("p99", "welcome_p99_ms", 2, " ms")] + CPU),

@@ -98,6 +98,10 @@ enum Scenario {
         /// per connection against the connection count.
         #[arg(long, value_delimiter = ',')]
         steps: Vec<usize>,
+        /// Each connection pings once and reads the pong before it idles,
+        /// as a client that sends heartbeats does between messages.
+        #[arg(long)]
+        ping_first: bool,
     },
     /// K clients each sending chat messages one at a time.
     Rtt {
@@ -259,6 +263,7 @@ async fn run(cli: &Cli) -> BenchResult<Value> {
             connections,
             settle,
             steps,
+            ping_first,
         } => {
             let mut counts: Vec<usize> = steps
                 .iter()
@@ -268,13 +273,12 @@ async fn run(cli: &Cli) -> BenchResult<Value> {
             counts.push(*connections);
             counts.sort_unstable();
             counts.dedup();
-            idle(
-                target,
-                cli.server_pid,
-                &counts,
-                Duration::from_secs(*settle),
-            )
-            .await
+            let plan = IdlePlan {
+                counts,
+                settle: Duration::from_secs(*settle),
+                ping_first: *ping_first,
+            };
+            idle(target, cli.server_pid, plan).await
         }
         Scenario::Rtt { clients, seconds } => {
             rtt(target, *clients, Duration::from_secs(*seconds), cpu).await
@@ -431,12 +435,23 @@ async fn request(socket: &mut Socket, id: &str, mut body: Value) -> BenchResult<
 
 /// The number after `"key":` in a frame, without parsing the whole frame.
 fn number_after(text: &str, key: &str) -> Option<u64> {
-    let start = text.find(key)? + key.len();
-    let digits: &str = &text[start..];
+    number_after_bytes(text.as_bytes(), key.as_bytes())
+}
+
+/// The unsigned number right after `key` in `text`, read as bytes.
+fn number_after_bytes(text: &[u8], key: &[u8]) -> Option<u64> {
+    let start = find(text, key)? + key.len();
+    let digits = text.get(start..)?;
     let end = digits
-        .find(|c: char| !c.is_ascii_digit())
+        .iter()
+        .position(|byte| !byte.is_ascii_digit())
         .unwrap_or(digits.len());
-    digits[..end].parse().ok()
+    if end == 0 {
+        return None;
+    }
+    digits[..end].iter().try_fold(0u64, |number, &digit| {
+        number.checked_mul(10)?.checked_add(u64::from(digit - b'0'))
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -592,10 +607,10 @@ impl RawSocket {
     }
 }
 
+/// Where `needle` first occurs in `haystack`: memchr's SIMD search, since
+/// the fan-out subscribers look into every frame they receive.
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack
-        .windows(needle.len())
-        .position(|window| window == needle)
+    memchr::memmem::find(haystack, needle)
 }
 
 // ---------------------------------------------------------------------------
@@ -821,7 +836,13 @@ async fn read_publications(
 ) {
     let mut seen = 0;
     let mut latencies = Vec::with_capacity(expected as usize);
+    // Searchers built once: every frame is looked into.
+    let publication = memchr::memmem::Finder::new(b"\"publication\"");
+    let warm_key = memchr::memmem::Finder::new(b"\"w\":");
     'reading: while seen < expected {
+        // Every frame of one read arrived together: one clock reading.
+        let now = clock.elapsed().as_micros() as u64;
+        let before = seen;
         while let Some((opcode, payload)) = socket.frame() {
             match opcode {
                 1 => {
@@ -829,19 +850,19 @@ async fn read_publications(
                     // Publications say so near their start; joins and leaves
                     // of other subscribers are skipped.
                     let head = &text[..text.len().min(96)];
-                    if find(head, b"\"publication\"").is_none() {
+                    if publication.find(head).is_none() {
                         continue;
                     }
                     seen += 1;
-                    progress::add(1);
-                    if find(text, b"\"w\":1").is_some() {
+                    let Some(at) = warm_key.find(text) else {
+                        continue;
+                    };
+                    // Warm-up publications count but are not timed.
+                    if text.get(at + 4) == Some(&b'1') {
                         continue;
                     }
-                    let now = clock.elapsed().as_micros() as u64;
-                    if let Some(sent) = std::str::from_utf8(text)
-                        .ok()
-                        .and_then(|text| number_after(text, "\"t\":"))
-                    {
+                    // Anywhere in the frame: a server may order the keys.
+                    if let Some(sent) = number_after_bytes(text, b"\"t\":") {
                         latencies.push(now.saturating_sub(sent));
                     }
                 }
@@ -852,6 +873,7 @@ async fn read_publications(
                 _ => {}
             }
         }
+        progress::add(seen - before);
         if seen >= expected {
             break;
         }
@@ -876,25 +898,32 @@ async fn read_publications(
     }
 }
 
-/// Holds authenticated connections open, reading the server's memory at
-/// each of `counts` (ascending) once the connections have settled.
-async fn idle(
-    target: &Target,
-    server_pid: Option<u32>,
-    counts: &[usize],
+struct IdlePlan {
+    /// Ascending.
+    counts: Vec<usize>,
     settle: Duration,
-) -> BenchResult<Value> {
+    ping_first: bool,
+}
+
+/// Holds authenticated connections open, reading the server's memory at
+/// each of the plan's counts once the connections have settled.
+async fn idle(target: &Target, server_pid: Option<u32>, plan: IdlePlan) -> BenchResult<Value> {
     let pid = server_pid.ok_or("idle needs --server-pid to read the server's memory")?;
     let before = rss_kib(pid)?;
     let started = Instant::now();
     let mut sockets = Vec::new();
     let mut curve = Vec::new();
     let mut after = before;
-    for &count in counts {
-        let more =
+    for &count in &plan.counts {
+        let mut more =
             connect_many(target, &format!("idle{count}-"), count - sockets.len(), 200).await?;
+        if plan.ping_first {
+            for (n, socket) in more.iter_mut().enumerate() {
+                request(socket, &format!("i{n}"), json!({"type": "ping"})).await?;
+            }
+        }
         sockets.extend(more);
-        tokio::time::sleep(settle).await;
+        tokio::time::sleep(plan.settle).await;
         after = rss_kib(pid)?;
         let per_connection = after.saturating_sub(before) as f64 / count as f64;
         curve.push(json!([count, per_connection, after]));
@@ -910,6 +939,7 @@ async fn idle(
         "rss_after_kib": after,
         "kib_per_connection": after.saturating_sub(before) as f64 / connections.max(1) as f64,
         "curve": curve,
+        "ping_first": plan.ping_first,
     }))
 }
 
@@ -1047,6 +1077,11 @@ mod tests {
         assert_eq!(number_after(frame, "\"t\":"), Some(123_456));
         assert_eq!(number_after(frame, "\"n\":"), Some(7));
         assert_eq!(number_after(frame, "\"q\":"), None);
+        assert_eq!(number_after(r#"{"t":}"#, "\"t\":"), None);
+        assert_eq!(
+            number_after(r#"{"t":99999999999999999999}"#, "\"t\":"),
+            None
+        );
     }
 
     #[test]
