@@ -19,9 +19,6 @@ use hearth_actors::protocol::Close;
 use super::queue::Queue;
 use super::socket::Socket;
 
-/// A read buffer larger than this is given back once it is empty.
-const IDLE_READ_CAPACITY: usize = 16 * 1024;
-
 /// One whole message from the client, or a sign of life.
 #[derive(Debug)]
 pub enum Incoming {
@@ -250,10 +247,6 @@ impl Stream for Inbound {
             let Some(socket) = this.socket.as_ref() else {
                 return Poll::Ready(None);
             };
-            if this.buf.is_empty() && this.buf.capacity() > IDLE_READ_CAPACITY {
-                // A burst is over: an idle connection gives its buffer back.
-                this.buf = BytesMut::new();
-            }
             match socket.poll_read_into(cx, &mut this.buf) {
                 Poll::Ready(Ok(0)) => this.ended = true,
                 Poll::Ready(Ok(_)) => {}

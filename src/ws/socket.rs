@@ -78,9 +78,16 @@ impl Socket {
         buf: &mut BytesMut,
     ) -> Poll<io::Result<usize>> {
         let mut stream = self.stream.borrow_mut();
-        // Room is made only once there is something to read: an idle
-        // connection holds no read buffer.
-        std::task::ready!(stream.poll_read_ready(cx))?;
+        // Room is made only once there is something to read, and given back
+        // when all that was read has been taken and nothing more waits: a
+        // connection between messages holds no read buffer, however busy
+        // it was before.
+        if stream.poll_read_ready(cx)?.is_pending() {
+            if buf.is_empty() && buf.capacity() > 0 {
+                *buf = BytesMut::new();
+            }
+            return Poll::Pending;
+        }
         buf.reserve(READ_CHUNK);
         tokio_util::io::poll_read_buf(Pin::new(&mut *stream), cx, buf)
     }
