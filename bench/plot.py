@@ -19,7 +19,7 @@ COLOURS = {"hearth": "#c2410c", "node-ws": "#1d4ed8"}
 SPARE_COLOURS = ["#15803d", "#7e22ce", "#a16207"]
 TITLES = {"hearth": "Hearth", "node-ws": "Node.js ws peer"}
 WIDTH, HEIGHT = 720, 420
-LEFT, RIGHT, TOP, BOTTOM = 70, 20, 48, 56
+LEFT, RIGHT, TOP, BOTTOM = 70, 40, 60, 56
 
 
 def read_results(path):
@@ -42,15 +42,18 @@ def nice_ticks(low, high, count=6):
     magnitude = 10 ** math.floor(math.log10(raw))
     step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
     first = math.floor(low / step) * step
-    ticks = []
-    value = first
-    while value <= high + step * 1e-9:
-        ticks.append(round(value, 10))
-        value += step
+    ticks = [round(first, 10)]
+    # The last tick is at or past `high`, so no point falls off the plot.
+    while ticks[-1] < high - step * 1e-9:
+        ticks.append(round(ticks[-1] + step, 10))
     return ticks
 
 
 def label_of(value):
+    if abs(value) >= 1_000_000:
+        return f"{value / 1_000_000:g}M"
+    if abs(value) >= 10_000:
+        return f"{value / 1_000:g}k"
     if value == int(value):
         return f"{int(value):,}"
     return f"{value:g}"
@@ -123,10 +126,11 @@ class Chart:
             if len(points) <= 24:
                 for x, y in points:
                     out.append(f'<circle cx="{px(self.x_of(x)):.1f}" cy="{py(y):.1f}" r="3" fill="{colour}"/>')
-            legend_y = TOP + 16 + 18 * index
-            out.append(f'<line x1="{LEFT + 12}" x2="{LEFT + 36}" y1="{legend_y - 4}" y2="{legend_y - 4}" '
+            # The legend sits in a row above the plot, clear of the lines.
+            legend_x = LEFT + 200 * index
+            out.append(f'<line x1="{legend_x}" x2="{legend_x + 24}" y1="{TOP - 14}" y2="{TOP - 14}" '
                        f'stroke="{colour}" stroke-width="3"/>')
-            out.append(f'<text x="{LEFT + 42}" y="{legend_y}">{escape(name)}</text>')
+            out.append(f'<text x="{legend_x + 30}" y="{TOP - 10}">{escape(name)}</text>')
         out.append("</svg>")
         return "\n".join(out)
 
@@ -148,6 +152,17 @@ def timeline_chart(rows, key, title, unit, labels):
         if result and result.get("timeline"):
             step = result.get("timeline_ms", 100) / 1000
             chart.add(label, [(i * step, n / step) for i, n in enumerate(result["timeline"])])
+    return chart
+
+
+def rss_chart(rows, labels):
+    chart = Chart("Server memory with idle connections", "open connections",
+                  "RSS growth over the empty server (MiB)")
+    for label in labels:
+        result = rows.get("idle", {}).get(label)
+        if result and result.get("curve"):
+            before = result["rss_before_kib"]
+            chart.add(label, [(0, 0)] + [(count, (rss - before) / 1024) for count, _, rss in result["curve"]])
     return chart
 
 
@@ -176,6 +191,7 @@ def main():
             rows, "fanout", "Fan-out as fast as possible: deliveries over time", "deliveries", labels),
         "rtt-over-time.svg": timeline_chart(rows, "rtt", "Request/reply: replies over time", "replies", labels),
         "idle-memory.svg": memory_chart(rows, labels),
+        "idle-rss.svg": rss_chart(rows, labels),
     }
     for name, chart in charts.items():
         svg = chart.svg()

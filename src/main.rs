@@ -10,12 +10,6 @@ use hearth::auth::Authenticator;
 use hearth::config::Config;
 use hearth_actors::model::ids::PlayerId;
 
-/// mimalloc instead of the system allocator: a message's path allocates
-/// and frees small objects (ids, words, frames), and glibc's malloc and
-/// free were 12 % of the server's time in the request/reply profile.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     name = "hearth",
