@@ -146,7 +146,7 @@ def percentile_chart(rows, key, title, labels):
 
 
 def timeline_chart(rows, key, title, unit, labels):
-    chart = Chart(title, "seconds since the first delivery", f"{unit} per second")
+    chart = Chart(title, "seconds, from the first one done", f"{unit} per second")
     for label in labels:
         result = rows.get(key, {}).get(label)
         if result and result.get("timeline"):
