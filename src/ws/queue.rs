@@ -46,6 +46,10 @@ impl Outgoing {
     }
 }
 
+/// Room for this many frames is kept in an empty queue; a backlog's larger
+/// room is given back once it drains.
+const IDLE_QUEUE_CAPACITY: usize = 16;
+
 pub(super) struct Queue {
     pub(super) items: VecDeque<Outgoing>,
     /// When each item of `items` was queued, in the same order: the oldest
@@ -101,7 +105,19 @@ impl Queue {
         self.queued_at.pop_front();
         let item = self.items.pop_front()?;
         self.count_out(item.payload_len());
+        if self.items.is_empty() && self.items.capacity() > IDLE_QUEUE_CAPACITY {
+            // A backlog has drained: a quiet connection keeps no room for
+            // the next one.
+            self.items = VecDeque::new();
+            self.queued_at = VecDeque::new();
+        }
         Some(item)
+    }
+
+    /// Bytes the queued frames take on the wire, headers included, at most.
+    pub(super) fn wire_bytes(&self) -> usize {
+        // A frame header from the server is at most 10 bytes (no mask).
+        self.bytes + 10 * self.items.len()
     }
 
     pub(super) fn clear(&mut self) {
@@ -257,5 +273,33 @@ impl OutboundQueue {
     /// Frames queued and not yet handed to the socket.
     pub fn backlog(&self) -> usize {
         self.shared.borrow().items.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_drained_backlog_gives_its_room_back() {
+        let total = Arc::new(QueuedTotal {
+            bytes: Default::default(),
+            max: usize::MAX,
+        });
+        let mut queue = Queue::new(total.clone());
+        for _ in 0..1000 {
+            queue.count_in(5);
+            queue.push(Outgoing::Text(ByteString::from_static("hello")));
+        }
+        assert_eq!(queue.wire_bytes(), 1000 * (5 + 10));
+        while queue.pop().is_some() {}
+        assert_eq!(queue.items.capacity(), 0);
+        assert_eq!(queue.queued_at.capacity(), 0);
+        assert_eq!(total.bytes.load(Ordering::Relaxed), 0);
+        // A short exchange keeps its small room.
+        queue.count_in(5);
+        queue.push(Outgoing::Text(ByteString::from_static("hello")));
+        queue.pop();
+        assert!(queue.items.capacity() > 0);
     }
 }

@@ -142,7 +142,9 @@ impl Stream for OutboundBody {
             queue.writer = Some(cx.waker().clone());
             return Poll::Pending;
         }
-        let mut out = BytesMut::new();
+        // Sized once for what is queued (up to one chunk and the frame
+        // that crosses it), rather than grown frame by frame.
+        let mut out = BytesMut::with_capacity(queue.wire_bytes().min(2 * WRITE_CHUNK));
         while out.len() < WRITE_CHUNK {
             let Some(item) = queue.pop() else {
                 break;
