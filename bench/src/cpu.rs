@@ -28,6 +28,10 @@ fn ticks_of_stat(stat: &str) -> Option<u64> {
     Some(utime + stime)
 }
 
+/// Shorter windows leave the shares out: at 100 ticks a second, one tick
+/// either way is 2 % of a core at half a second.
+const MIN_WINDOW_S: f64 = 0.5;
+
 /// Whose CPU time to read, and in what unit.
 #[derive(Clone, Copy)]
 pub struct Cpu {
@@ -64,11 +68,13 @@ impl CpuWindow {
     }
 
     /// `{"server_cpu": share, "generator_cpu": share}`, leaving out what
-    /// could not be read.
+    /// could not be read, and both for a window too short for the clock
+    /// ticks they are counted in.
     pub fn finish(self) -> Value {
         let wall = self.started.elapsed().as_secs_f64();
+        let long_enough = wall >= MIN_WINDOW_S;
         let share = |before: Option<u64>, after: Option<u64>| match (before, after) {
-            (Some(before), Some(after)) if wall > 0.0 => {
+            (Some(before), Some(after)) if long_enough => {
                 let busy = after.saturating_sub(before) as f64 / self.clk_tck as f64;
                 json!((busy / wall * 100.0).round() / 100.0)
             }
