@@ -494,14 +494,14 @@ impl<K: Copy + PartialEq> RuleSet<K> {
         // The candidates as a list in rule order: walking every rule of the
         // set for each sentence to find the few candidates cost more than
         // matching them did.
-        let mut seen = vec![false; self.rules.len()];
         let mut candidates: Vec<&Rule<K>> = Vec::new();
         let mut consider = |index: usize| {
-            if let (Some(rule), Some(seen)) = (self.rules.get(index), seen.get_mut(index)) {
-                if !*seen && rule.may_match(&present) {
-                    *seen = true;
-                    candidates.push(rule);
-                }
+            if let Some(rule) = self
+                .rules
+                .get(index)
+                .filter(|rule| rule.may_match(&present))
+            {
+                candidates.push(rule);
             }
         };
         for &index in &self.unanchored {
@@ -524,7 +524,9 @@ impl<K: Copy + PartialEq> RuleSet<K> {
             })
             .collect();
         // Rule order: the first rule of a kind to fire is the one reported.
+        // A rule anchored on several words of the text is listed once.
         candidates.sort_unstable_by_key(|rule| rule.order);
+        candidates.dedup_by_key(|rule| rule.order);
         let fires_in = |sentence: &Sentence<'_>, found: &mut Vec<K>| {
             for rule in &candidates {
                 if !found.contains(&rule.kind)
