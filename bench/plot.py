@@ -8,11 +8,12 @@ fast as possible, and memory per idle connection against the connection
 count. Each plot has one line per server label (by default Hearth and the
 Node.js peer). Only the standard library: the bench runs on a fresh machine.
 """
-import json
 import math
 import os
 import sys
 from html import escape
+
+from results import read_results
 
 # Each server keeps its colour in every plot, whichever lines a plot has.
 COLOURS = {"hearth": "#c2410c", "node-ws": "#1d4ed8"}
@@ -20,18 +21,6 @@ SPARE_COLOURS = ["#15803d", "#7e22ce", "#a16207"]
 TITLES = {"hearth": "Hearth", "node-ws": "Node.js ws peer"}
 WIDTH, HEIGHT = 720, 420
 LEFT, RIGHT, TOP, BOTTOM = 70, 40, 60, 56
-
-
-def read_results(path):
-    rows = {}
-    for line in open(path):
-        line = line.strip()
-        if line.startswith("{"):
-            result = json.loads(line)
-            key = result["scenario"] + ("-paced" if result.get("rate") else "")
-            key += "-active" if result.get("ping_first") else ""
-            rows.setdefault(key, {})[result["label"]] = result
-    return rows
 
 
 def nice_ticks(low, high, count=6):

@@ -1,15 +1,9 @@
 """Turns hearth-bench result lines (JSON) into the markdown table of BENCHMARKS.md."""
-import json
 import sys
 
-rows = {}
-for line in open(sys.argv[1]):
-    line = line.strip()
-    if line.startswith("{"):
-        result = json.loads(line)
-        key = result["scenario"] + ("-paced" if result.get("rate") else "")
-        key += "-active" if result.get("ping_first") else ""
-        rows.setdefault(key, {})[result["label"]] = result
+from results import read_results
+
+rows = read_results(sys.argv[1])
 
 
 def idle_at(result, count):
