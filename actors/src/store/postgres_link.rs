@@ -119,6 +119,15 @@ impl PgPool {
         PgPool::new(url, SslMode::Disable, None)
     }
 
+    /// Runs a store's schema script (`CREATE ... IF NOT EXISTS`) as the
+    /// store opens. Blocking, like [`PgPool::run`].
+    pub fn create_schema<E>(&self, schema: &'static str) -> Result<(), E>
+    where
+        E: From<PoolUnavailable> + From<tokio_postgres::Error>,
+    {
+        self.run(|client| async move { client.batch_execute(schema).await.map_err(E::from) })
+    }
+
     /// Runs `work` with a pooled connection and waits for it. Call it from
     /// a thread that may block (the blocking pool, a plain thread), never
     /// from an async task. A connection that broke is dropped by the pool

@@ -86,10 +86,7 @@ impl PostgresConversationStore {
     /// Connects and creates the tables if needed. Blocking: call it outside
     /// any async runtime (the server does so on a thread of its own).
     pub fn open(pool: PgPool) -> Result<Self, ConversationError> {
-        pool.run(|client| async move {
-            client.batch_execute(SCHEMA).await?;
-            Ok::<_, ConversationError>(())
-        })?;
+        pool.create_schema::<ConversationError>(SCHEMA)?;
         Ok(Self {
             pool,
             max_per_player: MAX_CONVERSATIONS_PER_PLAYER,

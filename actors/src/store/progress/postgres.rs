@@ -48,10 +48,7 @@ impl PostgresProgressStore {
     /// Connects and creates the table if needed. Blocking: call it outside
     /// any async runtime (the server does so on a thread of its own).
     pub fn open(pool: PgPool) -> Result<Self, StoreError> {
-        pool.run(|client| async move {
-            client.batch_execute(SCHEMA).await?;
-            Ok::<_, StoreError>(())
-        })?;
+        pool.create_schema::<StoreError>(SCHEMA)?;
         Ok(Self {
             pool,
             max_per_player: MAX_MARKERS_PER_PLAYER,
