@@ -166,6 +166,9 @@ fn serve(config: Config) -> ExitCode {
     }
     let system = actix::System::new();
     let result = system.block_on(async move {
+        // Handlers go in before the socket is bound: a signal that arrives
+        // once a client can reach the server must already mean "drain".
+        let stop = StopSignals::install()?;
         let listener = TcpListener::bind(&config.server.bind)?;
         let running = hearth::start(config, listener).map_err(std::io::Error::other)?;
         log::info!(addr:% = running.addr; "listening");
@@ -174,7 +177,7 @@ fn serve(config: Config) -> ExitCode {
         }
         let shutdown = running.shutdown.clone();
         actix_rt::spawn(async move {
-            let signal = stop_signal().await;
+            let signal = stop.recv().await;
             log::info!(signal:%; "signal_received");
             shutdown.run().await;
         });
@@ -193,19 +196,27 @@ fn serve(config: Config) -> ExitCode {
     }
 }
 
-/// Waits for SIGTERM or SIGINT and names it.
-async fn stop_signal() -> &'static str {
-    use actix_rt::signal::unix::{signal, SignalKind};
-    let mut terminate = match signal(SignalKind::terminate()) {
-        Ok(stream) => stream,
-        Err(err) => {
-            log::warn!(signal = "SIGTERM", error:% = err; "signal_handler_failed");
-            let _ = actix_rt::signal::ctrl_c().await;
-            return "SIGINT";
+/// SIGTERM and SIGINT, registered with the kernel when installed (not on
+/// first poll, as `ctrl_c()` would be).
+struct StopSignals {
+    terminate: actix_rt::signal::unix::Signal,
+    interrupt: actix_rt::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn install() -> std::io::Result<Self> {
+        use actix_rt::signal::unix::{signal, SignalKind};
+        Ok(Self {
+            terminate: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    /// Waits for either signal and names it.
+    async fn recv(mut self) -> &'static str {
+        tokio::select! {
+            _ = self.terminate.recv() => "SIGTERM",
+            _ = self.interrupt.recv() => "SIGINT",
         }
-    };
-    tokio::select! {
-        _ = terminate.recv() => "SIGTERM",
-        _ = actix_rt::signal::ctrl_c() => "SIGINT",
     }
 }
