@@ -968,13 +968,7 @@ fn a_tool_call_waiting_on_one_node_is_approved_from_another() {
     let mut laptop = second.connect("ana-approves");
     let session = new_session(&mut phone);
     let (_, reply) = send(&mut phone, &session, "share my week [call:share_summary]");
-    let asked = loop {
-        let frame = next_frame(&mut phone);
-        if frame["data"]["event"] == "tool.approval_required" {
-            break frame["data"]["data"].clone();
-        }
-    };
-    let call_id = asked["call_id"].as_str().expect("a call id").to_string();
+    let (_, _, call_id) = common::sessions::approval_asked(&mut phone);
 
     common::sessions::expect_not_waiting(&mut laptop, &session, "call_none");
     let approved = ok(

@@ -7,7 +7,9 @@
 mod common;
 
 use common::fake_model::FakeModel;
-use common::sessions::{new_session, ok, read_reply, send, ReplyLog};
+use common::sessions::{
+    approval_asked, frames_until_event, is_event, new_session, ok, read_reply, send, ReplyLog,
+};
 use common::Client;
 use serde_json::{json, Value};
 
@@ -246,23 +248,6 @@ fn a_model_that_keeps_calling_tools_is_stopped_after_four_requests() {
     assert!(!log.joined().is_empty());
 }
 
-/// Frames until one for which `done` holds, that one included.
-fn frames_until(client: &mut Client, done: impl Fn(&Value) -> bool) -> Vec<Value> {
-    let mut frames = Vec::new();
-    loop {
-        let frame = common::sessions::next_frame(client);
-        let last = done(&frame);
-        frames.push(frame);
-        if last {
-            return frames;
-        }
-    }
-}
-
-fn is_event(frame: &Value, name: &str) -> bool {
-    frame["type"] == "event" && frame["data"]["event"] == name
-}
-
 /// Subscribes `client` to `channel`, its answer read.
 fn join(client: &mut Client, channel: &str) {
     let id = format!("sub-{channel}");
@@ -287,12 +272,10 @@ fn a_call_that_needs_approval_waits_for_any_of_the_players_devices() {
         &session,
         "share how my week went [call:share_summary]",
     );
-    let seen = frames_until(&mut laptop, |f| is_event(f, "tool.approval_required"));
-    let asked = &seen.last().unwrap()["data"]["data"];
+    let (seen, asked, call_id) = approval_asked(&mut laptop);
     assert_eq!(asked["tool"], "share_summary");
     assert_eq!(asked["arguments"], json!({"note": "A calmer week."}));
     assert_eq!(asked["message_id"], reply.as_str());
-    let call_id = asked["call_id"].as_str().unwrap().to_string();
     // Nothing ran yet: started, then the question, and no completion.
     assert!(seen.iter().any(|f| is_event(f, "tool.started")));
     assert!(!seen.iter().any(|f| is_event(f, "tool.completed")));
@@ -324,7 +307,7 @@ fn a_call_that_needs_approval_waits_for_any_of_the_players_devices() {
 
     // The phone sees the reply end (and, as every connection of the
     // player, the note on the player's own channel).
-    let seen = frames_until(&mut phone, |f| is_event(f, "message.completed"));
+    let seen = frames_until_event(&mut phone, "message.completed");
     assert!(seen
         .iter()
         .any(|f| f["channel"] == format!("user:{player}")));
@@ -346,11 +329,7 @@ fn a_call_that_needs_approval_waits_for_any_of_the_players_devices() {
 
     // Rejected: not run, and the model is told.
     let (_, reply) = send(&mut phone, &session, "[call:share_summary]");
-    let seen = frames_until(&mut laptop, |f| is_event(f, "tool.approval_required"));
-    let call_id = seen.last().unwrap()["data"]["data"]["call_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (_, _, call_id) = approval_asked(&mut laptop);
     let no = common::sessions::ok(
         &mut laptop,
         "no",
@@ -396,11 +375,7 @@ fn an_unanswered_call_times_out_and_a_cancel_stops_the_wait() {
     let mut client = server.connect("tools-cancel");
     let session = new_session(&mut client);
     let (_, reply) = send(&mut client, &session, "[call:share_summary]");
-    let seen = frames_until(&mut client, |f| is_event(f, "tool.approval_required"));
-    let call_id = seen.last().unwrap()["data"]["data"]["call_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (_, _, call_id) = approval_asked(&mut client);
     let cancelled = common::sessions::ok(
         &mut client,
         "stop",
@@ -408,7 +383,7 @@ fn an_unanswered_call_times_out_and_a_cancel_stops_the_wait() {
         json!({"session_id": session, "message_id": reply}),
     );
     assert_eq!(cancelled["cancelled"], true);
-    let ended = frames_until(&mut client, |f| is_event(f, "message.cancelled"));
+    let ended = frames_until_event(&mut client, "message.cancelled");
     assert!(
         !ended.iter().any(|f| is_event(f, "tool.completed")),
         "{ended:?}"

@@ -198,3 +198,30 @@ pub fn expect_not_waiting(client: &mut Client, session: &str, call_id: &str) {
     );
     assert_eq!(answer["code"], "not_found", "{answer}");
 }
+
+/// Whether `frame` is the session event `name` (`message.completed`, ...).
+pub fn is_event(frame: &Value, name: &str) -> bool {
+    frame["type"] == "event" && frame["data"]["event"] == name
+}
+
+/// The frames up to the session event `name`, that one included.
+pub fn frames_until_event(client: &mut Client, name: &str) -> Vec<Value> {
+    let mut frames = Vec::new();
+    loop {
+        let frame = next_frame(client);
+        let last = is_event(&frame, name);
+        frames.push(frame);
+        if last {
+            return frames;
+        }
+    }
+}
+
+/// Waits for a reply to put a tool call to the player: the frames read,
+/// and what `tool.approval_required` asked, with the call's id.
+pub fn approval_asked(client: &mut Client) -> (Vec<Value>, Value, String) {
+    let frames = frames_until_event(client, "tool.approval_required");
+    let asked = frames[frames.len() - 1]["data"]["data"].clone();
+    let call_id = asked["call_id"].as_str().expect("a call id").to_string();
+    (frames, asked, call_id)
+}

@@ -7,13 +7,13 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::assistant::tools;
+
 /// The agent of a session that names none.
 pub const DEFAULT_AGENT: &str = crate::store::conversations::DEFAULT_AGENT;
 
 /// The pillars an agent may serve; a liaison serves one.
 pub const PILLARS: &[&str] = &["mindfulness", "sleep", "mood"];
-
-use crate::assistant::tools;
 
 /// One agent as configured and as `agents.list` shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

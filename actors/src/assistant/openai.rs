@@ -444,7 +444,7 @@ struct Chunk {
     error: Option<serde_json::Value>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 struct Choice {
     #[serde(default)]
     delta: Option<Delta>,
@@ -470,7 +470,7 @@ struct CompletionMessage {
     content: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 struct Delta {
     #[serde(default)]
     content: Option<String>,
@@ -533,28 +533,16 @@ fn decode(data: &str) -> Result<Decoded, ModelError> {
             detail: detail_of_value(&error),
         });
     }
-    let choice = chunk.choices.and_then(|choices| choices.into_iter().next());
-    let (text, tool_calls, finish_reason) = match choice {
-        Some(choice) => {
-            let (text, tool_calls) = match choice.delta {
-                Some(delta) => (
-                    delta.content.filter(|text| !text.is_empty()),
-                    delta.tool_calls.unwrap_or_default(),
-                ),
-                None => (None, Vec::new()),
-            };
-            (
-                text,
-                tool_calls,
-                choice.finish_reason.as_deref().map(FinishReason::parse),
-            )
-        }
-        None => (None, Vec::new(), None),
-    };
+    // A chunk with no choice, or a choice with no delta, carries nothing.
+    let choice = chunk
+        .choices
+        .and_then(|choices| choices.into_iter().next())
+        .unwrap_or_default();
+    let delta = choice.delta.unwrap_or_default();
     Ok(Decoded::Chunk {
-        text,
-        tool_calls,
-        finish_reason,
+        text: delta.content.filter(|text| !text.is_empty()),
+        tool_calls: delta.tool_calls.unwrap_or_default(),
+        finish_reason: choice.finish_reason.as_deref().map(FinishReason::parse),
         usage: chunk.usage.map(|usage| Usage {
             prompt_tokens: usage.prompt_tokens,
             completion_tokens: usage.completion_tokens,

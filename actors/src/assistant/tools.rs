@@ -37,6 +37,9 @@ pub const TOOLS: &[ToolInfo] = &[
     },
 ];
 
+/// The longest note `share_summary` publishes, in characters.
+pub const MAX_NOTE_CHARS: usize = 1000;
+
 pub fn find(name: &str) -> Option<&'static ToolInfo> {
     TOOLS.iter().find(|tool| tool.name == name)
 }
@@ -58,7 +61,7 @@ pub fn parameters(name: &str) -> Value {
         }),
         "share_summary" => json!({
             "type": "object",
-            "properties": {"note": {"type": "string", "maxLength": 1000}},
+            "properties": {"note": {"type": "string", "maxLength": MAX_NOTE_CHARS}},
             "required": ["note"],
             "additionalProperties": false
         }),

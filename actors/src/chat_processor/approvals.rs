@@ -5,6 +5,7 @@
 //! is taken out when it is decided, when it times out, and when its reply
 //! ends (the guard), so nothing is left behind.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -117,14 +118,11 @@ impl PendingApprovals {
         decision: Decision,
     ) -> bool {
         let key = (session.clone(), call_id.to_string());
-        let mut waiting = self.lock();
-        match waiting.get(&key) {
-            Some(entry) if &entry.player == player => {}
-            _ => return false,
-        }
-        match waiting.remove(&key) {
-            Some(entry) => entry.decide.send(decision).is_ok(),
-            None => false,
+        match self.lock().entry(key) {
+            Entry::Occupied(entry) if &entry.get().player == player => {
+                entry.remove().decide.send(decision).is_ok()
+            }
+            _ => false,
         }
     }
 

@@ -358,6 +358,7 @@ async fn drive(mut job: ReplyJob, mut cancelled: oneshot::Receiver<()>) {
 /// Runs one tool call between `tool.started` and `tool.completed`.
 async fn run_tool(job: &mut ReplyJob, out: &mut Outlet, call: &ToolRequest) -> ToolOutcome {
     let shared = job.shared.clone();
+    let arguments = arguments_for_event(&call.arguments);
     out.publish(SessionEvent::AssistantStatus(StatusUpdate {
         message_id: job.reply.id,
         status: AssistantActivity::Tool,
@@ -368,37 +369,38 @@ async fn run_tool(job: &mut ReplyJob, out: &mut Outlet, call: &ToolRequest) -> T
         message_id: job.reply.id,
         call_id: call.call_id.clone(),
         tool: call.name.clone(),
-        arguments: arguments_for_event(&call.arguments),
+        arguments: arguments.clone(),
     }))
     .await;
     let allowed = shared
         .agents
         .get(&job.agent)
-        .map(|agent| agent.tools.clone())
-        .unwrap_or_default();
+        .map_or(&[][..], |agent| agent.tools.as_slice());
+    let checked = tools::check(allowed, &call.name, &call.arguments);
     // Only a call that could run is put to the player.
-    let needs_approval = allowed.contains(&call.name)
-        && crate::assistant::tools::find(&call.name).is_some_and(|tool| tool.requires_approval)
-        && serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&call.arguments)
-            .is_ok();
-    let approved = if needs_approval {
-        let asked = Instant::now();
-        match approval(job, out, call, arguments_for_event(&call.arguments)).await {
-            Ok(()) => true,
-            Err(refusal) => return finish_tool(job, out, call, refusal, asked).await,
+    let approved = match &checked {
+        Ok(checked) if checked.tool.requires_approval => {
+            let asked = Instant::now();
+            match approval(job, out, call, arguments).await {
+                Ok(()) => true,
+                Err(refusal) => return finish_tool(job, out, call, refusal, asked).await,
+            }
         }
-    } else {
-        false
+        _ => false,
     };
     let started = Instant::now();
-    let context = ToolContext {
-        shared: &shared,
-        player: &job.player,
-        session: &job.session,
-        allowed: &allowed,
-        approved,
+    let outcome = match checked {
+        Ok(checked) => {
+            let context = ToolContext {
+                shared: &shared,
+                player: &job.player,
+                session: &job.session,
+                approved,
+            };
+            tools::run(&context, checked, &mut job.elements).await
+        }
+        Err(refusal) => refusal,
     };
-    let outcome = tools::run(&context, &call.name, &call.arguments, &mut job.elements).await;
     finish_tool(job, out, call, outcome, started).await
 }
 

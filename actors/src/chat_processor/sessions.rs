@@ -330,6 +330,7 @@ fn ask_assistant(
     history: &[(Speaker, String)],
     agent: &str,
 ) -> Result<ReplyStream, ErrorFrame> {
+    let agent = shared.agents.get(agent);
     shared
         .assistant
         .try_reply(&Turn {
@@ -340,15 +341,9 @@ fn ask_assistant(
             anxious: assessed.anxious,
             history,
             // A session of an agent no longer configured keeps Hearth's
-            // own prompt.
-            instructions: shared
-                .agents
-                .get(agent)
-                .map_or("", |agent| agent.instructions.as_str()),
-            tools: shared
-                .agents
-                .get(agent)
-                .map_or(&[], |agent| agent.tools.as_slice()),
+            // own prompt and is offered no tool.
+            instructions: agent.map_or("", |agent| agent.instructions.as_str()),
+            tools: agent.map_or(&[], |agent| agent.tools.as_slice()),
         })
         .map_err(busy_error)
 }

@@ -9,6 +9,7 @@ use serde_json::{json, Map, Value};
 
 use super::views::raw_json;
 use super::ChatShared;
+use crate::assistant::tools::{self as catalogue, ToolInfo, MAX_NOTE_CHARS};
 use crate::assistant::ToolOutcome;
 use crate::broadcaster::Publish;
 use crate::channels::stream::{Payload, Publisher};
@@ -24,14 +25,16 @@ pub(super) struct ToolContext<'a> {
     pub shared: &'a ChatShared,
     pub player: &'a PlayerId,
     pub session: &'a SessionId,
-    /// The tools the session's agent lists.
-    pub allowed: &'a [String],
     /// The player approved this call (a tool that needs it runs only then).
     pub approved: bool,
 }
 
-/// The longest note `share_summary` publishes.
-const MAX_NOTE_CHARS: usize = 1000;
+/// A call that may run: its tool is one the session's agent lists, and its
+/// arguments are a JSON object.
+pub(super) struct CheckedCall {
+    pub tool: &'static ToolInfo,
+    arguments: Map<String, Value>,
+}
 
 /// A call that did not run, or failed: the assistant reads why.
 pub(super) fn failed(summary: impl Into<String>) -> ToolOutcome {
@@ -72,31 +75,42 @@ fn add_once(elements: &mut Vec<Element>, element: Element) {
     }
 }
 
-/// Runs the call `name(arguments)`, adding what it offers to `elements`.
-pub(super) async fn run(
-    context: &ToolContext<'_>,
+/// Checks the call `name(arguments)` against the tools `allowed` (the
+/// session's agent's), before it runs or is put to the player.
+pub(super) fn check(
+    allowed: &[String],
     name: &str,
     arguments: &str,
-    elements: &mut Vec<Element>,
-) -> ToolOutcome {
-    if !context.allowed.iter().any(|tool| tool == name) {
-        return failed(format!("no tool {name:?} for this agent"));
-    }
-    let arguments: Map<String, Value> = match serde_json::from_str(arguments) {
+) -> Result<CheckedCall, ToolOutcome> {
+    let Some(tool) = catalogue::find(name).filter(|_| allowed.iter().any(|tool| tool == name))
+    else {
+        return Err(failed(format!("no tool {name:?} for this agent")));
+    };
+    let arguments = match serde_json::from_str(arguments) {
         Ok(Value::Object(object)) => object,
         // An empty string is how some models call a tool without arguments.
         _ if arguments.trim().is_empty() => Map::new(),
-        _ => return failed("the arguments are not a JSON object"),
+        _ => return Err(failed("the arguments are not a JSON object")),
     };
-    let outcome = match name {
+    Ok(CheckedCall { tool, arguments })
+}
+
+/// Runs a checked call, adding what it offers to `elements`.
+pub(super) async fn run(
+    context: &ToolContext<'_>,
+    call: CheckedCall,
+    elements: &mut Vec<Element>,
+) -> ToolOutcome {
+    let CheckedCall { tool, arguments } = call;
+    if tool.requires_approval && !context.approved {
+        return failed(format!("{} needs the player's approval", tool.name));
+    }
+    let outcome = match tool.name {
         "suggest_exercise" => suggest_exercise(context, &arguments, elements),
         "list_progress" => list_progress(context).await,
         "find_resources" => find_resources(context, &arguments, elements),
-        "share_summary" if !context.approved => {
-            Err(failed("share_summary needs the player's approval"))
-        }
         "share_summary" => share_summary(context, &arguments).await,
-        _ => Err(failed(format!("no tool {name:?}"))),
+        other => Err(failed(format!("no tool {other:?}"))),
     };
     outcome.unwrap_or_else(|failure| failure)
 }
@@ -260,13 +274,15 @@ mod tests {
                 shared: &shared,
                 player: &player,
                 session: &session,
-                allowed: &allowed,
                 approved: false,
             };
             let mut elements = Vec::new();
             let mut outcomes = Vec::new();
             for (name, arguments) in list {
-                outcomes.push(run(&context, name, arguments, &mut elements).await);
+                outcomes.push(match check(&allowed, name, arguments) {
+                    Ok(call) => run(&context, call, &mut elements).await,
+                    Err(failure) => failure,
+                });
             }
             (outcomes, elements)
         })
